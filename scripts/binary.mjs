@@ -1,0 +1,44 @@
+// Builds dist/mesh: a Node 22 single executable application (SEA) with code cache.
+// Steps (LIBP2P-NOTES §4): blob from dist/mesh.cjs, copy the pinned node binary, strip the copy BEFORE
+// injecting (stripping after corrupts it), inject with postject.
+import { execFileSync } from 'node:child_process'
+import { chmodSync, copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const node = process.execPath
+if (!process.version.startsWith('v22.')) {
+  throw new Error(`build:binary needs the pinned Node 22 (running ${process.version}); run it through npm`)
+}
+writeFileSync(
+  'dist/sea-config.json',
+  JSON.stringify({
+    main: 'dist/mesh.cjs',
+    output: 'dist/sea.blob',
+    disableExperimentalSEAWarning: true,
+    useCodeCache: true,
+  }),
+)
+execFileSync(node, ['--experimental-sea-config', 'dist/sea-config.json'], { stdio: 'inherit' })
+rmSync('dist/mesh', { force: true })
+copyFileSync(node, 'dist/mesh')
+chmodSync('dist/mesh', 0o755)
+try {
+  execFileSync('strip', ['dist/mesh'], { stdio: 'inherit' })
+} catch {
+  console.warn('strip not available: the binary stays unstripped (about 17 MB larger)')
+}
+const postject = require.resolve('postject/dist/cli.js')
+execFileSync(
+  node,
+  [
+    postject,
+    'dist/mesh',
+    'NODE_SEA_BLOB',
+    'dist/sea.blob',
+    '--sentinel-fuse',
+    'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+)
+console.log(`dist/mesh: ${(statSync('dist/mesh').size / 1e6).toFixed(1)} MB`)

@@ -1,0 +1,231 @@
+/**
+ * The `mesh` command line (contract: ../shared/CLI.md), built as a factory so tests run it in process
+ * with injected output. Parsing is commander's; each command's work lives in src/cli/<command>.ts and is
+ * imported lazily, so commands that only talk to the local agent never load libp2p.
+ */
+import { join } from 'node:path'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { CliError, UsageError } from './cli/errors.js'
+import type { CliIo, GlobalOptions } from './cli/io.js'
+import { parseDurationMs } from './duration.js'
+import { MESH_VERSION } from './version.js'
+
+export { CliError, UsageError } from './cli/errors.js'
+export type { CliIo, GlobalOptions, Output } from './cli/io.js'
+
+/** A runnable command line. */
+export interface Cli {
+  /** Runs one command line (without `node` and script: `['exec', 'uptime']`); resolves to the exit code. */
+  run(argv: readonly string[]): Promise<number>
+}
+
+/** Parses a duration flag (`500ms`, `10s`, `5m`, `24h`), refusing anything else as a usage error. */
+function durationFlag(value: string): number {
+  const ms = parseDurationMs(value)
+  if (ms === undefined || ms <= 0)
+    throw new InvalidArgumentError(`'${value}' is not a duration like 500ms, 10s, 5m or 24h`)
+  return ms
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+/** Builds the CLI over `io`. */
+export function createCli(io: CliIo): Cli {
+  return {
+    async run(argv) {
+      let exitCode = 0
+      const program = buildProgram(io, code => {
+        exitCode = code
+      })
+      try {
+        await program.parseAsync([...argv], { from: 'user' })
+        return exitCode
+      } catch (err) {
+        return reportError(io, err)
+      }
+    },
+  }
+}
+
+function reportError(io: CliIo, err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Help and version requests end parsing with a "success" CommanderError.
+    if (err.exitCode === 0) return 0
+    return 2
+  }
+  if (err instanceof CliError) {
+    io.stderr.write(`mesh: ${err.message}\n`)
+    return err.exitCode
+  }
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+  io.stderr.write(`mesh: internal error: ${message}; please report it (run with MESH_DEBUG=1 for details)\n`)
+  if (io.env.MESH_DEBUG === '1' && err instanceof Error) io.stderr.write(`${err.stack}\n`)
+  return 1
+}
+
+function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command('mesh')
+  program
+    .description('Peer-to-peer command and control: signed requests over gossip, no broker.')
+    .version(MESH_VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .addOption(new Option('--home <dir>', 'state directory of this node (default: $MESH_HOME, else ~/.mesh)'))
+    .option('--json', 'print one JSON document on stdout')
+    .option('--jsonl', 'print one JSON object per line as events happen (where output streams)')
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: s => io.stdout.write(s),
+      writeErr: s => io.stderr.write(s),
+      outputError: (s, write) => {
+        const line = s.replace(/^error: /, '').trim()
+        write(`mesh: ${line}; see 'mesh --help'\n`)
+      },
+    })
+    .exitOverride()
+
+  const globals = (command: Command): GlobalOptions => {
+    const o = command.optsWithGlobals<{ home?: string; json?: boolean; jsonl?: boolean }>()
+    const home = o.home ?? nonEmpty(io.env.MESH_HOME) ?? join(io.userHome, '.mesh')
+    if (o.json === true && o.jsonl === true) throw new UsageError("choose one of '--json' and '--jsonl'")
+    return { home, json: o.json === true, jsonl: o.jsonl === true }
+  }
+  const run = (load: () => Promise<number | undefined>) => async () => {
+    setExit((await load()) ?? 0)
+  }
+
+  program
+    .command('init')
+    .description('start a new mesh in --home: CA, ticket secret, this node and a local operator')
+    .requiredOption('--name <name>', 'name of this node')
+    .option('--zone <zone>', 'zone of this node', 'core')
+    .option('--listen <multiaddr>', 'address to listen on (repeatable)', collect)
+    .option('--announce <multiaddr>', 'address to announce to peers (repeatable)', collect)
+    .action(async (opts, command: Command) => {
+      await run(async () => (await import('./cli/init.js')).init(io, globals(command), opts))()
+    })
+
+  program
+    .command('agent')
+    .description('run this node in the foreground until SIGINT/SIGTERM')
+    .action(async (_opts, command: Command) => {
+      await run(async () => (await import('./cli/agent.js')).agent(io, globals(command)))()
+    })
+
+  const ticket = program.command('ticket').description('join tickets')
+  ticket
+    .command('create <name>')
+    .description('print a one-line, single-use join ticket for NAME')
+    .requiredOption('--zone <zone>', 'zone granted to the new node')
+    .addOption(
+      new Option('--role <role>', 'role granted (repeatable)')
+        .choices(['agent', 'operator', 'ca'])
+        .argParser((v: string, prev: string[] | undefined) => {
+          if (!['agent', 'operator', 'ca'].includes(v)) {
+            throw new InvalidArgumentError(`'${v}' is not one of agent, operator, ca`)
+          }
+          return collect(v, prev)
+        }),
+    )
+    .addOption(
+      new Option('--ttl <duration>', 'how long the ticket stays valid')
+        .argParser(durationFlag)
+        .default(86_400_000, '24h'),
+    )
+    .action(async (name: string, opts, command: Command) => {
+      await run(async () =>
+        (await import('./cli/ticket.js')).ticketCreate(io, globals(command), name, opts),
+      )()
+    })
+
+  program
+    .command('join')
+    .description('make --home a member of a mesh')
+    .option('--ticket <ticket>', 'a ticket from `mesh ticket create`')
+    .option('--bootstrap <multiaddr>', 'a member to dial (without a ticket; repeatable)', collect)
+    .option('--fingerprint <fp>', 'the mesh fingerprint to expect (without a ticket)')
+    .option('--name <name>', 'requested name (without a ticket)')
+    .option('--zone <zone>', 'requested zone (without a ticket)')
+    .option('--listen <multiaddr>', 'address to listen on (repeatable)', collect)
+    .option('--announce <multiaddr>', 'address to announce to peers (repeatable)', collect)
+    .option('--timeout <duration>', 'how long to wait for the certificate', durationFlag)
+    .action(async (opts, command: Command) => {
+      await run(async () => (await import('./cli/join.js')).join(io, globals(command), opts))()
+    })
+
+  const ca = program.command('ca').description('certificate authority: signing requests and revocation')
+  ca.command('list')
+    .description('pending signing requests')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/ca.js')).caList(io, globals(command)))()
+    })
+  ca.command('sign <id>')
+    .description('issue the certificate of a pending request')
+    .action(async (id: string, _o, command: Command) => {
+      await run(async () => (await import('./cli/ca.js')).caDecide(io, globals(command), 'sign', id))()
+    })
+  ca.command('reject <id>')
+    .description('refuse a pending request')
+    .action(async (id: string, _o, command: Command) => {
+      await run(async () => (await import('./cli/ca.js')).caDecide(io, globals(command), 'reject', id))()
+    })
+  ca.command('revoke <nameOrSerial>')
+    .description('revoke a member across the mesh')
+    .action(async (target: string, _o, command: Command) => {
+      await run(async () => (await import('./cli/ca.js')).caRevoke(io, globals(command), target))()
+    })
+
+  program
+    .command('members')
+    .description('members of the mesh as this node sees them')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/members.js')).members(io, globals(command)))()
+    })
+
+  program
+    .command('zones')
+    .description('zones, their members and authorities')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/members.js')).zones(io, globals(command)))()
+    })
+
+  program
+    .command('exec <action> [args...]')
+    .description('run ACTION on every node that matches all filters')
+    .option('--zone <zone>', 'only nodes of this zone')
+    .option('--node <glob>', 'only nodes whose name matches')
+    .option('--fact <key=value>', 'only nodes with this fact (exact, glob or /regex/; repeatable)', collect)
+    .option('--where <expr>', "filter expression, e.g. 'zone=db and not name=d2'")
+    .option('--once', 'run only on the zone authority')
+    .addOption(
+      new Option('--timeout <duration>', 'how long to wait for replies')
+        .argParser(durationFlag)
+        .default(10_000, '10s'),
+    )
+    .action(async (action: string, args: string[], opts, command: Command) => {
+      await run(async () => (await import('./cli/exec.js')).exec(io, globals(command), action, args, opts))()
+    })
+
+  program
+    .command('demo')
+    .description('start a local demo mesh on 127.0.0.1 and run a request across it')
+    .option('--nodes <count>', 'number of nodes', v => positiveInt(v), 5)
+    .option('--exit', 'stop after the first request instead of waiting for Ctrl-C')
+    .action(async (opts, command: Command) => {
+      await run(async () => (await import('./cli/demo.js')).demo(io, globals(command), opts))()
+    })
+
+  return program
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`'${value}' is not a positive integer`)
+  return n
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value
+}

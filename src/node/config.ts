@@ -1,0 +1,451 @@
+/**
+ * The agent's configuration: one declarative schema (key, type, default, `MESH_` variable, unit, doc),
+ * merged in a pure function from defaults < timing profile < file in --home < environment < flags, then
+ * validated as a whole so every problem is reported at once (STYLE.md §7).
+ *
+ * Timing keys have per-profile defaults: `lan` (the default: fast failure detection on a LAN), `wan`
+ * (tolerant of latency and loss) and `test` (short timers for in-process tests).
+ */
+import { z } from 'zod'
+import { parseDurationMs } from '../duration.js'
+
+/** Named timing profiles. */
+export type Profile = 'lan' | 'wan' | 'test'
+export const PROFILES: readonly Profile[] = ['lan', 'wan', 'test']
+
+type Kind = 'duration' | 'integer' | 'boolean' | 'string' | 'strings' | 'enum'
+
+/** One entry of the schema. */
+export interface ConfigKey {
+  readonly key: string
+  readonly kind: Kind
+  /** For `enum`: the allowed values. */
+  readonly values?: readonly string[]
+  /** Default, or per-profile defaults for timing keys. */
+  readonly fallback: unknown | { readonly [P in Profile]: unknown }
+  readonly perProfile?: boolean
+  readonly env: string
+  readonly unit?: 'ms' | 'bytes' | 'count'
+  readonly doc: string
+}
+
+const timing = (lan: number, wan: number, test: number) => ({ lan, wan, test })
+
+/** The schema. Nested tables (`tags`, `actions`, `policy`) come only from the file; see {@link FileOnly}. */
+export const CONFIG_SCHEMA: readonly ConfigKey[] = [
+  {
+    key: 'profile',
+    kind: 'enum',
+    values: PROFILES,
+    fallback: 'lan',
+    env: 'MESH_PROFILE',
+    doc: 'timing profile',
+  },
+  {
+    key: 'listen',
+    kind: 'strings',
+    fallback: ['/ip4/0.0.0.0/tcp/7600'],
+    env: 'MESH_LISTEN',
+    doc: 'multiaddrs to listen on (comma-separated in the environment)',
+  },
+  { key: 'announce', kind: 'strings', fallback: [], env: 'MESH_ANNOUNCE', doc: 'multiaddrs to tell peers' },
+  { key: 'bootstrap', kind: 'strings', fallback: [], env: 'MESH_BOOTSTRAP', doc: 'peers to dial at start' },
+  {
+    key: 'mdns',
+    kind: 'boolean',
+    fallback: false,
+    env: 'MESH_MDNS',
+    doc: 'discover peers on the LAN with mDNS',
+  },
+  {
+    key: 'logLevel',
+    kind: 'enum',
+    values: ['silent', 'error', 'warn', 'info', 'debug', 'trace'],
+    fallback: 'info',
+    env: 'MESH_LOG_LEVEL',
+    doc: 'log level',
+  },
+  {
+    key: 'heartbeatIntervalMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(1_000, 5_000, 200),
+    env: 'MESH_HEARTBEAT_INTERVAL',
+    unit: 'ms',
+    doc: 'presence heartbeat period',
+  },
+  {
+    key: 'suspectAfterMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(3_500, 15_000, 800),
+    env: 'MESH_SUSPECT_AFTER',
+    unit: 'ms',
+    doc: 'silence after which a member is suspect',
+  },
+  {
+    key: 'deadAfterMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(10_000, 60_000, 2_000),
+    env: 'MESH_DEAD_AFTER',
+    unit: 'ms',
+    doc: 'silence after which a member is dead',
+  },
+  {
+    key: 'leaseTtlMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(2_000, 10_000, 1_000),
+    env: 'MESH_LEASE_TTL',
+    unit: 'ms',
+    doc: 'zone authority lease lifetime',
+  },
+  {
+    key: 'renewIntervalMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(600, 3_000, 300),
+    env: 'MESH_RENEW_INTERVAL',
+    unit: 'ms',
+    doc: 'how often the holder renews its lease',
+  },
+  {
+    key: 'maxClockSkewMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(250, 1_000, 100),
+    env: 'MESH_MAX_CLOCK_SKEW',
+    unit: 'ms',
+    doc: 'clock-skew budget for leases and request validity',
+  },
+  {
+    key: 'helloTimeoutMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(5_000, 15_000, 3_000),
+    env: 'MESH_HELLO_TIMEOUT',
+    unit: 'ms',
+    doc: 'time a new connection has to present a valid certificate',
+  },
+  {
+    key: 'requestLifetimeMsMax',
+    kind: 'duration',
+    fallback: 300_000,
+    env: 'MESH_REQUEST_LIFETIME_MAX',
+    unit: 'ms',
+    doc: 'longest validity a request may carry',
+  },
+  {
+    key: 'certificateTtlMs',
+    kind: 'duration',
+    fallback: 30 * 86_400_000,
+    env: 'MESH_CERTIFICATE_TTL',
+    unit: 'ms',
+    doc: 'lifetime of issued node certificates (renewed at two thirds)',
+  },
+  {
+    key: 'actionTimeoutMs',
+    kind: 'duration',
+    fallback: 60_000,
+    env: 'MESH_ACTION_TIMEOUT',
+    unit: 'ms',
+    doc: 'default wall-clock limit of an action',
+  },
+  {
+    key: 'actionOutputBytesMax',
+    kind: 'integer',
+    fallback: 64 * 1024,
+    env: 'MESH_ACTION_OUTPUT_MAX',
+    unit: 'bytes',
+    doc: 'action output kept per run',
+  },
+  {
+    key: 'actionConcurrencyMax',
+    kind: 'integer',
+    fallback: 8,
+    env: 'MESH_ACTION_CONCURRENCY_MAX',
+    unit: 'count',
+    doc: 'actions running at once',
+  },
+  {
+    key: 'requestBytesMax',
+    kind: 'integer',
+    fallback: 64 * 1024,
+    env: 'MESH_REQUEST_BYTES_MAX',
+    unit: 'bytes',
+    doc: 'largest request envelope accepted',
+  },
+  {
+    key: 'connectionsMax',
+    kind: 'integer',
+    fallback: 1_000,
+    env: 'MESH_CONNECTIONS_MAX',
+    unit: 'count',
+    doc: 'libp2p connection limit',
+  },
+  {
+    key: 'pnetKeyFile',
+    kind: 'string',
+    fallback: '',
+    env: 'MESH_PNET_KEY_FILE',
+    doc: 'pre-shared network key file (libp2p pnet); empty = off',
+  },
+]
+
+/** A rule of the node's authorization policy (see src/gossip/authorize.ts). */
+export interface PolicyRuleConfig {
+  readonly actions: readonly string[]
+  readonly operators?: readonly string[]
+  readonly roles?: readonly string[]
+  readonly zones?: readonly string[]
+}
+
+/** An action declared in the node's config: run without a shell. */
+export interface DeclaredActionConfig {
+  readonly argv: readonly string[]
+  readonly timeoutMs?: number
+  readonly outputBytesMax?: number
+}
+
+/** The merged, validated configuration. */
+export interface AgentConfig {
+  readonly profile: Profile
+  readonly listen: readonly string[]
+  readonly announce: readonly string[]
+  readonly bootstrap: readonly string[]
+  readonly mdns: boolean
+  readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+  readonly heartbeatIntervalMs: number
+  readonly suspectAfterMs: number
+  readonly deadAfterMs: number
+  readonly leaseTtlMs: number
+  readonly renewIntervalMs: number
+  readonly maxClockSkewMs: number
+  readonly helloTimeoutMs: number
+  readonly requestLifetimeMsMax: number
+  readonly certificateTtlMs: number
+  readonly actionTimeoutMs: number
+  readonly actionOutputBytesMax: number
+  readonly actionConcurrencyMax: number
+  readonly requestBytesMax: number
+  readonly connectionsMax: number
+  readonly pnetKeyFile: string
+  /** User-defined facts published in presence (`[tags]` in the file). */
+  readonly tags: Readonly<Record<string, string>>
+  /** Actions declared in `[actions.NAME]`. */
+  readonly actions: Readonly<Record<string, DeclaredActionConfig>>
+  /** Policy rules from `[[policy]]`; empty means the default policy. */
+  readonly policy: readonly PolicyRuleConfig[]
+}
+
+/** Where a layer's values came from, for error messages. */
+export type Layer = 'file' | 'environment' | 'flags'
+
+/** Inputs to {@link resolveConfig}: each layer is raw (strings from env, parsed TOML from the file). */
+export interface ConfigSources {
+  readonly file?: Record<string, unknown>
+  readonly env?: Readonly<Record<string, string | undefined>>
+  readonly flags?: Record<string, unknown>
+}
+
+/** Raised with every problem found, one per line. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+  readonly code = 'invalid-config'
+  readonly problems: readonly string[]
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`)
+    this.problems = problems
+  }
+}
+
+const FILE_ONLY = new Set(['tags', 'actions', 'policy'])
+const KNOWN = new Set([...CONFIG_SCHEMA.map(k => k.key), ...FILE_ONLY])
+
+const tagsSchema = z.record(z.string().regex(/^[A-Za-z][\w.-]{0,63}$/), z.string().max(256))
+const durationish = z.union([z.number().int().positive(), z.string()])
+const actionSchema = z.strictObject({
+  argv: z.array(z.string()).min(1).max(256),
+  timeout: durationish.optional(),
+  outputBytesMax: z.number().int().positive().optional(),
+})
+const actionsSchema = z.record(z.string().regex(/^[a-z][\w.-]{0,63}$/), actionSchema)
+const policySchema = z.array(
+  z.strictObject({
+    actions: z.array(z.string()).min(1),
+    operators: z.array(z.string()).optional(),
+    roles: z.array(z.enum(['agent', 'operator', 'ca'])).optional(),
+    zones: z.array(z.string()).optional(),
+  }),
+)
+
+/**
+ * Merges the layers and validates the result. Pure: no I/O, no process.env.
+ * @throws ConfigError listing every problem
+ */
+export function resolveConfig(sources: ConfigSources): AgentConfig {
+  const problems: string[] = []
+  const file = sources.file ?? {}
+  for (const key of Object.keys(file)) {
+    if (!KNOWN.has(key)) problems.push(`file: unknown key '${key}'`)
+  }
+  for (const [name, value] of Object.entries(sources.env ?? {})) {
+    if (name.startsWith('MESH_') && value !== undefined && !ENV_NAMES.has(name) && !ENV_IGNORED.has(name)) {
+      problems.push(`environment: unknown variable ${name}`)
+    }
+  }
+
+  const raw: Record<string, unknown> = {}
+  // The profile decides the defaults of the timing keys, so it is resolved first.
+  const profileKey = CONFIG_SCHEMA[0]!
+  const profile = (layered(profileKey, sources, problems) ?? 'lan') as Profile
+  raw.profile = profile
+  for (const entry of CONFIG_SCHEMA.slice(1)) {
+    const value = layered(entry, sources, problems)
+    raw[entry.key] = value !== undefined ? value : defaultOf(entry, profile)
+  }
+
+  const tags = tagsSchema.safeParse(file.tags ?? {})
+  if (!tags.success)
+    problems.push(...tags.error.issues.map(i => `file: tags.${i.path.join('.')}: ${i.message}`))
+  const actions = actionsSchema.safeParse(file.actions ?? {})
+  if (!actions.success) {
+    problems.push(...actions.error.issues.map(i => `file: actions.${i.path.join('.')}: ${i.message}`))
+  }
+  const policy = policySchema.safeParse(file.policy ?? [])
+  if (!policy.success)
+    problems.push(...policy.error.issues.map(i => `file: policy.${i.path.join('.')}: ${i.message}`))
+
+  const declared: Record<string, DeclaredActionConfig> = {}
+  for (const [name, action] of Object.entries(actions.success ? actions.data : {})) {
+    let timeoutMs: number | undefined
+    if (action.timeout !== undefined) {
+      timeoutMs = typeof action.timeout === 'number' ? action.timeout : parseDurationMs(action.timeout)
+      if (timeoutMs === undefined) problems.push(`file: actions.${name}.timeout: not a duration like 10s`)
+    }
+    declared[name] = { argv: action.argv, timeoutMs, outputBytesMax: action.outputBytesMax }
+  }
+
+  const config = {
+    ...raw,
+    tags: tags.success ? tags.data : {},
+    actions: declared,
+    policy: policy.success ? policy.data : [],
+  } as unknown as AgentConfig
+  problems.push(...checkRelationships(config))
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}
+
+/** Relationships between values that types alone cannot express. */
+export function checkRelationships(c: AgentConfig): string[] {
+  const problems: string[] = []
+  if (c.renewIntervalMs + c.maxClockSkewMs >= c.leaseTtlMs) {
+    problems.push(
+      `renewIntervalMs (${c.renewIntervalMs}) + maxClockSkewMs (${c.maxClockSkewMs}) must be below leaseTtlMs (${c.leaseTtlMs})`,
+    )
+  }
+  if (2 * c.maxClockSkewMs >= c.leaseTtlMs) {
+    problems.push(`leaseTtlMs (${c.leaseTtlMs}) must exceed twice maxClockSkewMs (${c.maxClockSkewMs})`)
+  }
+  if (c.suspectAfterMs <= c.heartbeatIntervalMs) {
+    problems.push(
+      `suspectAfterMs (${c.suspectAfterMs}) must exceed heartbeatIntervalMs (${c.heartbeatIntervalMs})`,
+    )
+  }
+  if (c.deadAfterMs <= c.suspectAfterMs) {
+    problems.push(`deadAfterMs (${c.deadAfterMs}) must exceed suspectAfterMs (${c.suspectAfterMs})`)
+  }
+  if (c.listen.length === 0) problems.push('listen must name at least one address')
+  return problems
+}
+
+/** The config of a profile with no file, environment or flags (for libraries and tests). */
+export function defaultConfig(
+  profile: Profile = 'lan',
+  overrides: Record<string, unknown> = {},
+): AgentConfig {
+  return resolveConfig({ flags: { profile, ...overrides } })
+}
+
+const ENV_NAMES = new Set(CONFIG_SCHEMA.map(k => k.env))
+/** Variables that are not config keys but are read elsewhere (the CLI's home, the simulator's seed). */
+const ENV_IGNORED = new Set([
+  'MESH_HOME',
+  'MESH_SEED',
+  'MESH_SWARM_SEEDS',
+  'MESH_UPDATE_GOLDEN',
+  'MESH_BENCH',
+])
+
+function defaultOf(entry: ConfigKey, profile: Profile): unknown {
+  if (entry.perProfile === true) return (entry.fallback as Record<Profile, unknown>)[profile]
+  return entry.fallback
+}
+
+/** Highest layer that sets `entry`, parsed to its kind; records problems and returns undefined on error. */
+function layered(entry: ConfigKey, sources: ConfigSources, problems: string[]): unknown {
+  const layers: Array<[Layer, unknown]> = [
+    ['flags', sources.flags?.[entry.key]],
+    ['environment', sources.env?.[entry.env]],
+    ['file', sources.file?.[entry.key]],
+  ]
+  for (const [layer, value] of layers) {
+    if (value === undefined) continue
+    const where = layer === 'environment' ? `environment: ${entry.env}` : `${layer}: ${entry.key}`
+    const parsed = parseValue(entry, value, layer === 'environment')
+    if (!parsed.ok) {
+      problems.push(`${where}: ${parsed.problem}`)
+      return undefined
+    }
+    return parsed.value
+  }
+  return undefined
+}
+
+type Parsed = { ok: true; value: unknown } | { ok: false; problem: string }
+
+function parseValue(entry: ConfigKey, value: unknown, fromEnv: boolean): Parsed {
+  switch (entry.kind) {
+    case 'duration': {
+      if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return { ok: true, value }
+      if (typeof value === 'string') {
+        const ms = parseDurationMs(value)
+        if (ms !== undefined && ms > 0) return { ok: true, value: ms }
+      }
+      return { ok: false, problem: `'${String(value)}' is not a duration like 500ms, 10s, 5m or 24h` }
+    }
+    case 'integer': {
+      const n = typeof value === 'string' && fromEnv ? Number(value) : value
+      if (typeof n === 'number' && Number.isSafeInteger(n) && n > 0) return { ok: true, value: n }
+      return { ok: false, problem: `'${String(value)}' is not a positive integer` }
+    }
+    case 'boolean': {
+      if (typeof value === 'boolean') return { ok: true, value }
+      if (fromEnv && typeof value === 'string' && /^(1|true|yes|on|0|false|no|off)$/i.test(value)) {
+        return { ok: true, value: /^(1|true|yes|on)$/i.test(value) }
+      }
+      return { ok: false, problem: `'${String(value)}' is not true or false` }
+    }
+    case 'string':
+      return typeof value === 'string' ? { ok: true, value } : { ok: false, problem: 'must be a string' }
+    case 'strings': {
+      if (fromEnv && typeof value === 'string') {
+        return {
+          ok: true,
+          value: value
+            .split(',')
+            .map(s => s.trim())
+            .filter(s => s.length > 0),
+        }
+      }
+      if (Array.isArray(value) && value.every(v => typeof v === 'string')) return { ok: true, value }
+      return { ok: false, problem: 'must be a list of strings' }
+    }
+    case 'enum': {
+      if (typeof value === 'string' && entry.values?.includes(value)) return { ok: true, value }
+      return { ok: false, problem: `'${String(value)}' is not one of ${entry.values?.join(', ')}` }
+    }
+  }
+}

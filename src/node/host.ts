@@ -1,0 +1,101 @@
+/**
+ * The libp2p host of an agent: TCP (or the in-process memory transport for tests), Noise, yamux,
+ * identify and gossipsub with the settings measured in LIBP2P-NOTES §6, bootstrap and optional mDNS
+ * discovery, an optional pnet pre-shared key, and the admission gater. Created unstarted so admission
+ * can attach its handlers and middleware before the first connection.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
+import { type Identify, identify } from '@libp2p/identify'
+import type { ConnectionGater, Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { memory } from '@libp2p/memory'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
+
+/** Topics mesh uses; every node subscribes to all of them. */
+export const TOPICS = {
+  request: 'mesh/req/v1',
+  presence: 'mesh/presence/v1',
+  revocation: 'mesh/crl/v1',
+} as const
+
+/** Largest gossip message accepted from a peer. */
+export const GOSSIP_MESSAGE_BYTES_MAX = 1 << 20
+
+/** The services every mesh host runs. */
+export type HostServices = {
+  identify: Identify
+  pubsub: GossipSub
+}
+
+/** A mesh libp2p node. */
+export type Host = Libp2p<HostServices>
+
+/** Options of {@link createHost}. */
+export interface HostInit {
+  readonly privateKey: PrivateKey
+  readonly listen: readonly string[]
+  readonly announce?: readonly string[]
+  /** Multiaddrs with /p2p/ to discover at start. */
+  readonly bootstrap?: readonly string[]
+  readonly mdns?: boolean
+  /** `memory` uses @libp2p/memory (in-process tests); default `tcp`. */
+  readonly transport?: 'tcp' | 'memory'
+  readonly connectionsMax: number
+  readonly gater: ConnectionGater
+  /** The pnet pre-shared key file contents; absent = no outer fence. */
+  readonly pnetKey?: Uint8Array
+  /** Gossipsub heartbeat; 700 ms measured best here (LIBP2P-NOTES §6). */
+  readonly heartbeatIntervalMs?: number
+  /** Gossipsub's duplicate window; keep ≥ the longest request lifetime. */
+  readonly seenTtlMs: number
+}
+
+/** Creates an unstarted host. */
+export async function createHost(init: HostInit): Promise<Host> {
+  const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
+  if ((init.bootstrap?.length ?? 0) > 0) {
+    peerDiscovery.push(bootstrap({ list: [...(init.bootstrap ?? [])], timeout: 100 }) as never)
+  }
+  if (init.mdns === true)
+    peerDiscovery.push(mdns({ interval: 1000, serviceTag: '_mesh._udp.local' }) as never)
+
+  const options: Libp2pOptions<HostServices> = {
+    privateKey: init.privateKey,
+    start: false,
+    addresses: { listen: [...init.listen], announce: [...(init.announce ?? [])] },
+    transports: [init.transport === 'memory' ? memory() : tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: init.gater,
+    connectionManager: {
+      maxConnections: init.connectionsMax,
+      // Defaults (5/s per host, 10 pending) throttle reply bursts and loopback fleets (LIBP2P-NOTES §3).
+      inboundConnectionThreshold: 1_000,
+      maxIncomingPendingConnections: 256,
+    },
+    peerDiscovery: peerDiscovery as never,
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictNoSign', // our envelopes carry the signatures; identical on every node
+        fallbackToFloodsub: false,
+        floodPublish: true,
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        heartbeatInterval: init.heartbeatIntervalMs ?? 700,
+        seenTTL: init.seenTtlMs,
+        // More than 10 peers per IP (loopback, NAT) would otherwise stall the mesh; certificates gate Sybils.
+        scoreParams: { IPColocationFactorWeight: 0 },
+        allowedTopics: Object.values(TOPICS),
+        maxInboundDataLength: GOSSIP_MESSAGE_BYTES_MAX,
+      }),
+    },
+  }
+  if (init.pnetKey !== undefined) options.connectionProtector = preSharedKey({ psk: init.pnetKey })
+  return createLibp2p(options)
+}

@@ -1,0 +1,98 @@
+// Proves the config merge order (defaults < profile < file < environment < flags), unit parsing, and
+// that every problem is reported at once, including relationships between timing values.
+import { describe, expect, it } from 'vitest'
+import { CONFIG_SCHEMA, ConfigError, defaultConfig, resolveConfig } from '../../src/node/config.js'
+
+describe('resolveConfig', () => {
+  it('uses the lan profile by default and its timing values', () => {
+    const c = defaultConfig()
+    expect(c.profile).toBe('lan')
+    expect(c.leaseTtlMs).toBe(2_000)
+    expect(c.listen).toEqual(['/ip4/0.0.0.0/tcp/7600'])
+  })
+
+  it('takes timing defaults from the chosen profile', () => {
+    expect(defaultConfig('test').heartbeatIntervalMs).toBe(200)
+    expect(defaultConfig('wan').heartbeatIntervalMs).toBe(5_000)
+  })
+
+  it('merges file < environment < flags', () => {
+    const c = resolveConfig({
+      file: { leaseTtlMs: '4s', renewIntervalMs: '1s', heartbeatIntervalMs: '2s', suspectAfterMs: '5s' },
+      env: { MESH_LEASE_TTL: '5s', MESH_HEARTBEAT_INTERVAL: '3s', HOME: '/root' },
+      flags: { leaseTtlMs: 6_000 },
+    })
+    expect(c.leaseTtlMs).toBe(6_000) // flag wins
+    expect(c.heartbeatIntervalMs).toBe(3_000) // environment beats file
+    expect(c.renewIntervalMs).toBe(1_000) // file beats default
+    expect(c.suspectAfterMs).toBe(5_000)
+  })
+
+  it('picks the profile from the environment before applying its defaults', () => {
+    const c = resolveConfig({ env: { MESH_PROFILE: 'test' } })
+    expect(c.profile).toBe('test')
+    expect(c.leaseTtlMs).toBe(1_000)
+  })
+
+  it('parses environment lists and booleans', () => {
+    const c = resolveConfig({
+      env: { MESH_LISTEN: '/ip4/127.0.0.1/tcp/1, /ip4/127.0.0.1/tcp/2', MESH_MDNS: 'yes' },
+    })
+    expect(c.listen).toEqual(['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/2'])
+    expect(c.mdns).toBe(true)
+  })
+
+  it('reads tags, declared actions and policy from the file', () => {
+    const c = resolveConfig({
+      file: {
+        tags: { rack: 'r12' },
+        actions: { restart_web: { argv: ['systemctl', 'restart', 'nginx'], timeout: '30s' } },
+        policy: [{ actions: ['restart_web'], roles: ['operator'], zones: ['web'] }],
+      },
+    })
+    expect(c.tags).toEqual({ rack: 'r12' })
+    expect(c.actions.restart_web).toEqual({ argv: ['systemctl', 'restart', 'nginx'], timeoutMs: 30_000 })
+    expect(c.policy).toHaveLength(1)
+  })
+
+  it('reports every problem at once', () => {
+    let error: unknown
+    try {
+      resolveConfig({
+        file: { nonsense: 1, leaseTtlMs: 'soon', actions: { x: { argv: [] } } },
+        env: { MESH_MDNS: 'maybe', MESH_FROB: '1' },
+        flags: { actionConcurrencyMax: -3 },
+      })
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    const problems = (error as ConfigError).problems.join('\n')
+    expect(problems).toMatch(/unknown key 'nonsense'/)
+    expect(problems).toMatch(/leaseTtlMs: 'soon' is not a duration/)
+    expect(problems).toMatch(/MESH_MDNS: 'maybe' is not true or false/)
+    expect(problems).toMatch(/unknown variable MESH_FROB/)
+    expect(problems).toMatch(/actionConcurrencyMax: '-3' is not a positive integer/)
+    expect(problems).toMatch(/actions\.x\.argv/)
+  })
+
+  it.each([
+    [
+      { renewIntervalMs: 1_900 },
+      /renewIntervalMs \(1900\) \+ maxClockSkewMs \(250\) must be below leaseTtlMs/,
+    ],
+    [{ maxClockSkewMs: 1_500 }, /must exceed twice maxClockSkewMs/],
+    [{ suspectAfterMs: 500 }, /suspectAfterMs \(500\) must exceed heartbeatIntervalMs/],
+    [{ deadAfterMs: 3_000 }, /deadAfterMs \(3000\) must exceed suspectAfterMs/],
+  ])('checks timing relationships %j', (flags, pattern) => {
+    expect(() => resolveConfig({ flags })).toThrow(pattern)
+  })
+
+  it('documents every key with a MESH_ variable', () => {
+    for (const entry of CONFIG_SCHEMA) {
+      expect(entry.env).toMatch(/^MESH_[A-Z_]+$/)
+      expect(entry.doc.length).toBeGreaterThan(3)
+    }
+    expect(new Set(CONFIG_SCHEMA.map(e => e.env)).size).toBe(CONFIG_SCHEMA.length)
+  })
+})
