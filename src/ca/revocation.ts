@@ -1,0 +1,205 @@
+/**
+ * Revocation lists: the CA's signed, versioned statement of which certificates are withdrawn.
+ *
+ * Wire form: `encodeCbor({ body: encodeCbor(list), sig })`, signed by the CA key. Every node keeps the
+ * newest list it has verified ({@link newer}); a higher version always replaces a lower one, so an
+ * old list replayed by anyone is ignored. Entries carry the certificate's `notAfterMs` so the CA can
+ * drop them once the certificate would be refused as expired anyway, keeping the list bounded.
+ */
+
+import { isSerial } from './certificate.js'
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type SigningKey, signBytes, verifyBytes } from './ed25519.js'
+import { decodeCbor, encodeCbor } from './encoding.js'
+import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import {
+  FieldError,
+  readArray,
+  readBytes,
+  readConstant,
+  readInteger,
+  readName,
+  readRecord,
+  readString,
+  tryRead,
+} from './fields.js'
+import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
+import { bytesEqual } from './hash.js'
+
+/** Most entries in one list. */
+export const REVOCATION_ENTRIES_MAX = 4096
+/** Largest encoded list, in bytes (a full list of long names is about 0.9 MiB). */
+export const REVOCATION_LIST_BYTES_MAX = 1_048_576
+
+const PEER_ID_CHARS_MAX = 128
+
+/** One withdrawn certificate. */
+export interface RevocationEntry {
+  readonly serial: string
+  readonly name: string
+  /** PeerId of the holder, so transports can drop and deny it without its certificate at hand. */
+  readonly peerId: string
+  readonly revokedAtMs: number
+  /** The certificate's own end; after it the entry may be dropped. */
+  readonly notAfterMs: number
+}
+
+/** The content of a revocation list. Entries are sorted by serial, one per serial. */
+export interface RevocationList {
+  /** Increases by one with every list the CA publishes; 0 is the empty list before any revocation. */
+  readonly version: number
+  readonly issuedAtMs: number
+  /** The mesh fingerprint (SHA-256 of the CA public key). */
+  readonly issuer: Uint8Array
+  readonly entries: readonly RevocationEntry[]
+}
+
+/** A list with its exact signed bytes (what is published and stored). */
+export interface SignedRevocationList {
+  readonly list: RevocationList
+  readonly bytes: Uint8Array
+}
+
+/** Why a list was refused. A closed set. */
+export type RevocationListRejection = 'malformed' | 'too-large' | 'wrong-issuer' | 'bad-signature'
+
+/** Result of {@link verifyRevocationList}. */
+export type RevocationListVerdict =
+  | { readonly ok: true; readonly signed: SignedRevocationList }
+  | { readonly ok: false; readonly reason: RevocationListRejection; readonly detail: string }
+
+/** Raised by {@link signRevocationList} for content that could not form a valid list. */
+export class RevocationListError extends Error {
+  override name = 'RevocationListError'
+  readonly code: 'invalid-fields' | 'too-large'
+  constructor(code: 'invalid-fields' | 'too-large', message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/**
+ * Signs a list; entries may come in any order (they are sorted) but serials must be unique.
+ * @throws RevocationListError
+ */
+export function signRevocationList(
+  caKey: SigningKey,
+  content: { version: number; issuedAtMs: number; entries: readonly RevocationEntry[] },
+): SignedRevocationList {
+  const entries = [...content.entries].sort((a, b) =>
+    a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0,
+  )
+  if (entries.length > REVOCATION_ENTRIES_MAX) {
+    throw new RevocationListError('too-large', `more than ${REVOCATION_ENTRIES_MAX} entries`)
+  }
+  if (!Number.isSafeInteger(content.version) || content.version < 0) {
+    throw new RevocationListError('invalid-fields', 'version must be a non-negative integer')
+  }
+  const list: RevocationList = {
+    version: content.version,
+    issuedAtMs: content.issuedAtMs,
+    issuer: fingerprintOf(caKey.publicKey),
+    entries,
+  }
+  const body = encodeCbor({
+    version: 1,
+    listVersion: list.version,
+    issuedAtMs: list.issuedAtMs,
+    issuer: list.issuer,
+    entries: entries.map(entry => ({ ...entry })),
+  })
+  // Re-reading what we are about to sign keeps the writer and the reader on one definition.
+  const read = tryRead(() => readRevocationList(decodeCbor(body, Number.POSITIVE_INFINITY)))
+  if (!read.ok) throw new RevocationListError('invalid-fields', read.detail)
+  const bytes = encodeEnvelope(body, 'sig', signBytes(caKey, body))
+  if (bytes.byteLength > REVOCATION_LIST_BYTES_MAX) {
+    throw new RevocationListError('too-large', `list is ${bytes.byteLength} bytes`)
+  }
+  return { list, bytes }
+}
+
+/** Decodes and verifies a list against the mesh CA key. Never throws. */
+export function verifyRevocationList(bytes: Uint8Array, caPublicKey: Uint8Array): RevocationListVerdict {
+  if (caPublicKey.byteLength !== PUBLIC_KEY_BYTES) {
+    return { ok: false, reason: 'wrong-issuer', detail: 'CA public key must be 32 bytes' }
+  }
+  const envelope = decodeEnvelope(bytes, REVOCATION_LIST_BYTES_MAX, 'sig', SIGNATURE_BYTES)
+  if (!envelope.ok) return envelope
+  const read = tryRead(() => readRevocationList(envelope.content))
+  if (!read.ok) return { ok: false, reason: 'malformed', detail: read.detail }
+  if (!bytesEqual(read.value.issuer, fingerprintOf(caPublicKey))) {
+    return { ok: false, reason: 'wrong-issuer', detail: 'list of another CA' }
+  }
+  if (!verifyBytes(caPublicKey, envelope.parts.body, envelope.parts.tag)) {
+    return { ok: false, reason: 'bad-signature', detail: 'signature does not verify with the mesh CA key' }
+  }
+  return { ok: true, signed: { list: read.value, bytes } }
+}
+
+function readRevocationList(content: unknown): RevocationList {
+  const record = readRecord(content, 'revocation list', [
+    'version',
+    'listVersion',
+    'issuedAtMs',
+    'issuer',
+    'entries',
+  ])
+  readConstant(record, 'version', 1)
+  const entries = readArray(record, 'entries', REVOCATION_ENTRIES_MAX, readEntry)
+  for (let i = 1; i < entries.length; i++) {
+    // Sorted and unique: one canonical encoding per set of entries.
+    if ((entries[i - 1]?.serial ?? '') >= (entries[i]?.serial ?? '')) {
+      throw new FieldError('entries are not sorted by unique serial')
+    }
+  }
+  return {
+    version: readInteger(record, 'listVersion'),
+    issuedAtMs: readInteger(record, 'issuedAtMs'),
+    issuer: readBytes(record, 'issuer', { length: FINGERPRINT_BYTES }),
+    entries,
+  }
+}
+
+function readEntry(item: unknown): RevocationEntry {
+  const record = readRecord(item, 'revocation entry', [
+    'serial',
+    'name',
+    'peerId',
+    'revokedAtMs',
+    'notAfterMs',
+  ])
+  const serial = readString(record, 'serial', 32)
+  if (!isSerial(serial)) throw new FieldError('entry serial is not 32 lower-case hex characters')
+  return {
+    serial,
+    name: readName(record, 'name'),
+    peerId: readString(record, 'peerId', PEER_ID_CHARS_MAX),
+    revokedAtMs: readInteger(record, 'revokedAtMs'),
+    notAfterMs: readInteger(record, 'notAfterMs'),
+  }
+}
+
+/** True when `candidate` should replace `current` (higher version; anything beats no list). */
+export function newer(candidate: RevocationList, current: RevocationList | undefined): boolean {
+  return current === undefined || candidate.version > current.version
+}
+
+/** Fast membership tests over one list. */
+export interface RevocationLookup {
+  readonly version: number
+  isRevoked(serial: string): boolean
+  isPeerRevoked(peerId: string): boolean
+}
+
+/**
+ * Builds lookup sets for a list. Note `isPeerRevoked` is true while any certificate of that PeerId
+ * is revoked, even if it also holds a newer valid one; a re-admitted machine should use a new key.
+ */
+export function createRevocationLookup(list: RevocationList | undefined): RevocationLookup {
+  const serials = new Set(list?.entries.map(entry => entry.serial))
+  const peers = new Set(list?.entries.map(entry => entry.peerId))
+  return {
+    version: list?.version ?? 0,
+    isRevoked: serial => serials.has(serial),
+    isPeerRevoked: peerId => peers.has(peerId),
+  }
+}

@@ -1,0 +1,717 @@
+/**
+ * The mesh node: the one driver that feeds libp2p events and timers into the pure cores (certificate
+ * verification, request validation, membership, the CA issuer, zone authority) and carries out their
+ * effects. It is also the library an appliance embeds: {@link createMeshNode} takes plain options (no
+ * files needed), `registerAction` adds in-process actions and `exec` issues requests.
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createCertificateVerifier } from '../ca/certificate.js'
+import { toHex } from '../ca/hash.js'
+import {
+  createIssuer,
+  type Issuer,
+  type IssuerEffect,
+  type IssuerInput,
+  type PendingSummary,
+} from '../ca/issuer.js'
+import {
+  createRevocationLookup,
+  newer,
+  type RevocationLookup,
+  type SignedRevocationList,
+  verifyRevocationList,
+} from '../ca/revocation.js'
+import type { SignedCertificate } from '../ca/types.js'
+import { DEFAULT_POLICY, parsePolicy } from '../gossip/authorize.js'
+import type { TargetFilter } from '../gossip/filter.js'
+import { createMembership, expectedNodes, type Membership, type MemberView } from '../gossip/membership.js'
+import { createHeartbeat, verifyHeartbeat } from '../gossip/presence.js'
+import { createReplayCache } from '../gossip/replay.js'
+import { createReply, verifyReply } from '../gossip/reply.js'
+import { type CollectEvent, createReplyCollector, type ExecResult } from '../gossip/reply-collector.js'
+import { createRequest } from '../gossip/request.js'
+import {
+  createRequestValidator,
+  outcomeCode,
+  type RequestValidator,
+  toTopicValidatorResult,
+  type VerifiedRequest,
+} from '../gossip/validate.js'
+import { MESH_VERSION } from '../version.js'
+import {
+  type ActionHandler,
+  type ActionHandlerOptions,
+  type ActionRegistry,
+  createActionRegistry,
+} from './actions.js'
+import { type Admission, createAdmission } from './admission.js'
+import type { AgentConfig } from './config.js'
+import { createFactsProvider, type FactsProvider } from './facts.js'
+import type { CaMaterial, Identity } from './home.js'
+import { libp2pKeyOf, secureRandomBytes } from './home.js'
+import { createHost, type Host, TOPICS } from './host.js'
+import { type Logger, silentLogger } from './log.js'
+import { createReplyRouter, REPLY_PROTOCOL, type ReplyRouter } from './replies.js'
+
+/** Persistence the node asks for; the agent writes files, an embedding program may do anything. */
+export interface NodeStore {
+  saveIssuerState?(state: ReturnType<Issuer['state']>): Promise<void>
+  saveRevocations?(bytes: Uint8Array): Promise<void>
+  saveNodeCertificate?(certificate: SignedCertificate): Promise<void>
+}
+
+/** Options of {@link createMeshNode}. */
+export interface MeshNodeInit {
+  readonly node: Identity
+  readonly caPublicKey: Uint8Array
+  /** Identity that signs `exec` requests; default the node's own when it has the operator role. */
+  readonly operator?: Identity
+  /** CA material; makes this node able to issue certificates and revoke. */
+  readonly ca?: CaMaterial
+  /** The newest revocation list known at start. */
+  readonly revocations?: Uint8Array
+  readonly config: AgentConfig
+  /** `memory` for in-process tests; default `tcp`. */
+  readonly transport?: 'tcp' | 'memory'
+  readonly store?: NodeStore
+  readonly logger?: Logger
+  /** Wall clock, ms since the epoch; injectable for tests. */
+  readonly nowMs?: () => number
+}
+
+/** Options of {@link MeshNode.exec}. */
+export interface ExecOptions {
+  readonly action: string
+  readonly args?: readonly string[]
+  readonly filter?: TargetFilter
+  /** How long to wait for replies; also the request's lifetime. */
+  readonly timeoutMs: number
+  readonly signal?: AbortSignal
+  /** Called for each ack, completion, duplicate or stray reply as it arrives. */
+  readonly onEvent?: (
+    event: CollectEvent | { kind: 'published'; id: string; expected: readonly string[] },
+  ) => void
+}
+
+/** One zone as `mesh zones` shows it. */
+export interface ZoneView {
+  readonly zone: string
+  readonly members: readonly string[]
+  readonly authority: string | null
+  readonly epoch: number
+  readonly leaseRemainingMs: number
+}
+
+/** Counters for introspection (`mesh status`) and benchmarks. */
+export interface NodeCounters {
+  readonly requests: Readonly<Record<string, number>>
+  readonly presenceRefused: number
+  readonly repliesRefused: number
+}
+
+/** A running mesh node. */
+export interface MeshNode {
+  readonly name: string
+  readonly zone: string
+  readonly peerId: string
+  readonly host: Host
+  readonly admission: Admission
+  readonly actions: ActionRegistry
+  /** Idempotent. */
+  start(): Promise<void>
+  /** Idempotent; stops timers, actions and libp2p. */
+  stop(): Promise<void>
+  /** Our dialable addresses, each with /p2p/. */
+  addrs(): string[]
+  /** Dials a peer by multiaddr (with /p2p/). */
+  dial(addr: string, signal?: AbortSignal): Promise<void>
+  /** The membership table including this node. */
+  members(): MemberView[]
+  zones(): ZoneView[]
+  /** Issues a signed request and collects the replies. Rejects only for local problems (no operator). */
+  exec(options: ExecOptions): Promise<ExecResult>
+  /** Adds an in-process action (for embedding programs). */
+  registerAction(name: string, handler: ActionHandler, options?: ActionHandlerOptions): void
+  /** The CA issuer on CA nodes. */
+  readonly issuer: IssuerDriver | undefined
+  /** Current certificate of this node (renewal replaces it). */
+  certificate(): SignedCertificate
+  counters(): NodeCounters
+  /** Whether `serial` is on the newest revocation list this node has. */
+  isRevoked(serial: string): boolean
+  /** Adopts a revocation list if it is valid and newer than ours. */
+  offerRevocations(bytes: Uint8Array): boolean
+}
+
+/** The driver around the issuer core: serialises inputs and carries out effects in order. */
+export interface IssuerDriver {
+  /** Feeds one input and returns the effects addressed to `requestId` after persisting. */
+  run(input: IssuerInput): Promise<IssuerEffect[]>
+  listPending(): PendingSummary[]
+}
+
+const REQUEST_TOPIC_VALIDATOR_LOG_EVERY = 100
+
+/** Creates (but does not start) a mesh node. */
+export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
+  const config = init.config
+  const log = init.logger ?? silentLogger()
+  const now = init.nowMs ?? Date.now
+  const certificate = init.node.certificate
+  const nodeCert = () => certificate.certificate
+  const store = init.store ?? {}
+
+  // Revocation list: the newest valid one we have seen.
+  let revocationList: SignedRevocationList | undefined
+  let revocationLookup: RevocationLookup = createRevocationLookup(undefined)
+  const isRevoked = (serial: string): boolean => revocationLookup.isRevoked(serial)
+
+  const verifier = createCertificateVerifier({
+    caPublicKey: init.caPublicKey,
+    isRevoked,
+    maxClockSkewMs: config.maxClockSkewMs,
+  })
+
+  let membership: Membership | undefined
+  let admission: Admission | undefined
+
+  const adoptRevocations = (bytes: Uint8Array, origin: string): boolean => {
+    const verdict = verifyRevocationList(bytes, init.caPublicKey)
+    if (!verdict.ok) {
+      log.warn({ origin, reason: verdict.reason }, 'revocation list refused')
+      return false
+    }
+    if (!newer(verdict.signed.list, revocationList?.list)) return false
+    revocationList = verdict.signed
+    revocationLookup = createRevocationLookup(verdict.signed.list)
+    const serials = new Set(verdict.signed.list.entries.map(e => e.serial))
+    log.info(
+      { version: verdict.signed.list.version, entries: serials.size, origin },
+      'revocation list adopted',
+    )
+    admission?.revokeSerials(serials)
+    for (const serial of serials) membership?.revoke(serial)
+    void store
+      .saveRevocations?.(bytes)
+      .catch(err => log.error({ err: String(err) }, 'cannot save revocations'))
+    return true
+  }
+  if (init.revocations !== undefined) adoptRevocations(init.revocations, 'home')
+
+  admission = createAdmission({
+    ownCertificate: () => certificate.bytes,
+    verify: verifier,
+    nowMs: now,
+    helloTimeoutMs: config.helloTimeoutMs,
+    revocations: {
+      current: () => revocationList?.bytes,
+      offer: bytes => {
+        adoptRevocations(bytes, 'hello')
+      },
+    },
+    log: log.child({ component: 'admission' }),
+    onAdmitted: () => scheduleHeartbeat(),
+  })
+
+  const host = await createHost({
+    privateKey: libp2pKeyOf(init.node.key),
+    listen: config.listen,
+    announce: config.announce,
+    bootstrap: config.bootstrap,
+    mdns: config.mdns,
+    transport: init.transport,
+    connectionsMax: config.connectionsMax,
+    gater: admission.gater,
+    seenTtlMs: config.requestLifetimeMsMax + 2 * config.maxClockSkewMs,
+  })
+  const peerId = host.peerId.toString()
+
+  const facts: FactsProvider = createFactsProvider({ meshVersion: MESH_VERSION, tags: config.tags })
+  const actions = createActionRegistry({
+    facts: () => facts.current(),
+    actions: config.actions,
+    limits: {
+      timeoutMsDefault: config.actionTimeoutMs,
+      outputBytesMaxDefault: config.actionOutputBytesMax,
+      concurrentRunsMax: config.actionConcurrencyMax,
+    },
+    log: (level, message, context) => log[level]({ component: 'actions', ...context }, message),
+  })
+
+  membership = createMembership({
+    timings: {
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      suspectAfterMs: config.suspectAfterMs,
+      deadAfterMs: config.deadAfterMs,
+      forgetAfterMs: Math.max(config.deadAfterMs * 30, 5 * 60_000),
+    },
+  })
+
+  const policy =
+    config.policy.length === 0
+      ? DEFAULT_POLICY
+      : parsePolicy({ rules: [...DEFAULT_POLICY.rules, ...config.policy] })
+  const replay = createReplayCache({ maxClockSkewMs: config.maxClockSkewMs })
+  const validator: RequestValidator = createRequestValidator(
+    {
+      verifier,
+      replay,
+      self: () => ({
+        name: nodeCert().name,
+        zone: nodeCert().zone,
+        facts: facts.current(),
+        authority: false,
+      }),
+      policy: () => policy,
+    },
+    {
+      maxClockSkewMs: config.maxClockSkewMs,
+      requestLifetimeMsMax: config.requestLifetimeMsMax,
+      requestBytesMax: config.requestBytesMax,
+    },
+  )
+  const router: ReplyRouter = createReplyRouter({
+    host,
+    log: log.child({ component: 'replies' }),
+    nowMs: now,
+  })
+  const counters = { presenceRefused: 0, repliesRefused: 0 }
+
+  // ---- presence ----
+  let heartbeatSeq = 0
+  let heartbeatTimer: NodeJS.Timeout | undefined
+  let earlyHeartbeat: NodeJS.Timeout | undefined
+  const ourAddrs = (): string[] => host.getMultiaddrs().map(a => a.toString())
+  const publishHeartbeat = (): void => {
+    if (!started) return
+    const bytes = createHeartbeat(init.node.key, certificate, {
+      addrs: ourAddrs().slice(0, 16),
+      facts: facts.current(),
+      seq: heartbeatSeq++,
+      sentAtMs: now(),
+    })
+    const self = verifyHeartbeat(bytes, {
+      verifier,
+      nowMs: now(),
+      maxClockSkewMs: config.maxClockSkewMs,
+      maxAgeMs: config.deadAfterMs,
+    })
+    if (self.ok) membership?.step(self.verified, now())
+    host.services.pubsub.publish(TOPICS.presence, bytes).catch(err => {
+      log.debug({ err: String(err) }, 'heartbeat not published')
+    })
+  }
+  /** A newly admitted peer learns about us at once instead of after a full interval. */
+  function scheduleHeartbeat(): void {
+    if (earlyHeartbeat !== undefined || !started) return
+    earlyHeartbeat = setTimeout(() => {
+      earlyHeartbeat = undefined
+      publishHeartbeat()
+    }, 50)
+  }
+
+  // ---- requests ----
+  const signer = {
+    key: init.node.key,
+    get certificate() {
+      return certificate
+    },
+  }
+  const sendDone = (
+    request: VerifiedRequest,
+    done: {
+      status: 'ok' | 'failed' | 'denied' | 'error'
+      exitCode: number | null
+      output: string
+      durationMs: number
+      reason?: string
+      epoch?: number
+    },
+  ): void => {
+    router.send(
+      request.idHex,
+      createReply(signer, { kind: 'done', requestId: request.body.id, sentAtMs: now(), ...done }),
+    )
+  }
+  const execute = async (request: VerifiedRequest): Promise<void> => {
+    router.send(
+      request.idHex,
+      createReply(signer, { kind: 'ack', requestId: request.body.id, sentAtMs: now() }),
+    )
+    const startedAt = now()
+    const remainingMs = Math.max(1, request.body.expiresAtMs - startedAt)
+    const result = await actions.run(request.body.action, request.body.args, {
+      timeoutMs: remainingMs,
+      request: { id: request.idHex, operator: request.issuer.certificate.name },
+    })
+    sendDone(request, {
+      status: result.status,
+      exitCode: result.exitCode,
+      output: result.output,
+      durationMs: result.durationMs,
+      reason:
+        result.errorCode !== undefined
+          ? `${result.errorCode}${result.timedOut ? ' (time limit)' : ''}`
+          : result.timedOut
+            ? 'time limit reached; process tree killed'
+            : undefined,
+    })
+  }
+  const requestCounters: Record<string, number> = {}
+  let validated = 0
+  const handleRequest = (bytes: Uint8Array, upstream: string | undefined): 'accept' | 'reject' | 'ignore' => {
+    const outcome = validator.validate(bytes, now())
+    const code = outcomeCode(outcome)
+    requestCounters[code] = (requestCounters[code] ?? 0) + 1
+    validated += 1
+    if (outcome.kind === 'refused') {
+      if (validated % REQUEST_TOPIC_VALIDATOR_LOG_EVERY === 1 || outcome.action === 'reject') {
+        log.info({ code: outcome.code, upstream, detail: outcome.detail }, 'request refused')
+      }
+      return toTopicValidatorResult(outcome)
+    }
+    const request = outcome.request
+    router.remember(
+      request.idHex,
+      upstream,
+      request.body.replyTo,
+      request.body.expiresAtMs + config.maxClockSkewMs,
+    )
+    if (outcome.kind === 'accept-execute') {
+      log.info(
+        { request: request.idHex, action: request.body.action, operator: request.issuer.certificate.name },
+        'running request',
+      )
+      queueMicrotask(() => void execute(request))
+    } else if (outcome.kind === 'accept-denied') {
+      log.warn(
+        {
+          request: request.idHex,
+          action: request.body.action,
+          operator: request.issuer.certificate.name,
+          reason: outcome.reason,
+        },
+        'request denied',
+      )
+      queueMicrotask(() => {
+        router.send(
+          request.idHex,
+          createReply(signer, { kind: 'ack', requestId: request.body.id, sentAtMs: now() }),
+        )
+        sendDone(request, {
+          status: 'denied',
+          exitCode: null,
+          output: '',
+          durationMs: 0,
+          reason: outcome.reason,
+        })
+      })
+    }
+    return toTopicValidatorResult(outcome)
+  }
+
+  // ---- CA issuer ----
+  let issuerTick: (() => void) | undefined
+  let issuerDriver: IssuerDriver | undefined
+  if (init.ca !== undefined) {
+    const issuer = createIssuer({
+      caKey: init.ca.caKey,
+      ticketSecret: init.ca.ticketSecret,
+      state: init.ca.issuerState,
+      randomBytes: secureRandomBytes,
+      config: { certificateTtlMs: config.certificateTtlMs },
+    })
+    let chain: Promise<unknown> = Promise.resolve()
+    const run = async (input: IssuerInput): Promise<IssuerEffect[]> => {
+      issuer.step(input, now())
+      const effects = issuer.drainEffects()
+      const answers: IssuerEffect[] = []
+      // Order matters: persist (e.g. a used ticket nonce) before anyone is told the result.
+      for (const effect of effects) {
+        if (effect.type === 'persist') await store.saveIssuerState?.(effect.state)
+        else if (effect.type === 'publish-revocations') {
+          adoptRevocations(effect.list, 'issuer')
+          if (started) await host.services.pubsub.publish(TOPICS.revocation, effect.list).catch(() => {})
+        } else answers.push(effect)
+      }
+      return answers
+    }
+    issuerDriver = {
+      run(input) {
+        const next = chain.then(() => run(input))
+        chain = next.catch(() => {})
+        return next
+      },
+      listPending: () => issuer.listPending(),
+    }
+    if (revocationList === undefined) adoptRevocations(issuer.revocationList().bytes, 'issuer')
+    issuerTick = () => {
+      issuer.tick(now())
+      const effects = issuer.drainEffects()
+      void (async () => {
+        for (const effect of effects)
+          if (effect.type === 'persist') await store.saveIssuerState?.(effect.state)
+      })()
+    }
+  }
+
+  // ---- connections ----
+  const TARGET_PEERS = 6
+  const dialing = new Set<string>()
+  const dialPeer = async (target: PeerId | ReturnType<typeof multiaddr>[], key: string): Promise<void> => {
+    if (dialing.has(key) || !started) return
+    dialing.add(key)
+    try {
+      await host.dial(target, { signal: AbortSignal.timeout(config.helloTimeoutMs) })
+    } catch (err) {
+      log.debug({ peer: key, err: (err as Error).message }, 'dial failed')
+    } finally {
+      dialing.delete(key)
+    }
+  }
+  const maintainConnections = (): void => {
+    const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
+    if (connected.size === 0) {
+      for (const addr of config.bootstrap) void dialPeer([multiaddr(addr)], addr)
+    }
+    if (connected.size >= TARGET_PEERS) return
+    const candidates = (membership?.list() ?? []).filter(
+      m => m.peerId !== peerId && m.state !== 'dead' && !connected.has(m.peerId) && m.addrs.length > 0,
+    )
+    for (let i = 0; i < Math.min(2, candidates.length); i++) {
+      const pick = candidates.splice(Math.floor(Math.random() * candidates.length), 1)[0]
+      if (pick === undefined) break
+      const addrs = pick.addrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${pick.peerId}`))
+      void dialPeer(addrs, pick.peerId)
+    }
+  }
+
+  // ---- lifecycle ----
+  let started = false
+  let starting: Promise<void> | undefined
+  let timers: NodeJS.Timeout[] = []
+
+  const pubsub = host.services.pubsub
+  pubsub.topicValidators.set(
+    TOPICS.request,
+    (source, message) => handleRequest(message.data, source.toString()) as never,
+  )
+  pubsub.topicValidators.set(TOPICS.presence, (_source, message) => {
+    const verdict = verifyHeartbeat(message.data, {
+      verifier,
+      nowMs: now(),
+      maxClockSkewMs: config.maxClockSkewMs,
+      maxAgeMs: config.deadAfterMs,
+    })
+    if (!verdict.ok) {
+      counters.presenceRefused += 1
+      const clockish =
+        verdict.reason === 'from-the-future' ||
+        verdict.reason === 'too-old' ||
+        verdict.reason === 'bad-certificate'
+      return (clockish ? 'ignore' : 'reject') as never
+    }
+    membership?.step(verdict.verified, now())
+    return 'accept' as never
+  })
+  pubsub.topicValidators.set(TOPICS.revocation, (source, message) => {
+    const verdict = verifyRevocationList(message.data, init.caPublicKey)
+    if (!verdict.ok) return 'reject' as never
+    return (adoptRevocations(message.data, source.toString()) ? 'accept' : 'ignore') as never
+  })
+
+  const node: MeshNode = {
+    name: nodeCert().name,
+    zone: nodeCert().zone,
+    peerId,
+    host,
+    admission,
+    actions,
+    issuer: issuerDriver,
+
+    async start() {
+      if (started) return
+      if (starting !== undefined) return starting
+      starting = (async () => {
+        await admission.attach(host)
+        await host.handle(
+          REPLY_PROTOCOL,
+          admission.gated(stream => router.handle(stream, undefined as never)),
+          {
+            maxInboundStreams: 256,
+          },
+        )
+        host.addEventListener('peer:discovery', evt => {
+          const id = evt.detail.id.toString()
+          if (id === peerId || host.getConnections(evt.detail.id).length > 0) return
+          void dialPeer(evt.detail.multiaddrs.length > 0 ? evt.detail.multiaddrs : evt.detail.id, id)
+        })
+        await facts.refresh()
+        await host.start()
+        for (const topic of Object.values(TOPICS)) pubsub.subscribe(topic)
+        started = true
+        publishHeartbeat()
+        timers = [
+          setInterval(publishHeartbeat, config.heartbeatIntervalMs),
+          setInterval(
+            () => {
+              const t = now()
+              membership?.tick(t)
+              replay.tick(t)
+              router.tick(t)
+              void facts.refresh()
+            },
+            Math.min(config.heartbeatIntervalMs, 1_000),
+          ),
+          setInterval(maintainConnections, Math.max(500, Math.min(config.heartbeatIntervalMs * 2, 5_000))),
+        ]
+        if (issuerTick !== undefined) timers.push(setInterval(issuerTick, 60_000))
+        for (const t of timers) t.unref()
+        maintainConnections()
+        log.info(
+          { name: nodeCert().name, zone: nodeCert().zone, peer: peerId, addrs: ourAddrs() },
+          'node started',
+        )
+      })()
+      return starting
+    },
+
+    async stop() {
+      if (!started && starting === undefined) return
+      await starting?.catch(() => {})
+      started = false
+      starting = undefined
+      for (const t of timers) clearInterval(t)
+      timers = []
+      if (heartbeatTimer !== undefined) clearTimeout(heartbeatTimer)
+      if (earlyHeartbeat !== undefined) clearTimeout(earlyHeartbeat)
+      router.stop()
+      await actions.close()
+      await host.stop()
+      log.info({ name: nodeCert().name }, 'node stopped')
+    },
+
+    addrs: ourAddrs,
+
+    async dial(addr, signal) {
+      await host.dial(multiaddr(addr), { signal: signal ?? AbortSignal.timeout(config.helloTimeoutMs) })
+    },
+
+    members() {
+      return membership?.list() ?? []
+    },
+
+    zones() {
+      const byZone = new Map<string, string[]>()
+      for (const m of membership?.list() ?? []) {
+        if (!m.roles.includes('agent')) continue
+        const list = byZone.get(m.zone) ?? []
+        list.push(m.name)
+        byZone.set(m.zone, list)
+      }
+      return [...byZone.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([zone, members]) => ({
+          zone,
+          members: members.sort(),
+          authority: null,
+          epoch: 0,
+          leaseRemainingMs: 0,
+        }))
+    },
+
+    async exec(options) {
+      const operator =
+        init.operator ??
+        (nodeCert().roles.includes('operator') ? { key: init.node.key, certificate } : undefined)
+      if (operator === undefined) {
+        throw new Error(
+          'this node holds no operator identity; run exec on a node created by mesh init, or join one with --role operator',
+        )
+      }
+      if (!started) throw new Error('the node is not running')
+      const filter = options.filter ?? {}
+      const issuedAtMs = now()
+      const request = createRequest({
+        id: secureRandomBytes(16),
+        issuer: operator.certificate.bytes,
+        key: operator.key,
+        issuedAtMs,
+        expiresAtMs: issuedAtMs + options.timeoutMs,
+        filter,
+        action: options.action,
+        args: options.args ?? [],
+        replyTo: { peerId, addrs: ourAddrs().slice(0, 16) },
+      })
+      const expected = expectedNodes(membership?.list() ?? [], request.filter)
+      const collector = createReplyCollector({
+        requestId: request.body.id,
+        requestIdHex: request.idHex,
+        action: options.action,
+        expected,
+        deadlineMs: issuedAtMs + options.timeoutMs,
+      })
+      let wake: () => void = () => {}
+      const unconsume = router.consume(request.idHex, bytes => {
+        const verdict = verifyReply(bytes, { verifier, nowMs: now(), requestId: request.body.id })
+        if (!verdict.ok) {
+          counters.repliesRefused += 1
+          log.warn(
+            { request: request.idHex, reason: verdict.reason, detail: verdict.detail },
+            'reply refused',
+          )
+          return
+        }
+        const event = collector.accept(verdict.verified, now())
+        options.onEvent?.(event)
+        if (collector.state !== 'pending') wake()
+      })
+      try {
+        router.remember(request.idHex, undefined, request.body.replyTo, request.body.expiresAtMs)
+        options.onEvent?.({ kind: 'published', id: request.idHex, expected })
+        // Gossipsub does not deliver our own messages: validate (marks the replay cache) and run locally.
+        handleRequest(request.bytes, undefined)
+        await pubsub.publish(TOPICS.request, request.bytes).catch(err => {
+          log.warn({ err: String(err) }, 'request not published')
+        })
+        if (collector.state === 'pending') {
+          await new Promise<void>(resolve => {
+            wake = resolve
+            const timer = setTimeout(resolve, Math.max(0, issuedAtMs + options.timeoutMs - now()))
+            options.signal?.addEventListener('abort', () => resolve(), { once: true })
+            const done = wake
+            wake = () => {
+              clearTimeout(timer)
+              done()
+            }
+          })
+        }
+        collector.tick(now())
+        return collector.result()
+      } finally {
+        unconsume()
+      }
+    },
+
+    registerAction(name, handler, options) {
+      actions.register(name, handler, options)
+    },
+
+    certificate: () => certificate,
+
+    counters: () => ({ requests: { ...requestCounters }, ...counters }),
+
+    isRevoked,
+
+    offerRevocations: bytes => adoptRevocations(bytes, 'local'),
+  }
+  void heartbeatTimer
+  void toHex
+  void peerIdFromString
+  void lpStream
+  void (undefined as unknown as Connection | Stream)
+  return node
+}

@@ -1,0 +1,253 @@
+/**
+ * Reply routing: how signed replies get back to the requester without it paying one Noise handshake
+ * per replier (LIBP2P-NOTES §3: 49 replies cost 1.5 s of handshakes on one event loop; at 200 nodes most
+ * were lost without jitter and retries).
+ *
+ * Each node remembers, per request id, the peer it first received the request from (its upstream in
+ * the gossip tree rooted at the requester). Replies go to the upstream over the connection that already
+ * exists, batched for {@link REPLY_BATCH_DELAY_MS} per peer; the upstream forwards them the same way,
+ * so replies flow back along the tree and merge at each hop. The requester receives a few batches from
+ * its direct neighbours, not one dial per node. When a hop fails (upstream gone, stream refused), the
+ * replies fall back to a direct dial of the requester's announced addresses, with jitter and bounded
+ * retries. Intermediate hops do not verify signatures: only the requester does, on every reply.
+ */
+import type { Connection, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { isRecord } from '../ca/encoding.js'
+import { toHex } from '../ca/hash.js'
+import { openEnvelope } from '../gossip/envelope.js'
+import {
+  decodeReplyBatch,
+  packReplyBatches,
+  REPLY_BATCH_BYTES_MAX,
+  REPLY_BYTES_MAX,
+} from '../gossip/reply.js'
+import type { ReplyTo } from '../gossip/request.js'
+import type { Host } from './host.js'
+import type { Logger } from './log.js'
+
+/** The reply protocol id. */
+export const REPLY_PROTOCOL = '/mesh/reply/1.0.0'
+/** How long replies for one peer wait to be sent together. */
+export const REPLY_BATCH_DELAY_MS = 4
+/** Most request routes remembered; the oldest is dropped beyond it. */
+export const REPLY_ROUTES_MAX = 8192
+/** Most replies queued for one peer before the queue is flushed at once. */
+export const REPLY_QUEUE_MAX = 256
+/** Attempts of a direct dial to the requester. */
+export const DIRECT_ATTEMPTS_MAX = 3
+/** Time limit of one reply stream exchange. */
+export const REPLY_STREAM_TIMEOUT_MS = 5_000
+/** Most batch frames read from one inbound stream. */
+export const REPLY_FRAMES_PER_STREAM_MAX = 64
+
+/** Counters of the router, for introspection and benchmarks. */
+export interface ReplyRouterCounters {
+  routed: number
+  forwarded: number
+  delivered: number
+  direct: number
+  directFailed: number
+  unroutable: number
+  batchesSent: number
+}
+
+interface Route {
+  upstream: string | undefined
+  replyTo: ReplyTo
+  expiresAtMs: number
+}
+
+/** The reply router of one node. */
+export interface ReplyRouter {
+  readonly counters: ReplyRouterCounters
+  /** Records where a request came from (`upstream` undefined for our own requests). */
+  remember(idHex: string, upstream: string | undefined, replyTo: ReplyTo, expiresAtMs: number): void
+  /** Registers the local consumer of replies to a request we issued; returns an unregister function. */
+  consume(idHex: string, deliver: (reply: Uint8Array) => void): () => void
+  /** Sends (or delivers, or forwards) one encoded reply to request `idHex`. */
+  send(idHex: string, reply: Uint8Array): void
+  /** The inbound stream handler (wrap it with admission's `gated`). */
+  handle(stream: Stream, connection: Connection): Promise<void>
+  /** Drops expired routes. */
+  tick(nowMs: number): void
+  stop(): void
+}
+
+/** Extracts the request id of an encoded reply without verifying it (routing only). */
+export function requestIdOfReply(reply: Uint8Array): string | undefined {
+  try {
+    const envelope = openEnvelope(reply, REPLY_BYTES_MAX)
+    const body = envelope.body as unknown
+    if (isRecord(body) && body.requestId instanceof Uint8Array) return toHex(body.requestId)
+  } catch {
+    // Unroutable; the caller counts it.
+  }
+  return undefined
+}
+
+/** Creates the router. */
+export function createReplyRouter(init: { host: Host; log: Logger; nowMs: () => number }): ReplyRouter {
+  const { host, log } = init
+  const routes = new Map<string, Route>()
+  const consumers = new Map<string, (reply: Uint8Array) => void>()
+  const queues = new Map<
+    string,
+    { replies: Array<{ idHex: string; reply: Uint8Array }>; timer: NodeJS.Timeout }
+  >()
+  const counters: ReplyRouterCounters = {
+    routed: 0,
+    forwarded: 0,
+    delivered: 0,
+    direct: 0,
+    directFailed: 0,
+    unroutable: 0,
+    batchesSent: 0,
+  }
+  let stopped = false
+
+  const flush = async (peer: string): Promise<void> => {
+    const queue = queues.get(peer)
+    if (queue === undefined) return
+    queues.delete(peer)
+    clearTimeout(queue.timer)
+    const { frames, dropped } = packReplyBatches(queue.replies.map(r => r.reply))
+    counters.unroutable += dropped
+    try {
+      const signal = AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS)
+      const stream = await host.dialProtocol(peerIdFromString(peer), REPLY_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
+      for (const frame of frames) await lp.write(frame, { signal })
+      await stream.close({ signal })
+      counters.batchesSent += frames.length
+      counters.forwarded += queue.replies.length
+    } catch (err) {
+      log.debug({ peer, err: (err as Error).message }, 'reply hop failed; dialling requesters directly')
+      for (const { idHex, reply } of queue.replies) sendDirect(idHex, [reply])
+    }
+  }
+
+  const enqueue = (peer: string, idHex: string, reply: Uint8Array): void => {
+    let queue = queues.get(peer)
+    if (queue === undefined) {
+      const timer = setTimeout(() => void flush(peer), REPLY_BATCH_DELAY_MS)
+      queue = { replies: [], timer }
+      queues.set(peer, queue)
+    }
+    queue.replies.push({ idHex, reply })
+    if (queue.replies.length >= REPLY_QUEUE_MAX) void flush(peer)
+  }
+
+  const sendDirect = (idHex: string, replies: Uint8Array[]): void => {
+    const route = routes.get(idHex)
+    if (route === undefined || stopped) {
+      counters.unroutable += replies.length
+      return
+    }
+    counters.direct += replies.length
+    const addrs = route.replyTo.addrs.map(a => {
+      const withPeer = a.includes('/p2p/') ? a : `${a}/p2p/${route.replyTo.peerId}`
+      return multiaddr(withPeer)
+    })
+    void (async () => {
+      for (let attempt = 0; attempt < DIRECT_ATTEMPTS_MAX && !stopped; attempt++) {
+        // Jitter spreads a fleet's fallback dials so the requester is not hit by all at once.
+        await new Promise(r => setTimeout(r, Math.random() * 200 * 2 ** attempt))
+        try {
+          const signal = AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS)
+          const target =
+            host.getConnections(peerIdFromString(route.replyTo.peerId)).length > 0
+              ? peerIdFromString(route.replyTo.peerId)
+              : addrs
+          const stream = await host.dialProtocol(target, REPLY_PROTOCOL, { signal })
+          const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
+          for (const frame of packReplyBatches(replies).frames) await lp.write(frame, { signal })
+          await stream.close({ signal })
+          return
+        } catch (err) {
+          log.debug({ request: idHex, attempt, err: (err as Error).message }, 'direct reply failed')
+        }
+      }
+      counters.directFailed += replies.length
+    })()
+  }
+
+  const router: ReplyRouter = {
+    counters,
+
+    remember(idHex, upstream, replyTo, expiresAtMs) {
+      if (routes.has(idHex)) return
+      if (routes.size >= REPLY_ROUTES_MAX) {
+        const oldest = routes.keys().next().value
+        if (oldest !== undefined) routes.delete(oldest)
+      }
+      routes.set(idHex, { upstream, replyTo, expiresAtMs })
+    },
+
+    consume(idHex, deliver) {
+      consumers.set(idHex, deliver)
+      return () => {
+        if (consumers.get(idHex) === deliver) consumers.delete(idHex)
+      }
+    },
+
+    send(idHex, reply) {
+      counters.routed += 1
+      const consumer = consumers.get(idHex)
+      if (consumer !== undefined) {
+        counters.delivered += 1
+        consumer(reply)
+        return
+      }
+      const route = routes.get(idHex)
+      if (route === undefined) {
+        counters.unroutable += 1
+        return
+      }
+      if (route.upstream !== undefined && host.getConnections(peerIdFromString(route.upstream)).length > 0) {
+        enqueue(route.upstream, idHex, reply)
+        return
+      }
+      sendDirect(idHex, [reply])
+    },
+
+    async handle(stream) {
+      const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
+      const signal = AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS)
+      try {
+        for (let i = 0; i < REPLY_FRAMES_PER_STREAM_MAX; i++) {
+          let frame: Uint8Array
+          try {
+            frame = (await lp.read({ signal })).subarray()
+          } catch {
+            break // end of stream
+          }
+          for (const reply of decodeReplyBatch(frame)) {
+            const idHex = requestIdOfReply(reply)
+            if (idHex === undefined) counters.unroutable += 1
+            else router.send(idHex, reply)
+          }
+        }
+        await stream.close().catch(() => {})
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, 'bad reply stream')
+        stream.abort(err as Error)
+      }
+    },
+
+    tick(nowMs) {
+      for (const [idHex, route] of routes) {
+        if (route.expiresAtMs < nowMs) routes.delete(idHex)
+      }
+    },
+
+    stop() {
+      stopped = true
+      for (const queue of queues.values()) clearTimeout(queue.timer)
+      queues.clear()
+    },
+  }
+  return router
+}

@@ -1,0 +1,170 @@
+/**
+ * Test harness: an in-process mesh of real libp2p nodes on 127.0.0.1 (TCP) or @libp2p/memory, with
+ * certificates from a throwaway CA. Every wait is bounded; `stop()` stops every node it started.
+ */
+import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
+import { type SigningKey, signingKeyFromSeed } from '../../src/ca/ed25519.js'
+import { hash } from '../../src/ca/hash.js'
+import { emptyIssuerState } from '../../src/ca/issuer-state.js'
+import type { Role } from '../../src/ca/types.js'
+import { createMeshNode, type MeshNode, type MeshNodeInit } from '../../src/node/agent.js'
+import { type AgentConfig, defaultConfig } from '../../src/node/config.js'
+import type { Identity } from '../../src/node/home.js'
+import { secureRandomBytes } from '../../src/node/home.js'
+
+/** A throwaway certificate authority. */
+export interface TestCa {
+  readonly key: SigningKey
+  readonly ticketSecret: Uint8Array
+  identity(
+    name: string,
+    zone: string,
+    roles: Role[],
+    validity?: { notBeforeMs: number; notAfterMs: number },
+  ): Identity
+}
+
+let seedCounter = 0
+/** A fresh random signing key. */
+export function randomKey(): SigningKey {
+  return signingKeyFromSeed(secureRandomBytes(32))
+}
+
+/** A CA whose key is derived from `label` (different labels = different meshes). */
+export function createTestCa(label = `ca-${seedCounter++}-${Math.random()}`): TestCa {
+  const key = signingKeyFromSeed(hash(new TextEncoder().encode(label)))
+  return {
+    key,
+    ticketSecret: hash(new TextEncoder().encode(`${label}/tickets`)),
+    identity(name, zone, roles, validity) {
+      const nodeKey = randomKey()
+      const nowMs = Date.now()
+      const certificate = issueCertificate(key, {
+        serial: newSerial(secureRandomBytes),
+        name,
+        publicKey: nodeKey.publicKey,
+        zone,
+        roles,
+        notBeforeMs: validity?.notBeforeMs ?? nowMs - 60_000,
+        notAfterMs: validity?.notAfterMs ?? nowMs + 86_400_000,
+      })
+      return { key: nodeKey, certificate }
+    },
+  }
+}
+
+/** One node to create. */
+export interface NodeSpec {
+  readonly name: string
+  readonly zone: string
+  readonly roles?: Role[]
+  /** Give this node the CA material (issuer). */
+  readonly ca?: boolean
+  readonly operator?: boolean
+  readonly config?: Partial<AgentConfig>
+  /** Use this identity instead of a fresh one (e.g. a forged or expired certificate). */
+  readonly identity?: Identity
+  readonly init?: Partial<MeshNodeInit>
+}
+
+/** A running in-process mesh. */
+export interface TestMesh {
+  readonly ca: TestCa
+  readonly nodes: MeshNode[]
+  node(name: string): MeshNode
+  /** Adds and starts one more node, dialled to the first node. */
+  add(spec: NodeSpec): Promise<MeshNode>
+  /** Waits (bounded) until every node lists every other as alive. */
+  converge(timeoutMs?: number): Promise<void>
+  stop(): Promise<void>
+}
+
+/** Polls `check` every 25 ms until it is true or `timeoutMs` passes (then throws with `what`). */
+export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 25))
+  }
+}
+
+/** Test timing profile on loopback TCP. */
+export function testConfig(overrides: Partial<AgentConfig> = {}): AgentConfig {
+  return { ...defaultConfig('test', { listen: ['/ip4/127.0.0.1/tcp/0'] }), ...overrides }
+}
+
+/** Starts a mesh of `specs`, each node dialling the first one. */
+export async function startTestMesh(
+  specs: NodeSpec[],
+  options: { transport?: 'tcp' | 'memory'; ca?: TestCa } = {},
+): Promise<TestMesh> {
+  const ca = options.ca ?? createTestCa()
+  const nodes: MeshNode[] = []
+  let memoryCounter = 0
+  const make = async (spec: NodeSpec): Promise<MeshNode> => {
+    const roles = spec.roles ?? (spec.ca === true ? ['ca', 'agent'] : ['agent'])
+    const identity = spec.identity ?? ca.identity(spec.name, spec.zone, roles)
+    const listen =
+      options.transport === 'memory'
+        ? [`/memory/mesh-${process.pid}-${Date.now()}-${memoryCounter++}`]
+        : ['/ip4/127.0.0.1/tcp/0']
+    const node = await createMeshNode({
+      node: identity,
+      caPublicKey: ca.key.publicKey,
+      operator:
+        spec.operator === true ? ca.identity(`${spec.name}-operator`, spec.zone, ['operator']) : undefined,
+      ca:
+        spec.ca === true
+          ? { caKey: ca.key, ticketSecret: ca.ticketSecret, issuerState: emptyIssuerState() }
+          : undefined,
+      config: testConfig({ listen, ...spec.config }),
+      transport: options.transport ?? 'tcp',
+      ...spec.init,
+    })
+    await node.start()
+    return node
+  }
+  const mesh: TestMesh = {
+    ca,
+    nodes,
+    node(name) {
+      const found = nodes.find(n => n.name === name)
+      if (found === undefined) throw new Error(`no node ${name}`)
+      return found
+    },
+    async add(spec) {
+      const node = await make(spec)
+      nodes.push(node)
+      const first = nodes[0]
+      if (first !== undefined && first !== node) await node.dial(first.addrs()[0]!).catch(() => {})
+      return node
+    },
+    async converge(timeoutMs = 20_000) {
+      const names = nodes.map(n => n.name).sort()
+      await waitFor(
+        () =>
+          nodes.every(n => {
+            const alive = n
+              .members()
+              .filter(m => m.state === 'alive')
+              .map(m => m.name)
+            return names.every(name => alive.includes(name))
+          }),
+        timeoutMs,
+        `membership of ${names.join(', ')} to converge`,
+      )
+    },
+    async stop() {
+      await Promise.all(nodes.map(n => n.stop().catch(() => {})))
+    },
+  }
+  for (const spec of specs) {
+    try {
+      await mesh.add(spec)
+    } catch (err) {
+      await mesh.stop()
+      throw err
+    }
+  }
+  return mesh
+}
