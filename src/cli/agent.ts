@@ -1,5 +1,39 @@
+/** `mesh agent`: run the node in the foreground until SIGINT/SIGTERM. */
 import { CliError } from './errors.js'
+import type { CliIo, GlobalOptions } from './io.js'
 
-export async function agent(..._args: unknown[]): Promise<number> {
-  throw new CliError('not-implemented', 'agent is not implemented yet')
+export async function agent(io: CliIo, globals: GlobalOptions): Promise<number> {
+  const { startAgent } = await import('../node/runtime.js')
+  let running: Awaited<ReturnType<typeof startAgent>>
+  try {
+    running = await startAgent({ home: globals.home, env: io.env })
+  } catch (err) {
+    const e = err as Error & { code?: unknown; problems?: string[] }
+    if (e.name === 'ConfigError' && e.problems !== undefined) {
+      throw new CliError(
+        'invalid-config',
+        `invalid configuration in ${globals.home}: ${e.problems.join('; ')}`,
+      )
+    }
+    if (['HomeError', 'ControlError', 'StateFileError'].includes(e.name))
+      throw new CliError(String(e.code), e.message)
+    throw new CliError('agent-failed', `the agent could not start: ${e.message}`)
+  }
+  const { node } = running
+  if (globals.json) {
+    io.stdout.write(
+      `${JSON.stringify({ event: 'started', name: node.name, zone: node.zone, peerId: node.peerId, addrs: node.addrs(), fingerprint: running.fingerprint })}\n`,
+    )
+  } else {
+    io.stdout.write(`mesh agent ${node.name} (zone ${node.zone}) running; mesh ${running.fingerprint}\n`)
+    for (const addr of node.addrs()) io.stdout.write(`  listening on ${addr}\n`)
+  }
+  await new Promise<void>(resolve => {
+    if (io.signal === undefined) return
+    if (io.signal.aborted) resolve()
+    io.signal.addEventListener('abort', () => resolve(), { once: true })
+  })
+  await running.stop()
+  if (!globals.json) io.stdout.write(`mesh agent ${node.name} stopped\n`)
+  return 0
 }

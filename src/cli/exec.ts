@@ -1,5 +1,173 @@
-import { CliError } from './errors.js'
+/**
+ * `mesh exec`: asks the local agent to sign and gossip a request, then prints each reply as it arrives
+ * and a summary. Exit 0 only when every expected node completed with status ok (CLI.md).
+ */
+import {
+  type FactFilter,
+  FilterParseError,
+  parseFactFlag,
+  parseWhere,
+  type TargetFilter,
+} from '../gossip/filter.js'
+import { withAgent } from './agent-client.js'
+import { UsageError } from './errors.js'
+import { type CliIo, type GlobalOptions, printJson, useColour } from './io.js'
 
-export async function exec(..._args: unknown[]): Promise<number> {
-  throw new CliError('not-implemented', 'exec is not implemented yet')
+export interface ExecFlags {
+  readonly zone?: string
+  readonly node?: string
+  readonly fact?: string[]
+  readonly where?: string
+  readonly once?: boolean
+  readonly timeout: number
+}
+
+interface Reply {
+  node: string
+  zone: string
+  status: 'ok' | 'failed' | 'denied' | 'error'
+  exitCode: number | null
+  output: string
+  durationMs: number
+  outputTruncated?: boolean
+  epoch?: number
+  reason?: string
+  expected: boolean
+}
+
+interface Result {
+  id: string
+  action: string
+  expected: string[]
+  replies: Reply[]
+  missing: string[]
+  acked: string[]
+  unexpected: string[]
+}
+
+/** Builds the signed target filter from the flags; a bad pattern is a usage error (exit 2). */
+export function filterFromFlags(flags: ExecFlags): TargetFilter {
+  try {
+    const facts: FactFilter[] = (flags.fact ?? []).map(parseFactFlag)
+    if (flags.where !== undefined) parseWhere(flags.where)
+    return {
+      ...(flags.zone !== undefined ? { zone: flags.zone } : {}),
+      ...(flags.node !== undefined ? { node: flags.node } : {}),
+      ...(facts.length > 0 ? { facts } : {}),
+      ...(flags.where !== undefined ? { where: flags.where } : {}),
+      ...(flags.once === true ? { once: true } : {}),
+    }
+  } catch (err) {
+    if (err instanceof FilterParseError) throw new UsageError(err.message)
+    throw err
+  }
+}
+
+export async function exec(
+  io: CliIo,
+  globals: GlobalOptions,
+  action: string,
+  args: string[],
+  flags: ExecFlags,
+): Promise<number> {
+  const filter = filterFromFlags(flags)
+  const colour = useColour(io, io.stdout)
+  const paint = (code: number, s: string) => (colour ? `\u001b[${code}m${s}\u001b[0m` : s)
+  const progress = io.stderr.isTTY === true && !globals.json && !globals.jsonl
+  let expected: string[] = []
+  let completed = 0
+  const showProgress = () => {
+    if (progress) io.stderr.write(`\r\u001b[K${completed}/${expected.length} replied`)
+  }
+  const clearProgress = () => {
+    if (progress) io.stderr.write('\r\u001b[K')
+  }
+
+  const onEvent = (event: string, data: unknown) => {
+    if (globals.jsonl) {
+      io.stdout.write(`${JSON.stringify({ event, ...(data as object) })}\n`)
+      return
+    }
+    if (globals.json) return
+    if (event === 'published') {
+      expected = [...(data as { expected: string[] }).expected]
+      showProgress()
+    } else if (event === 'done') {
+      const reply = (data as { reply: Reply }).reply
+      completed += reply.expected ? 1 : 0
+      clearProgress()
+      io.stdout.write(formatReply(reply, paint))
+      showProgress()
+    }
+  }
+
+  const signal = io.signal
+  const result = (await withAgent(globals, client =>
+    client.call(
+      'exec',
+      { action, args, filter, timeoutMs: flags.timeout },
+      { onEvent, signal, timeoutMs: flags.timeout + 10_000 },
+    ),
+  )) as Result
+  clearProgress()
+
+  const failed = result.replies.filter(r => r.expected && r.status !== 'ok')
+  const success = result.expected.length > 0 && result.missing.length === 0 && failed.length === 0
+  if (globals.json) {
+    printJson(io, {
+      id: result.id,
+      action: result.action,
+      expected: result.expected,
+      replies: result.replies.map(r => ({
+        node: r.node,
+        zone: r.zone,
+        status: r.status,
+        exitCode: r.exitCode,
+        output: r.output,
+        durationMs: r.durationMs,
+        ...(r.epoch !== undefined ? { epoch: r.epoch } : {}),
+        ...(r.reason !== undefined ? { reason: r.reason } : {}),
+        ...(r.expected ? {} : { unexpected: true }),
+      })),
+      missing: result.missing,
+    })
+  } else if (globals.jsonl) {
+    io.stdout.write(
+      `${JSON.stringify({ event: 'summary', id: result.id, expected: result.expected, missing: result.missing, failed: failed.map(r => r.node) })}\n`,
+    )
+  } else {
+    io.stdout.write(summary(result, failed, paint))
+  }
+  if (result.expected.length === 0) {
+    io.stderr.write("mesh: no alive member matches the filter; check 'mesh members'\n")
+  }
+  return success ? 0 : 1
+}
+
+function formatReply(reply: Reply, paint: (code: number, s: string) => string): string {
+  const colourOf = { ok: 32, failed: 31, denied: 33, error: 31 } as const
+  const status = paint(colourOf[reply.status], reply.status)
+  const tags = [
+    reply.expected ? '' : ' (not expected)',
+    reply.epoch !== undefined ? ` epoch ${reply.epoch}` : '',
+  ].join('')
+  const head = `${reply.node} [${reply.zone}] ${status}${reply.exitCode !== null && reply.status !== 'ok' ? ` exit ${reply.exitCode}` : ''} ${reply.durationMs}ms${tags}`
+  const body = reply.output.trimEnd()
+  const reason = reply.reason !== undefined ? `  ${reply.reason}\n` : ''
+  if (body.length === 0) return `${head}\n${reason}`
+  if (!body.includes('\n')) return `${head}: ${body}\n${reason}`
+  return `${head}:\n${body
+    .split('\n')
+    .map(line => `  ${line}`)
+    .join('\n')}${reply.outputTruncated === true ? '\n  [output truncated]' : ''}\n${reason}`
+}
+
+function summary(result: Result, failed: Reply[], paint: (code: number, s: string) => string): string {
+  const ok = result.replies.filter(r => r.expected && r.status === 'ok').length
+  const parts = [`${ok}/${result.expected.length} ok`]
+  if (failed.length > 0)
+    parts.push(paint(31, `failed: ${failed.map(r => `${r.node} (${r.status})`).join(', ')}`))
+  if (result.missing.length > 0) parts.push(paint(31, `no answer: ${result.missing.join(', ')}`))
+  if (result.unexpected.length > 0) parts.push(`not expected: ${result.unexpected.join(', ')}`)
+  return `${parts.join('; ')}\n`
 }

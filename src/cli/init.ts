@@ -1,5 +1,48 @@
+/** `mesh init`: start a new mesh in --home. */
+import { formatFingerprint, shortFingerprint } from '../ca/fingerprint.js'
+import { HomeError, initHome } from '../node/home.js'
 import { CliError } from './errors.js'
+import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
-export async function init(..._args: unknown[]): Promise<number> {
-  throw new CliError('not-implemented', 'init is not implemented yet')
+export interface InitOptions {
+  readonly name: string
+  readonly zone: string
+  readonly listen?: string[]
+  readonly announce?: string[]
+}
+
+export async function init(io: CliIo, globals: GlobalOptions, opts: InitOptions): Promise<number> {
+  let result: Awaited<ReturnType<typeof initHome>>
+  try {
+    result = await initHome(
+      globals.home,
+      { name: opts.name, zone: opts.zone, listen: opts.listen, announce: opts.announce },
+      Date.now(),
+    )
+  } catch (err) {
+    if (err instanceof HomeError) throw new CliError(err.code, err.message)
+    const e = err as Error & { code?: string }
+    throw new CliError(e.code ?? 'init-failed', `cannot create the mesh in ${globals.home}: ${e.message}`)
+  }
+  const fingerprint = formatFingerprint(result.fingerprint)
+  if (globals.json) {
+    printJson(io, {
+      home: globals.home,
+      name: opts.name,
+      zone: opts.zone,
+      fingerprint,
+      operator: result.operator.certificate.certificate.name,
+    })
+    return 0
+  }
+  io.stdout.write(
+    [
+      `created mesh ${shortFingerprint(result.fingerprint)} in ${globals.home}`,
+      `fingerprint: ${fingerprint}`,
+      `this node: ${opts.name} (zone ${opts.zone}, roles ca, agent); operator: ${result.operator.certificate.certificate.name}`,
+      `next: 'mesh agent --home ${globals.home}', then 'mesh ticket create NAME --zone ZONE' for each new machine`,
+      '',
+    ].join('\n'),
+  )
+  return 0
 }

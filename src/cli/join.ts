@@ -1,5 +1,137 @@
-import { CliError } from './errors.js'
+/**
+ * `mesh join`: makes --home a member of a mesh (CLI.md). With a ticket the certificate comes at once;
+ * without one (`--bootstrap --fingerprint --name --zone`) the request waits for `mesh ca sign` and
+ * this command polls until it is signed, rejected or --timeout passes. The home is written only once
+ * the certificate is in hand, node key last (its presence marks the home as initialised).
+ */
+import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
+import {
+  generateSigningKey,
+  isInitialised,
+  saveNodeIdentity,
+  saveRevocations,
+  writeConfigFile,
+} from '../node/home.js'
+import { JoinError, requestCertificate } from '../node/join.js'
+import { ensureHomeDir } from '../node/state-file.js'
+import { CliError, UsageError } from './errors.js'
+import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
-export async function join(..._args: unknown[]): Promise<number> {
-  throw new CliError('not-implemented', 'join is not implemented yet')
+/** Default listen address written to config.toml when --listen is not given. */
+export const JOIN_LISTEN_DEFAULT = '/ip4/0.0.0.0/tcp/7600'
+
+/** Flags of `mesh join` as src/cli.ts parses them. */
+export interface JoinFlags {
+  readonly ticket?: string
+  readonly bootstrap?: readonly string[]
+  readonly fingerprint?: string
+  readonly name?: string
+  readonly zone?: string
+  readonly listen?: readonly string[]
+  readonly announce?: readonly string[]
+  /** --timeout in ms. */
+  readonly timeout?: number
+  /** Pause between polls while pending, in ms (tests; not a CLI flag). */
+  readonly pollIntervalMs?: number
+}
+
+/**
+ * Runs `mesh join`. Resolves to the exit code (0).
+ * @throws UsageError for conflicting or missing flags; CliError for a failed join or an occupied home
+ */
+export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags): Promise<number> {
+  const withTicket = flags.ticket !== undefined
+  const manual = {
+    '--bootstrap': flags.bootstrap !== undefined && flags.bootstrap.length > 0 ? flags.bootstrap : undefined,
+    '--fingerprint': flags.fingerprint,
+    '--name': flags.name,
+    '--zone': flags.zone,
+  }
+  const given = Object.entries(manual).filter(([, value]) => value !== undefined)
+  if (withTicket && given.length > 0) {
+    throw new UsageError(`use either --ticket or --bootstrap/--fingerprint/--name/--zone, not both`)
+  }
+  if (!withTicket && given.length === 0) {
+    throw new UsageError('pass --ticket TICKET, or --bootstrap, --fingerprint, --name and --zone')
+  }
+  let fingerprint: Uint8Array | undefined
+  if (!withTicket) {
+    const missing = Object.entries(manual)
+      .filter(([, value]) => value === undefined)
+      .map(([flag]) => flag)
+    if (missing.length > 0)
+      throw new UsageError(
+        `without a ticket, ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} needed`,
+      )
+    try {
+      fingerprint = parseFingerprint(flags.fingerprint ?? '')
+    } catch (err) {
+      if (err instanceof FingerprintError) throw new UsageError(`--fingerprint: ${err.message}`)
+      throw err
+    }
+  }
+  if (await isInitialised(globals.home)) {
+    throw new CliError(
+      'already-initialised',
+      `${globals.home} already holds a node; choose another --home or remove it first`,
+    )
+  }
+
+  const key = generateSigningKey()
+  const startedAtMs = Date.now()
+  let result: Awaited<ReturnType<typeof requestCertificate>>
+  try {
+    result = await requestCertificate({
+      key,
+      ...(withTicket
+        ? { ticket: flags.ticket }
+        : { bootstrap: flags.bootstrap, fingerprint, name: flags.name, zone: flags.zone }),
+      ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
+      ...(flags.pollIntervalMs !== undefined ? { pollIntervalMs: flags.pollIntervalMs } : {}),
+      ...(io.signal !== undefined ? { signal: io.signal } : {}),
+      onPending: (id, keyFingerprint) => {
+        // Keep stdout a single JSON document under --json.
+        const out = globals.json ? io.stderr : io.stdout
+        out.write(
+          `waiting for approval: on a CA node run 'mesh ca sign ${id}' (request ${id}, key fingerprint ${keyFingerprint})\n`,
+        )
+      },
+    })
+  } catch (err) {
+    if (err instanceof JoinError) throw new CliError(err.code, err.message)
+    throw err
+  }
+
+  await ensureHomeDir(globals.home)
+  await saveRevocations(globals.home, result.revocationList)
+  await writeConfigFile(globals.home, {
+    listen: [...(flags.listen ?? [JOIN_LISTEN_DEFAULT])],
+    announce: [...(flags.announce ?? [])],
+    bootstrap: [...result.bootstrap],
+  })
+  await saveNodeIdentity(globals.home, { key, certificate: result.certificate }, result.caPublicKey)
+  const elapsedMs = Date.now() - startedAtMs
+
+  const certificate = result.certificate.certificate
+  const meshFingerprint = formatFingerprint(fingerprintOf(result.caPublicKey))
+  if (globals.json) {
+    printJson(io, {
+      name: certificate.name,
+      zone: certificate.zone,
+      roles: certificate.roles,
+      peerId: certificate.peerId,
+      serial: certificate.serial,
+      notAfter: new Date(certificate.notAfterMs).toISOString(),
+      fingerprint: meshFingerprint,
+      bootstrap: result.bootstrap,
+      home: globals.home,
+      elapsedMs,
+    })
+  } else {
+    io.stdout.write(
+      `joined mesh ${meshFingerprint} as ${certificate.name} (zone ${certificate.zone}, roles ${certificate.roles.join(',')}); ` +
+        `certificate valid until ${new Date(certificate.notAfterMs).toISOString()}. Start it with 'mesh agent'.\n`,
+    )
+  }
+  return 0
 }

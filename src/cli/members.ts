@@ -1,9 +1,66 @@
-import { CliError } from './errors.js'
+/** `mesh members` and `mesh zones`, as the local agent sees the mesh. */
+import { table, withAgent } from './agent-client.js'
+import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
-export async function members(..._args: unknown[]): Promise<number> {
-  throw new CliError('not-implemented', 'members is not implemented yet')
+interface Member {
+  name: string
+  peerId: string
+  zone: string
+  roles: string[]
+  addrs: string[]
+  state: string
+  lastSeenMs: number
+  facts: Record<string, string>
 }
 
-export async function zones(..._args: unknown[]): Promise<number> {
-  throw new CliError('not-implemented', 'members is not implemented yet')
+interface Zone {
+  zone: string
+  members: string[]
+  authority: string | null
+  epoch: number
+  leaseRemainingMs: number
+}
+
+export async function members(io: CliIo, globals: GlobalOptions): Promise<number> {
+  const list = (await withAgent(globals, c => c.call('members', {}, { timeoutMs: 10_000 }))) as Member[]
+  if (globals.json) {
+    printJson(io, list)
+    return 0
+  }
+  const now = Date.now()
+  io.stdout.write(
+    `${table([
+      ['NAME', 'ZONE', 'ROLES', 'STATE', 'LAST SEEN', 'ADDRESS'],
+      ...list.map(m => [
+        m.name,
+        m.zone,
+        m.roles.join(','),
+        m.state,
+        `${Math.max(0, Math.round((now - m.lastSeenMs) / 100) / 10)}s ago`,
+        m.addrs[0] ?? '',
+      ]),
+    ])}\n`,
+  )
+  return 0
+}
+
+export async function zones(io: CliIo, globals: GlobalOptions): Promise<number> {
+  const list = (await withAgent(globals, c => c.call('zones', {}, { timeoutMs: 10_000 }))) as Zone[]
+  if (globals.json) {
+    printJson(io, list)
+    return 0
+  }
+  io.stdout.write(
+    `${table([
+      ['ZONE', 'AUTHORITY', 'EPOCH', 'LEASE', 'MEMBERS'],
+      ...list.map(z => [
+        z.zone,
+        z.authority ?? '-',
+        String(z.epoch),
+        z.authority === null ? '-' : `${z.leaseRemainingMs}ms`,
+        z.members.join(', '),
+      ]),
+    ])}\n`,
+  )
+  return 0
 }

@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createCertificateVerifier } from '../ca/certificate.js'
-import { toHex } from '../ca/hash.js'
+import { bytesEqual, toHex } from '../ca/hash.js'
 import {
   createIssuer,
   type Issuer,
@@ -53,6 +53,7 @@ import { createFactsProvider, type FactsProvider } from './facts.js'
 import type { CaMaterial, Identity } from './home.js'
 import { libp2pKeyOf, secureRandomBytes } from './home.js'
 import { createHost, type Host, TOPICS } from './host.js'
+import { createEnrolment, type Enrolment } from './enrolment.js' // enrolment (issue 3)
 import { type Logger, silentLogger } from './log.js'
 import { createReplyRouter, REPLY_PROTOCOL, type ReplyRouter } from './replies.js'
 
@@ -139,6 +140,10 @@ export interface MeshNode {
   readonly issuer: IssuerDriver | undefined
   /** Current certificate of this node (renewal replaces it). */
   certificate(): SignedCertificate
+  /** Swaps in a renewed certificate of this node's key (hello, heartbeats, replies) and saves it. @throws for another key's certificate */
+  replaceCertificate(signed: SignedCertificate): Promise<void>
+  /** Join and CA protocols and certificate renewal (src/node/enrolment.ts). */
+  readonly enrolment: Enrolment
   counters(): NodeCounters
   /** Whether `serial` is on the newest revocation list this node has. */
   isRevoked(serial: string): boolean
@@ -160,7 +165,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const config = init.config
   const log = init.logger ?? silentLogger()
   const now = init.nowMs ?? Date.now
-  const certificate = init.node.certificate
+  let certificate = init.node.certificate // replaced on renewal (enrolment)
   const nodeCert = () => certificate.certificate
   const store = init.store ?? {}
 
@@ -422,7 +427,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       ticketSecret: init.ca.ticketSecret,
       state: init.ca.issuerState,
       randomBytes: secureRandomBytes,
-      config: { certificateTtlMs: config.certificateTtlMs },
+      config: { certificateTtlMs: config.certificateTtlMs, maxClockSkewMs: config.maxClockSkewMs },
     })
     let chain: Promise<unknown> = Promise.resolve()
     const run = async (input: IssuerInput): Promise<IssuerEffect[]> => {
@@ -537,6 +542,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       if (starting !== undefined) return starting
       starting = (async () => {
         await admission.attach(host)
+        await enrolment.start() // enrolment (issue 3): /mesh/join (ungated), /mesh/ca (gated), renewal
         await host.handle(
           REPLY_PROTOCOL,
           admission.gated(stream => router.handle(stream, undefined as never)),
@@ -589,6 +595,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       if (heartbeatTimer !== undefined) clearTimeout(heartbeatTimer)
       if (earlyHeartbeat !== undefined) clearTimeout(earlyHeartbeat)
       router.stop()
+      await enrolment.stop() // enrolment (issue 3)
       await actions.close()
       await host.stop()
       log.info({ name: nodeCert().name }, 'node stopped')
@@ -702,12 +709,30 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
 
     certificate: () => certificate,
 
+    // enrolment (issue 3): renewal swaps the certificate used by hello, heartbeats and replies.
+    async replaceCertificate(signed) {
+      if (!bytesEqual(signed.certificate.publicKey, init.node.key.publicKey)) {
+        throw new Error('assertion: replaceCertificate got a certificate of another key')
+      }
+      certificate = signed
+      await store.saveNodeCertificate?.(signed)
+    },
+
+    get enrolment() {
+      return enrolment
+    },
+
     counters: () => ({ requests: { ...requestCounters }, ...counters }),
 
     isRevoked,
 
     offerRevocations: bytes => adoptRevocations(bytes, 'local'),
   }
+  // enrolment (issue 3): join and CA protocols, certificate renewal.
+  const enrolment = createEnrolment(
+    { node, key: init.node.key, caPublicKey: init.caPublicKey, log: log.child({ component: 'enrolment' }), nowMs: now },
+    { helloTimeoutMs: config.helloTimeoutMs, maxClockSkewMs: config.maxClockSkewMs },
+  )
   void heartbeatTimer
   void toHex
   void peerIdFromString

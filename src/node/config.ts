@@ -206,6 +206,12 @@ export interface DeclaredActionConfig {
   readonly argv: readonly string[]
   readonly timeoutMs?: number
   readonly outputBytesMax?: number
+  /** Request arguments are appended to argv (never through a shell); refused otherwise. */
+  readonly acceptsArgs?: boolean
+  readonly env?: Readonly<Record<string, string>>
+  /** Absolute working directory. */
+  readonly cwd?: string
+  readonly description?: string
 }
 
 /** The merged, validated configuration. */
@@ -269,6 +275,10 @@ const actionSchema = z.strictObject({
   argv: z.array(z.string()).min(1).max(256),
   timeout: durationish.optional(),
   outputBytesMax: z.number().int().positive().optional(),
+  acceptsArgs: z.boolean().optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+  cwd: z.string().startsWith('/').optional(),
+  description: z.string().max(256).optional(),
 })
 const actionsSchema = z.record(z.string().regex(/^[a-z][\w.-]{0,63}$/), actionSchema)
 const policySchema = z.array(
@@ -324,7 +334,8 @@ export function resolveConfig(sources: ConfigSources): AgentConfig {
       timeoutMs = typeof action.timeout === 'number' ? action.timeout : parseDurationMs(action.timeout)
       if (timeoutMs === undefined) problems.push(`file: actions.${name}.timeout: not a duration like 10s`)
     }
-    declared[name] = { argv: action.argv, timeoutMs, outputBytesMax: action.outputBytesMax }
+    const { timeout: _timeout, ...rest } = action
+    declared[name] = { ...rest, timeoutMs }
   }
 
   const config = {

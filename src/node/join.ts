@@ -1,0 +1,389 @@
+/**
+ * The joiner's side of `/mesh/join/1.0.0` (join-protocol.ts): what `mesh join` runs before the node has
+ * a certificate. It starts a throwaway libp2p host whose identity is the NEW key (so the CA certifies
+ * the very key Noise authenticates), dials a bootstrap address, checks that the member proves the
+ * expected mesh fingerprint, and only then sends its signing request (the ticket never reaches a peer
+ * that failed the proof). It checks the issued certificate before returning it.
+ *
+ *   for each attempt (until issued, refused or the deadline):
+ *     for each bootstrap address: dial ─► hello ─► proof? ─no─► wrong-mesh (nothing sent)
+ *                                                   └─yes─► csr ─► issued | pending | refused | error
+ *     pending: tell onPending once, wait pollIntervalMs, resend the SAME request bytes
+ *     no answer anywhere: wait pollIntervalMs and try again
+ *
+ * Each attempt dials afresh and hangs up afterwards: a member cuts an uncertified connection at its
+ * hello timeout, so one exchange must fit into a fresh window (enrolment.ts explains the choice).
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import type { Libp2p } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { lpStream } from '@libp2p/utils'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { DEFAULT_MAX_CLOCK_SKEW_MS } from '../ca/certificate.js'
+import type { SigningKey } from '../ca/ed25519.js'
+import { isValidName } from '../ca/fields.js'
+import { fingerprintOf, shortFingerprint } from '../ca/fingerprint.js'
+import type { SigningRefusalReason, SigningResult } from '../ca/issuer.js'
+import {
+  createSigningRequest,
+  SIGNING_REQUEST_NONCE_BYTES,
+  SigningRequestError,
+} from '../ca/signing-request.js'
+import { parseTicket, type Ticket, TicketError } from '../ca/ticket.js'
+import type { SignedCertificate } from '../ca/types.js'
+import { formatDurationMs } from '../duration.js'
+import { libp2pKeyOf, secureRandomBytes } from './home.js'
+import {
+  checkIssued,
+  checkMeshProof,
+  decodeJoinAnswer,
+  encodeJoinRequest,
+  JOIN_ANSWER_BYTES_MAX,
+  JOIN_PROTOCOL,
+} from './join-protocol.js'
+
+/** Default overall time limit with a ticket (the certificate is issued at once). */
+export const JOIN_TIMEOUT_MS_DEFAULT = 60_000
+/** Default time a request without ticket waits for the operator. */
+export const APPROVAL_WAIT_MS_DEFAULT = 60 * 60_000
+/** Default pause between attempts (polls while pending, retries while unreachable). */
+export const JOIN_POLL_INTERVAL_MS_DEFAULT = 5_000
+/** Default limit of one attempt at one address (dial, hello, request, answer). */
+export const JOIN_ATTEMPT_TIMEOUT_MS_DEFAULT = 10_000
+/** Most bootstrap addresses tried. */
+export const JOIN_BOOTSTRAP_ADDRESSES_MAX = 16
+
+/** Why a join failed. A closed set; `message` is one line for the CLI that says what to do. */
+export type JoinErrorCode =
+  /** The options were unusable (unreadable ticket, bad fingerprint or name): nothing was sent. */
+  | 'invalid-input'
+  /** The peer reached could not prove the expected mesh fingerprint (wrong address or a man in the middle); the request was not sent. */
+  | 'wrong-mesh'
+  /** The CA refused the request; `reason` says why (reused, expired, bad-mac, wrong-mesh, …). */
+  | 'refused'
+  /** The operator rejected the request (`mesh ca reject`). */
+  | 'rejected'
+  /** No bootstrap address answered before the deadline. */
+  | 'unreachable'
+  /** The request was still pending at the deadline. */
+  | 'timeout'
+  /** The answer did not check out (certificate for another key, name, CA …). */
+  | 'bad-answer'
+  /** `signal` was aborted. */
+  | 'aborted'
+
+/** A failed join. */
+export class JoinError extends Error {
+  override name = 'JoinError'
+  readonly code: JoinErrorCode
+  /** The issuer's reason for `refused` and `rejected`. */
+  readonly reason: SigningRefusalReason | undefined
+  constructor(code: JoinErrorCode, message: string, reason?: SigningRefusalReason) {
+    super(message)
+    this.code = code
+    this.reason = reason
+  }
+}
+
+/** Options of {@link requestCertificate}: a ticket, or bootstrap + fingerprint + name + zone. */
+export interface RequestCertificateOptions {
+  /** The new node's key; it is also the throwaway host's identity. Owned by the caller. */
+  readonly key: SigningKey
+  readonly ticket?: string
+  /** Addresses to dial; with a ticket they replace the ticket's. */
+  readonly bootstrap?: readonly string[]
+  /** 32-byte mesh fingerprint to demand (without a ticket). */
+  readonly fingerprint?: Uint8Array
+  /** Requested name and zone (without a ticket). */
+  readonly name?: string
+  readonly zone?: string
+  /** Overall limit; default {@link JOIN_TIMEOUT_MS_DEFAULT} with a ticket, {@link APPROVAL_WAIT_MS_DEFAULT} without. */
+  readonly timeoutMs?: number
+  readonly pollIntervalMs?: number
+  readonly attemptTimeoutMs?: number
+  /** Called once when the request waits for the operator, with its id and our key's short fingerprint. */
+  readonly onPending?: (id: string, keyFingerprint: string) => void
+  readonly signal?: AbortSignal
+  /** Wall clock, ms since the epoch (request date and certificate checks). */
+  readonly nowMs?: () => number
+  readonly maxClockSkewMs?: number
+}
+
+/** What {@link requestCertificate} returns: everything a new home needs. */
+export interface JoinResult {
+  readonly certificate: SignedCertificate
+  readonly caPublicKey: Uint8Array
+  /** The CA-signed revocation list that came with the certificate. */
+  readonly revocationList: Uint8Array
+  /** The address that answered. */
+  readonly answeredBy: string
+  /** The addresses used, the one that answered first: the new node's bootstrap list. */
+  readonly bootstrap: readonly string[]
+}
+
+interface Plan {
+  readonly fingerprint: Uint8Array
+  readonly addresses: readonly Multiaddr[]
+  readonly texts: readonly string[]
+  readonly expect: { name?: string; zone?: string; roles?: readonly string[] }
+  readonly fields: { ticket?: string; name?: string; zone?: string }
+}
+
+type AttemptOutcome =
+  | { kind: 'answer'; result: SigningResult; caPublicKey: Uint8Array; address: string }
+  | { kind: 'wrong-mesh'; detail: string; address: string }
+  | { kind: 'transient'; detail: string; address: string }
+
+/**
+ * Joins a mesh and returns the certificate; stores nothing (the caller writes the home).
+ * @throws JoinError
+ */
+export async function requestCertificate(options: RequestCertificateOptions): Promise<JoinResult> {
+  const now = options.nowMs ?? Date.now
+  const plan = makePlan(options)
+  const skewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
+  const timeoutMs =
+    options.timeoutMs ?? (options.ticket !== undefined ? JOIN_TIMEOUT_MS_DEFAULT : APPROVAL_WAIT_MS_DEFAULT)
+  const pollIntervalMs = options.pollIntervalMs ?? JOIN_POLL_INTERVAL_MS_DEFAULT
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? JOIN_ATTEMPT_TIMEOUT_MS_DEFAULT
+  let request: ReturnType<typeof createSigningRequest>
+  try {
+    // One request for the whole join: the CA answers the same bytes with the same pending id, then the certificate.
+    request = createSigningRequest(options.key, {
+      ...plan.fields,
+      createdAtMs: now(),
+      nonce: secureRandomBytes(SIGNING_REQUEST_NONCE_BYTES),
+    })
+  } catch (err) {
+    if (err instanceof SigningRequestError) throw new JoinError('invalid-input', err.message)
+    throw err
+  }
+  const keyFingerprint = shortFingerprint(fingerprintOf(options.key.publicKey))
+  const deadline = AbortSignal.timeout(timeoutMs)
+  const overall = options.signal === undefined ? deadline : AbortSignal.any([deadline, options.signal])
+
+  const host = await createLibp2p({
+    privateKey: libp2pKeyOf(options.key),
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+  })
+  let pendingId: string | undefined
+  let lastProblem = 'no attempt finished'
+  try {
+    for (;;) {
+      const outcomes: AttemptOutcome[] = []
+      let answer: Extract<AttemptOutcome, { kind: 'answer' }> | undefined
+      for (const [index, address] of plan.addresses.entries()) {
+        if (overall.aborted) break
+        const outcome = await attempt(host, address, plan.texts[index] ?? address.toString(), request.bytes, {
+          fingerprint: plan.fingerprint,
+          signal: AbortSignal.any([overall, AbortSignal.timeout(attemptTimeoutMs)]),
+          nowMs: now,
+          skewMs,
+        })
+        outcomes.push(outcome)
+        if (outcome.kind === 'answer') {
+          answer = outcome
+          break
+        }
+      }
+      if (answer !== undefined) {
+        const result = answer.result
+        if (result.status === 'issued') {
+          const checked = checkIssued(result, {
+            caPublicKey: answer.caPublicKey,
+            publicKey: options.key.publicKey,
+            ...plan.expect,
+            nowMs: now(),
+            maxClockSkewMs: skewMs,
+          })
+          if (!checked.ok) {
+            throw new JoinError(
+              'bad-answer',
+              `the mesh answered with an unusable certificate: ${checked.detail}`,
+            )
+          }
+          return {
+            certificate: checked.certificate,
+            caPublicKey: answer.caPublicKey,
+            revocationList: checked.revocationList.bytes,
+            answeredBy: answer.address,
+            bootstrap: [answer.address, ...plan.texts.filter(text => text !== answer.address)],
+          }
+        }
+        if (result.status === 'refused') {
+          if (result.reason === 'rejected') {
+            throw new JoinError(
+              'rejected',
+              `the operator rejected this request (${result.message}); ask them, then join again`,
+              result.reason,
+            )
+          }
+          throw new JoinError('refused', `the mesh refused to join: ${result.message}`, result.reason)
+        }
+        if (pendingId === undefined) {
+          pendingId = result.id
+          options.onPending?.(result.id, keyFingerprint)
+        }
+        lastProblem = `request ${result.id} is waiting for approval`
+      } else {
+        const wrong = outcomes.find(o => o.kind === 'wrong-mesh')
+        if (wrong !== undefined && outcomes.every(o => o.kind !== 'answer')) {
+          throw new JoinError(
+            'wrong-mesh',
+            `${wrong.address} could not prove the mesh fingerprint (${wrong.detail}); the request was not sent. Check the address and fingerprint, or someone may be intercepting the connection`,
+          )
+        }
+        const last = outcomes[outcomes.length - 1]
+        if (last !== undefined && last.kind !== 'answer') lastProblem = `${last.address}: ${last.detail}`
+      }
+      await sleep(pollIntervalMs, overall)
+      if (overall.aborted) break
+    }
+    if (options.signal?.aborted === true) throw new JoinError('aborted', 'join was interrupted')
+    if (pendingId !== undefined) {
+      throw new JoinError(
+        'timeout',
+        `request ${pendingId} was not approved within ${formatDurationMs(timeoutMs)}; on a CA node run 'mesh ca sign ${pendingId}' and join again with a longer --timeout`,
+      )
+    }
+    throw new JoinError(
+      'unreachable',
+      `cannot reach the mesh at ${plan.texts.join(', ')} within ${formatDurationMs(timeoutMs)} (${lastProblem}); check the address and that 'mesh agent' runs there`,
+    )
+  } finally {
+    await Promise.resolve(host.stop()).catch(() => {})
+  }
+}
+
+function makePlan(options: RequestCertificateOptions): Plan {
+  let ticket: Ticket | undefined
+  if (options.ticket !== undefined) {
+    try {
+      ticket = parseTicket(options.ticket)
+    } catch (err) {
+      if (err instanceof TicketError) {
+        throw new JoinError(
+          'invalid-input',
+          `the ticket is unreadable (${err.message}); copy the whole line again`,
+        )
+      }
+      throw err
+    }
+  }
+  const texts =
+    (options.bootstrap !== undefined && options.bootstrap.length > 0
+      ? options.bootstrap
+      : ticket?.bootstrap) ?? []
+  if (texts.length === 0)
+    throw new JoinError('invalid-input', 'no bootstrap address to dial; pass --bootstrap')
+  if (texts.length > JOIN_BOOTSTRAP_ADDRESSES_MAX) {
+    throw new JoinError('invalid-input', `at most ${JOIN_BOOTSTRAP_ADDRESSES_MAX} bootstrap addresses`)
+  }
+  const addresses = texts.map(text => {
+    try {
+      return multiaddr(text)
+    } catch {
+      throw new JoinError(
+        'invalid-input',
+        `${text} is not a multiaddr (like /ip4/10.0.0.1/tcp/7600/p2p/12D3…)`,
+      )
+    }
+  })
+  if (ticket !== undefined) {
+    return {
+      fingerprint: ticket.meshFingerprint,
+      addresses,
+      texts,
+      expect: { name: ticket.name, zone: ticket.zone, roles: ticket.roles },
+      fields: { ticket: ticket.text },
+    }
+  }
+  if (options.fingerprint === undefined || options.fingerprint.byteLength !== 32) {
+    throw new JoinError('invalid-input', 'without a ticket the mesh fingerprint is needed (--fingerprint)')
+  }
+  for (const [label, value] of [
+    ['name', options.name],
+    ['zone', options.zone],
+  ] as const) {
+    if (value === undefined || !isValidName(value)) {
+      throw new JoinError('invalid-input', `without a ticket a valid --${label} is needed`)
+    }
+  }
+  return {
+    fingerprint: options.fingerprint,
+    addresses,
+    texts,
+    expect: { name: options.name, zone: options.zone },
+    fields: { name: options.name, zone: options.zone },
+  }
+}
+
+/** One exchange with one address on a fresh connection. Never throws. */
+async function attempt(
+  host: Libp2p,
+  address: Multiaddr,
+  text: string,
+  requestBytes: Uint8Array,
+  context: { fingerprint: Uint8Array; signal: AbortSignal; nowMs: () => number; skewMs: number },
+): Promise<AttemptOutcome> {
+  const { signal } = context
+  let connection: Awaited<ReturnType<Libp2p['dial']>> | undefined
+  try {
+    connection = await host.dial(address, { signal })
+    const stream = await connection.newStream(JOIN_PROTOCOL, { signal })
+    const lp = lpStream(stream, { maxDataLength: JOIN_ANSWER_BYTES_MAX })
+    await lp.write(encodeJoinRequest({ type: 'hello' }), { signal })
+    const hello = decodeJoinAnswer((await lp.read({ signal })).subarray())
+    if (!hello.ok) return { kind: 'transient', detail: `unreadable answer (${hello.detail})`, address: text }
+    if (hello.message.type === 'error')
+      return { kind: 'transient', detail: hello.message.message, address: text }
+    if (hello.message.type !== 'hello')
+      return { kind: 'transient', detail: 'answer out of order', address: text }
+    const proof = checkMeshProof(hello.message, {
+      fingerprint: context.fingerprint,
+      remotePeer: connection.remotePeer.toString(),
+      nowMs: context.nowMs(),
+      maxClockSkewMs: context.skewMs,
+    })
+    if (!proof.ok) {
+      stream.abort(new Error('mesh proof failed'))
+      return { kind: 'wrong-mesh', detail: proof.detail, address: text }
+    }
+    const caPublicKey = hello.message.caPublicKey
+    await lp.write(encodeJoinRequest({ type: 'csr', bytes: requestBytes }), { signal })
+    const answer = decodeJoinAnswer((await lp.read({ signal })).subarray())
+    await stream.close({ signal }).catch(() => {})
+    if (!answer.ok)
+      return { kind: 'transient', detail: `unreadable answer (${answer.detail})`, address: text }
+    if (answer.message.type === 'error')
+      return { kind: 'transient', detail: answer.message.message, address: text }
+    if (answer.message.type !== 'result')
+      return { kind: 'transient', detail: 'answer out of order', address: text }
+    return { kind: 'answer', result: answer.message.result, caPublicKey, address: text }
+  } catch (err) {
+    return { kind: 'transient', detail: (err as Error).message, address: text }
+  } finally {
+    await connection?.close().catch(() => {})
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    if (signal.aborted) {
+      resolve()
+      return
+    }
+    const timer = setTimeout(done, ms)
+    function done(): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}

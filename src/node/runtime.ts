@@ -1,0 +1,86 @@
+/**
+ * The agent process around a node: loads --home, resolves the configuration (file < environment <
+ * flags), starts the node with file persistence, and serves the control socket. Used by `mesh agent`
+ * and by `mesh demo` (which runs several in one process).
+ */
+import { fingerprintOf, formatFingerprint } from '../ca/fingerprint.js'
+import { createMeshNode, type MeshNode } from './agent.js'
+import { type AgentConfig, resolveConfig } from './config.js'
+import { controlHandlers } from './control.js'
+import { type ControlServer, controlSocketPath, createControlServer } from './control-socket.js'
+import { homePaths, loadHome, saveIssuerState, saveNodeCertificate, saveRevocations } from './home.js'
+import { createLogger, type Logger } from './log.js'
+
+/** A running agent. */
+export interface RunningAgent {
+  readonly node: MeshNode
+  readonly config: AgentConfig
+  readonly control: ControlServer
+  readonly fingerprint: string
+  /** Stops the control socket, then the node. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** Options of {@link startAgent}. */
+export interface StartAgentOptions {
+  readonly home: string
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly flags?: Record<string, unknown>
+  /** Default: JSON lines on stderr at the configured level. */
+  readonly logger?: Logger
+}
+
+/**
+ * Loads the home and starts the agent.
+ * @throws HomeError, ConfigError, ControlError (`agent-already-running`), or libp2p listen errors
+ */
+export async function startAgent(options: StartAgentOptions): Promise<RunningAgent> {
+  const state = await loadHome(options.home)
+  const config = resolveConfig({ file: state.configFile, env: options.env, flags: options.flags })
+  const name = state.node.certificate.certificate.name
+  const log = options.logger ?? createLogger(config.logLevel, name)
+  const home = options.home
+  const node = await createMeshNode({
+    node: state.node,
+    caPublicKey: state.caPublicKey,
+    operator: state.operator,
+    ca: state.ca,
+    revocations: state.revocations,
+    config,
+    logger: log,
+    store: {
+      saveIssuerState: s => saveIssuerState(home, s),
+      saveRevocations: bytes => saveRevocations(home, bytes),
+      saveNodeCertificate: cert => saveNodeCertificate(home, cert),
+    },
+  })
+  const control = createControlServer({
+    path: controlSocketPath(home),
+    handlers: controlHandlers(node, state.caPublicKey),
+    log: (level, message, context) => log[level]({ component: 'control', ...context }, message),
+  })
+  // The socket first: a second agent on the same home fails here, before it touches the network.
+  await control.start()
+  try {
+    await node.start()
+  } catch (err) {
+    await control.stop()
+    throw err
+  }
+  let stopping: Promise<void> | undefined
+  return {
+    node,
+    config,
+    control,
+    fingerprint: formatFingerprint(fingerprintOf(state.caPublicKey)),
+    stop() {
+      stopping ??= (async () => {
+        await control.stop()
+        await node.stop()
+      })()
+      return stopping
+    },
+  }
+}
+
+export { homePaths }

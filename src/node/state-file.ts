@@ -1,0 +1,199 @@
+/**
+ * Crash-safe files in the node's home directory (keys, certificates, the CA state).
+ *
+ * A write never leaves a half-written target: the bytes go to a temporary file in the same directory,
+ * which is flushed to disk, renamed over the target (rename is atomic within one file system), and then
+ * the directory itself is flushed so the rename survives a power cut. A reader therefore sees either the
+ * complete old version or the complete new one. A crash between the two steps leaves a temporary file
+ * behind; its name has a fixed shape ({@link isStateTempFileName}) so it is never taken for state, and
+ * {@link cleanStaleTempFiles} removes it when the agent starts.
+ *
+ * This module imports only `node:` built-ins and uses only erasable TypeScript, so a test fixture can run
+ * it directly in a child process.
+ */
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+
+/** Mode of every file the agent writes in its home: readable and writable by the owner only. */
+export const STATE_FILE_MODE = 0o600
+/** Mode of the home directory: the owner only. */
+export const HOME_DIRECTORY_MODE = 0o700
+/** Largest state file {@link readStateFile} reads by default (bytes); state files are small. */
+export const STATE_FILE_BYTES_MAX = 16 * 1024 * 1024
+
+/** Suffix of temporary files; together with the leading dot and the random tag it makes the name shape. */
+const TEMP_SUFFIX = '.mesh-tmp'
+const TEMP_NAME = /^\..+\.[0-9a-f]{12}\.mesh-tmp$/
+
+/** Why a state file could not be read or written. A closed set; callers switch on it. */
+export type StateFileErrorCode = 'missing' | 'unreadable' | 'too-large' | 'unwritable' | 'not-a-directory'
+
+/** An operating error on a state file: the path and a message that says what to do. */
+export class StateFileError extends Error {
+  override name = 'StateFileError'
+  readonly code: StateFileErrorCode
+  readonly path: string
+  constructor(code: StateFileErrorCode, path: string, message: string) {
+    super(message)
+    this.code = code
+    this.path = path
+  }
+}
+
+/** Result of {@link readStateFile}: never throws. */
+export type StateFileRead =
+  | { readonly ok: true; readonly bytes: Uint8Array }
+  | { readonly ok: false; readonly error: StateFileError }
+
+/** Options of {@link writeFileAtomic}. */
+export interface WriteFileAtomicOptions {
+  /** Permission bits of the written file; default {@link STATE_FILE_MODE} (0600). */
+  readonly mode?: number
+}
+
+/** True when `name` (a base name, not a path) is a temporary file left by {@link writeFileAtomic}. */
+export function isStateTempFileName(name: string): boolean {
+  return TEMP_NAME.test(name)
+}
+
+/**
+ * Creates the home directory (and its parents) if needed and sets its mode to 0700, also when it already
+ * existed with looser bits.
+ * @throws StateFileError `not-a-directory` when the path exists and is not a directory, `unwritable`
+ *   when it cannot be created or its mode cannot be set.
+ */
+export async function ensureHomeDir(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true, mode: HOME_DIRECTORY_MODE })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new StateFileError('not-a-directory', path, `${path} exists and is not a directory`)
+    }
+    throw new StateFileError('unwritable', path, `cannot create ${path}: ${(err as Error).message}`)
+  }
+  const info = await stat(path)
+  if (!info.isDirectory()) {
+    throw new StateFileError('not-a-directory', path, `${path} exists and is not a directory`)
+  }
+  try {
+    // mkdir's mode is filtered by the umask and ignored for existing directories; set it explicitly.
+    await chmod(path, HOME_DIRECTORY_MODE)
+  } catch (err) {
+    throw new StateFileError('unwritable', path, `cannot set mode 0700 on ${path}: ${(err as Error).message}`)
+  }
+}
+
+/**
+ * Replaces the file at `path` with `bytes` so that a crash at any moment leaves either the old or the new
+ * content (see the module note). The caller keeps ownership of `bytes`; they are not retained.
+ * @throws StateFileError `unwritable` (the target is then unchanged and no temporary file is left,
+ *   unless the process dies first).
+ */
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array | string,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
+  const mode = options.mode ?? STATE_FILE_MODE
+  const directory = dirname(path)
+  const temp = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`)
+  let created = false
+  try {
+    // 'wx' refuses to follow or reuse an existing name, so a planted symlink cannot redirect the write.
+    const handle = await open(temp, 'wx', mode)
+    created = true
+    try {
+      await handle.chmod(mode) // the open mode is filtered by the umask
+      await handle.writeFile(bytes)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, path)
+    created = false
+    await syncDirectory(directory)
+  } catch (err) {
+    if (created) await unlink(temp).catch(() => undefined)
+    throw new StateFileError('unwritable', path, `cannot write ${path}: ${(err as Error).message}`)
+  }
+}
+
+/**
+ * Reads a whole state file of at most `bytesMax` bytes (default {@link STATE_FILE_BYTES_MAX}).
+ * Never throws: a missing file, a permission problem or an oversized file is a typed error.
+ */
+export async function readStateFile(path: string, bytesMax = STATE_FILE_BYTES_MAX): Promise<StateFileRead> {
+  let handle: Awaited<ReturnType<typeof open>>
+  try {
+    handle = await open(path, 'r')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return failure('missing', path, `${path} does not exist`)
+    return failure('unreadable', path, `cannot read ${path}: ${(err as Error).message}`)
+  }
+  try {
+    const info = await handle.stat()
+    if (!info.isFile()) return failure('unreadable', path, `${path} is not a regular file`)
+    if (info.size > bytesMax) {
+      return failure('too-large', path, `${path} has ${info.size} bytes, more than the limit of ${bytesMax}`)
+    }
+    // Read one byte past the limit so a file that grew after stat is still caught.
+    const buffer = new Uint8Array(Math.min(info.size, bytesMax) + 1)
+    let length = 0
+    while (length < buffer.byteLength) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.byteLength - length, length)
+      if (bytesRead === 0) break
+      length += bytesRead
+    }
+    if (length > bytesMax) {
+      return failure('too-large', path, `${path} has more than the limit of ${bytesMax} bytes`)
+    }
+    return { ok: true, bytes: buffer.subarray(0, length) }
+  } catch (err) {
+    return failure('unreadable', path, `cannot read ${path}: ${(err as Error).message}`)
+  } finally {
+    await handle.close().catch(() => undefined)
+  }
+}
+
+/**
+ * Removes temporary files left in `directory` by writes that a crash interrupted, and returns their names.
+ * Call it at start-up, once this process holds the home (the control socket is the lock): a write in
+ * progress in another process would lose its temporary file.
+ * @throws StateFileError `unreadable` when the directory cannot be listed.
+ */
+export async function cleanStaleTempFiles(directory: string): Promise<string[]> {
+  let names: string[]
+  try {
+    names = await readdir(directory)
+  } catch (err) {
+    throw new StateFileError('unreadable', directory, `cannot list ${directory}: ${(err as Error).message}`)
+  }
+  const removed: string[] = []
+  for (const name of names) {
+    if (!isStateTempFileName(name)) continue
+    try {
+      await unlink(join(directory, name))
+      removed.push(name)
+    } catch (err) {
+      // Gone already (a concurrent clean) is fine; anything else is left for the next start.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') continue
+    }
+  }
+  return removed
+}
+
+function failure(code: StateFileErrorCode, path: string, message: string): StateFileRead {
+  return { ok: false, error: new StateFileError(code, path, message) }
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
