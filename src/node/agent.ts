@@ -49,11 +49,11 @@ import {
 } from './actions.js'
 import { type Admission, createAdmission } from './admission.js'
 import type { AgentConfig } from './config.js'
+import { createEnrolment, type Enrolment } from './enrolment.js' // enrolment (issue 3)
 import { createFactsProvider, type FactsProvider } from './facts.js'
 import type { CaMaterial, Identity } from './home.js'
 import { libp2pKeyOf, secureRandomBytes } from './home.js'
 import { createHost, type Host, TOPICS } from './host.js'
-import { createEnrolment, type Enrolment } from './enrolment.js' // enrolment (issue 3)
 import { type Logger, silentLogger } from './log.js'
 import { createReplyRouter, REPLY_PROTOCOL, type ReplyRouter } from './replies.js'
 
@@ -286,7 +286,8 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const counters = { presenceRefused: 0, repliesRefused: 0 }
 
   // ---- presence ----
-  let heartbeatSeq = 0
+  // Starts at the wall clock so it keeps increasing across restarts (peers drop stale sequence numbers).
+  let heartbeatSeq = now()
   let heartbeatTimer: NodeJS.Timeout | undefined
   let earlyHeartbeat: NodeJS.Timeout | undefined
   const ourAddrs = (): string[] => host.getMultiaddrs().map(a => a.toString())
@@ -730,7 +731,13 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   }
   // enrolment (issue 3): join and CA protocols, certificate renewal.
   const enrolment = createEnrolment(
-    { node, key: init.node.key, caPublicKey: init.caPublicKey, log: log.child({ component: 'enrolment' }), nowMs: now },
+    {
+      node,
+      key: init.node.key,
+      caPublicKey: init.caPublicKey,
+      log: log.child({ component: 'enrolment' }),
+      nowMs: now,
+    },
     { helloTimeoutMs: config.helloTimeoutMs, maxClockSkewMs: config.maxClockSkewMs },
   )
   void heartbeatTimer

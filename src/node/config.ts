@@ -96,7 +96,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     key: 'leaseTtlMs',
     kind: 'duration',
     perProfile: true,
-    fallback: timing(2_000, 10_000, 1_000),
+    fallback: timing(2_000, 8_000, 1_000),
     env: 'MESH_LEASE_TTL',
     unit: 'ms',
     doc: 'zone authority lease lifetime',
@@ -105,19 +105,27 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     key: 'renewIntervalMs',
     kind: 'duration',
     perProfile: true,
-    fallback: timing(600, 3_000, 300),
+    fallback: timing(500, 2_000, 250),
     env: 'MESH_RENEW_INTERVAL',
     unit: 'ms',
     doc: 'how often the holder renews its lease',
   },
   {
-    key: 'maxClockSkewMs',
+    key: 'leaseSkewMs',
     kind: 'duration',
     perProfile: true,
-    fallback: timing(250, 1_000, 100),
+    fallback: timing(200, 800, 100),
+    env: 'MESH_LEASE_SKEW',
+    unit: 'ms',
+    doc: 'bound on how far two clocks drift apart over one lease; the holder stops acting this early',
+  },
+  {
+    key: 'maxClockSkewMs',
+    kind: 'duration',
+    fallback: 30_000,
     env: 'MESH_MAX_CLOCK_SKEW',
     unit: 'ms',
-    doc: 'clock-skew budget for leases and request validity',
+    doc: 'clock offset tolerated between nodes for request, heartbeat and certificate validity',
   },
   {
     key: 'helloTimeoutMs',
@@ -227,6 +235,7 @@ export interface AgentConfig {
   readonly deadAfterMs: number
   readonly leaseTtlMs: number
   readonly renewIntervalMs: number
+  readonly leaseSkewMs: number
   readonly maxClockSkewMs: number
   readonly helloTimeoutMs: number
   readonly requestLifetimeMsMax: number
@@ -352,13 +361,13 @@ export function resolveConfig(sources: ConfigSources): AgentConfig {
 /** Relationships between values that types alone cannot express. */
 export function checkRelationships(c: AgentConfig): string[] {
   const problems: string[] = []
-  if (c.renewIntervalMs + c.maxClockSkewMs >= c.leaseTtlMs) {
+  if (c.renewIntervalMs + c.leaseSkewMs >= c.leaseTtlMs) {
     problems.push(
-      `renewIntervalMs (${c.renewIntervalMs}) + maxClockSkewMs (${c.maxClockSkewMs}) must be below leaseTtlMs (${c.leaseTtlMs})`,
+      `renewIntervalMs (${c.renewIntervalMs}) + leaseSkewMs (${c.leaseSkewMs}) must be below leaseTtlMs (${c.leaseTtlMs})`,
     )
   }
-  if (2 * c.maxClockSkewMs >= c.leaseTtlMs) {
-    problems.push(`leaseTtlMs (${c.leaseTtlMs}) must exceed twice maxClockSkewMs (${c.maxClockSkewMs})`)
+  if (2 * c.leaseSkewMs >= c.leaseTtlMs) {
+    problems.push(`leaseTtlMs (${c.leaseTtlMs}) must exceed twice leaseSkewMs (${c.leaseSkewMs})`)
   }
   if (c.suspectAfterMs <= c.heartbeatIntervalMs) {
     problems.push(

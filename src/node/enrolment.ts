@@ -47,6 +47,7 @@ import {
   DEFAULT_RENEWAL_RECHECK_MAX_MS,
   DEFAULT_RENEWAL_RETRY_BASE_MS,
   DEFAULT_RENEWAL_RETRY_MAX_MS,
+  DEFAULT_RENEWAL_RETRY_MIN_MS,
   type RenewalPolicy,
   renewalDecision,
 } from './renewal.js'
@@ -160,6 +161,7 @@ export function createEnrolment(components: EnrolmentComponents, init: Enrolment
   const policy: RenewalPolicy = {
     retryBaseMs: init.renewal?.retryBaseMs ?? DEFAULT_RENEWAL_RETRY_BASE_MS,
     retryMaxMs: init.renewal?.retryMaxMs ?? DEFAULT_RENEWAL_RETRY_MAX_MS,
+    retryMinMs: init.renewal?.retryMinMs ?? DEFAULT_RENEWAL_RETRY_MIN_MS,
     recheckMaxMs: init.renewal?.recheckMaxMs ?? DEFAULT_RENEWAL_RECHECK_MAX_MS,
     maxClockSkewMs: init.maxClockSkewMs,
   }

@@ -16,6 +16,8 @@
 export interface RenewalPolicy {
   /** First retry delay after a failed attempt. */
   readonly retryBaseMs: number
+  /** Shortest retry delay, however close expiry is. */
+  readonly retryMinMs: number
   /** Longest retry delay. */
   readonly retryMaxMs: number
   /** Longest single timer; the schedule is re-evaluated after it (keeps timers below 2^31 ms and follows wall-clock jumps). */
@@ -26,6 +28,7 @@ export interface RenewalPolicy {
 
 /** Defaults of {@link RenewalPolicy} (skew is the node's config). */
 export const DEFAULT_RENEWAL_RETRY_BASE_MS = 5_000
+export const DEFAULT_RENEWAL_RETRY_MIN_MS = 1_000
 export const DEFAULT_RENEWAL_RETRY_MAX_MS = 10 * 60_000
 export const DEFAULT_RENEWAL_RECHECK_MAX_MS = 60 * 60_000
 
@@ -40,13 +43,19 @@ export function renewalStartMs(window: { notBeforeMs: number; notAfterMs: number
   return window.notBeforeMs + Math.floor(((window.notAfterMs - window.notBeforeMs) * 2) / 3)
 }
 
-/** Retry delay after `failures` (≥ 1) consecutive failed attempts: exponential, capped. */
+/**
+ * Retry delay after `failures` (≥ 1) consecutive failed attempts with `remainingMs` of usable lifetime
+ * left: exponential from `retryBaseMs`, capped at `retryMaxMs` and at a quarter of what remains (so a
+ * node close to expiry tries a few more times), never below `retryMinMs`.
+ */
 export function retryDelayMs(
   failures: number,
-  policy: Pick<RenewalPolicy, 'retryBaseMs' | 'retryMaxMs'>,
+  remainingMs: number,
+  policy: Pick<RenewalPolicy, 'retryBaseMs' | 'retryMinMs' | 'retryMaxMs'>,
 ): number {
   const exponent = Math.min(Math.max(failures, 1) - 1, 30)
-  return Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** exponent)
+  const backoffMs = Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** exponent)
+  return Math.max(policy.retryMinMs, Math.min(backoffMs, Math.floor(remainingMs / 4)))
 }
 
 /**
@@ -65,7 +74,7 @@ export function renewalDecision(
   const startMs = renewalStartMs(window)
   let dueMs = startMs
   if (failures > 0 && lastAttemptMs !== undefined) {
-    dueMs = Math.max(startMs, lastAttemptMs + retryDelayMs(failures, policy))
+    dueMs = Math.max(startMs, lastAttemptMs + retryDelayMs(failures, lastUsableMs - lastAttemptMs, policy))
     // A last try just before the CA would call it expired beats giving up early.
     dueMs = Math.min(dueMs, Math.max(startMs, lastUsableMs - 1))
   }

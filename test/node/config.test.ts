@@ -77,11 +77,8 @@ describe('resolveConfig', () => {
   })
 
   it.each([
-    [
-      { renewIntervalMs: 1_900 },
-      /renewIntervalMs \(1900\) \+ maxClockSkewMs \(250\) must be below leaseTtlMs/,
-    ],
-    [{ maxClockSkewMs: 1_500 }, /must exceed twice maxClockSkewMs/],
+    [{ renewIntervalMs: 1_900 }, /renewIntervalMs \(1900\) \+ leaseSkewMs \(200\) must be below leaseTtlMs/],
+    [{ leaseSkewMs: 1_500 }, /must exceed twice leaseSkewMs/],
     [{ suspectAfterMs: 500 }, /suspectAfterMs \(500\) must exceed heartbeatIntervalMs/],
     [{ deadAfterMs: 3_000 }, /deadAfterMs \(3000\) must exceed suspectAfterMs/],
   ])('checks timing relationships %j', (flags, pattern) => {

@@ -1,0 +1,357 @@
+/**
+ * Signed replies from a node to a requester, and the batch frame that carries several of them.
+ *
+ * A reply is an envelope (envelope.ts, domain `mesh/reply/v1`) signed by the replying node's key,
+ * carrying that node's certificate, so it can be verified end to end by the requester no matter
+ * which peers carried it. That is what allows replies to travel back along the gossip path, batched
+ * at each hop ({@link encodeReplyBatch}), with a direct dial only as the fallback: forwarders pass
+ * the signed bytes on untouched and need not be trusted.
+ *
+ * Kinds: `ack` (the node accepted the request and will run it) and `done` (status, exit code,
+ * bounded output, duration, and for `--once` the authority epoch).
+ */
+
+import type { SigningKey } from '../ca/ed25519.js'
+import type { CborValue } from '../ca/encoding.js'
+import { DecodeError, decodeCbor, encodeCbor, isRecord } from '../ca/encoding.js'
+import { bytesEqual, toHex } from '../ca/hash.js'
+import type { CertificateRejection, CertificateVerifier, SignedCertificate } from '../ca/types.js'
+import { DOMAIN_REPLY, openEnvelope, sealEnvelope, verifyEnvelope } from './envelope.js'
+import { onlyKeys, readBytes, readInteger, readOptionalText, readText } from './fields.js'
+import { CERTIFICATE_BYTES_MAX, REQUEST_ID_BYTES } from './request.js'
+
+/** Most output carried in one reply, in UTF-8 bytes; longer output is cut and flagged. */
+export const REPLY_OUTPUT_BYTES_MAX = 16 * 1024
+/** Longest denial/error reason, in characters. */
+export const REPLY_REASON_CHARS_MAX = 512
+/** Longest node name or zone in a reply, in characters. */
+export const REPLY_NAME_CHARS_MAX = 64
+/** Largest encoded reply, in bytes. */
+export const REPLY_BYTES_MAX = 32 * 1024
+/** Largest reply batch frame, in bytes (equal to gossipsub's and the stream's max message). */
+export const REPLY_BATCH_BYTES_MAX = 1024 * 1024
+/** Most replies in one batch frame. */
+export const REPLY_BATCH_REPLIES_MAX = 256
+
+/** How an action ended. `denied`: refused by policy; `error`: could not be run (or timed out). */
+export type ReplyStatus = 'ok' | 'failed' | 'denied' | 'error'
+export const REPLY_STATUSES: readonly ReplyStatus[] = ['ok', 'failed', 'denied', 'error']
+
+/** Fields common to both kinds. */
+interface ReplyCommon {
+  readonly v: 1
+  readonly requestId: Uint8Array
+  /** The replying node's name and zone; must equal its certificate's. */
+  readonly node: string
+  readonly zone: string
+  /** The replying node's certificate bytes. */
+  readonly cert: Uint8Array
+  /** The node's clock when it signed, ms since the epoch (informational). */
+  readonly sentAtMs: number
+}
+
+/** The node accepted the request and will run it. */
+export interface AckReply extends ReplyCommon {
+  readonly kind: 'ack'
+}
+
+/** The node finished (or refused) the request. */
+export interface DoneReply extends ReplyCommon {
+  readonly kind: 'done'
+  readonly status: ReplyStatus
+  /** Process exit code; null when no process ran (denied, error before spawn, built-ins may use 0). */
+  readonly exitCode: number | null
+  readonly output: string
+  /** True when `output` was cut to {@link REPLY_OUTPUT_BYTES_MAX}. */
+  readonly outputTruncated: boolean
+  readonly durationMs: number
+  /** The zone authority's epoch, for `--once` requests. */
+  readonly epoch?: number
+  /** Why it was denied or errored, for humans. */
+  readonly reason?: string
+}
+
+/** A reply body. */
+export type Reply = AckReply | DoneReply
+
+/** Content of an ack, as the node creates it. */
+export interface AckInit {
+  readonly kind: 'ack'
+  readonly requestId: Uint8Array
+  readonly sentAtMs: number
+}
+
+/** Content of a completion, as the node creates it; long output is cut, not refused. */
+export interface DoneInit {
+  readonly kind: 'done'
+  readonly requestId: Uint8Array
+  readonly sentAtMs: number
+  readonly status: ReplyStatus
+  readonly exitCode: number | null
+  readonly output: string
+  readonly durationMs: number
+  readonly epoch?: number
+  readonly reason?: string
+}
+
+/** The signing node: its key and certificate (name and zone are taken from the certificate). */
+export interface ReplySigner {
+  readonly key: SigningKey
+  readonly certificate: SignedCertificate
+}
+
+/**
+ * Cuts `text` to at most `bytesMax` UTF-8 bytes on a character boundary.
+ * @returns the text and whether it was cut
+ */
+export function truncateUtf8(text: string, bytesMax: number): { text: string; truncated: boolean } {
+  const bytes = new TextEncoder().encode(text)
+  if (bytes.byteLength <= bytesMax) return { text, truncated: false }
+  let end = bytesMax
+  // Back off continuation bytes (10xxxxxx) so the cut never splits a character.
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--
+  return { text: new TextDecoder().decode(bytes.subarray(0, end)), truncated: true }
+}
+
+/**
+ * Creates a signed reply; output beyond {@link REPLY_OUTPUT_BYTES_MAX} is cut and flagged, the reason
+ * beyond {@link REPLY_REASON_CHARS_MAX} is cut.
+ * @throws TypeError on an invalid request id, exit code or duration (caller bugs)
+ */
+export function createReply(signer: ReplySigner, init: AckInit | DoneInit): Uint8Array {
+  if (init.requestId.byteLength !== REQUEST_ID_BYTES) throw new TypeError('requestId must be 16 bytes')
+  const cert = signer.certificate
+  const common = {
+    v: 1,
+    kind: init.kind,
+    requestId: init.requestId,
+    node: cert.certificate.name,
+    zone: cert.certificate.zone,
+    cert: cert.bytes,
+    sentAtMs: init.sentAtMs,
+  }
+  if (init.kind === 'ack') return sealEnvelope(DOMAIN_REPLY, signer.key, common)
+  if (init.exitCode !== null && !Number.isSafeInteger(init.exitCode)) throw new TypeError('bad exitCode')
+  if (!Number.isSafeInteger(init.durationMs) || init.durationMs < 0) throw new TypeError('bad durationMs')
+  const output = truncateUtf8(init.output, REPLY_OUTPUT_BYTES_MAX)
+  const body: CborValue = {
+    ...common,
+    status: init.status,
+    exitCode: init.exitCode,
+    output: output.text,
+    outputTruncated: output.truncated,
+    durationMs: init.durationMs,
+    epoch: init.epoch,
+    reason: init.reason === undefined ? undefined : init.reason.slice(0, REPLY_REASON_CHARS_MAX),
+  }
+  return sealEnvelope(DOMAIN_REPLY, signer.key, body)
+}
+
+/** Why a reply was refused. A closed set. */
+export type ReplyRejection =
+  | 'too-large'
+  | 'malformed'
+  | 'unsupported-version'
+  | 'bad-certificate'
+  | 'not-agent'
+  | 'identity-mismatch'
+  | 'bad-signature'
+  | 'wrong-request'
+
+/** A verified reply together with the sender's verified certificate. */
+export interface VerifiedReply {
+  readonly reply: Reply
+  readonly certificate: SignedCertificate
+  /** Lower-case hex of `reply.requestId`. */
+  readonly requestIdHex: string
+}
+
+/** Result of {@link verifyReply}; never throws. */
+export type ReplyVerdict =
+  | { readonly ok: true; readonly verified: VerifiedReply }
+  | {
+      readonly ok: false
+      readonly reason: ReplyRejection
+      readonly detail: string
+      /** Set when `reason` is `bad-certificate`. */
+      readonly certificateReason?: CertificateRejection
+    }
+
+/** What {@link verifyReply} checks against. */
+export interface ReplyCheck {
+  readonly verifier: CertificateVerifier
+  readonly nowMs: number
+  /** When set, a reply for any other request is refused with `wrong-request`. */
+  readonly requestId?: Uint8Array
+}
+
+/**
+ * Verifies one reply: size, decode, certificate (via the verifier: chain, validity, revocation), role
+ * `agent`, name and zone equal to the certificate's, signature by the certificate's key, request id.
+ */
+export function verifyReply(bytes: Uint8Array, check: ReplyCheck): ReplyVerdict {
+  let reply: Reply
+  let envelope: ReturnType<typeof openEnvelope>
+  try {
+    envelope = openEnvelope(bytes, REPLY_BYTES_MAX)
+    reply = replyFromBody(envelope.body)
+  } catch (err) {
+    if (err instanceof ReplyVersionError) return refuse('unsupported-version', err.message)
+    if (err instanceof DecodeError) return refuse(err.code, err.message)
+    throw err
+  }
+  const verdict = check.verifier(reply.cert, check.nowMs)
+  if (!verdict.ok) {
+    return { ok: false, reason: 'bad-certificate', detail: verdict.detail, certificateReason: verdict.reason }
+  }
+  const cert = verdict.signed.certificate
+  if (!cert.roles.includes('agent')) return refuse('not-agent', `${cert.name} does not have the agent role`)
+  if (cert.name !== reply.node || cert.zone !== reply.zone) {
+    return refuse(
+      'identity-mismatch',
+      `reply says ${reply.node}@${reply.zone}, certificate ${cert.name}@${cert.zone}`,
+    )
+  }
+  if (!verifyEnvelope(DOMAIN_REPLY, cert.publicKey, envelope)) {
+    return refuse('bad-signature', `reply from ${cert.name} is not signed by its certificate key`)
+  }
+  if (check.requestId !== undefined && !bytesEqual(check.requestId, reply.requestId)) {
+    return refuse('wrong-request', `reply is for request ${toHex(reply.requestId)}`)
+  }
+  return { ok: true, verified: { reply, certificate: verdict.signed, requestIdHex: toHex(reply.requestId) } }
+}
+
+function refuse(reason: ReplyRejection, detail: string): ReplyVerdict {
+  return { ok: false, reason, detail }
+}
+
+class ReplyVersionError extends Error {}
+
+function replyFromBody(b: Record<string, unknown>): Reply {
+  if (b.v !== 1) {
+    if (typeof b.v === 'number') throw new ReplyVersionError(`reply version ${b.v} is not supported`)
+    throw new DecodeError('malformed', 'reply version missing')
+  }
+  const common = {
+    v: 1 as const,
+    requestId: readBytes(b, 'requestId', REQUEST_ID_BYTES, REQUEST_ID_BYTES),
+    node: readText(b, 'node', REPLY_NAME_CHARS_MAX),
+    zone: readText(b, 'zone', REPLY_NAME_CHARS_MAX),
+    cert: readBytes(b, 'cert', 1, CERTIFICATE_BYTES_MAX),
+    sentAtMs: readInteger(b, 'sentAtMs', 0, Number.MAX_SAFE_INTEGER),
+  }
+  if (b.kind === 'ack') {
+    onlyKeys(b, ['v', 'kind', 'requestId', 'node', 'zone', 'cert', 'sentAtMs'], 'ack')
+    return { ...common, kind: 'ack' }
+  }
+  if (b.kind !== 'done') throw new DecodeError('malformed', 'reply kind must be ack or done')
+  onlyKeys(
+    b,
+    [
+      'v',
+      'kind',
+      'requestId',
+      'node',
+      'zone',
+      'cert',
+      'sentAtMs',
+      'status',
+      'exitCode',
+      'output',
+      'outputTruncated',
+      'durationMs',
+      'epoch',
+      'reason',
+    ],
+    'done',
+  )
+  const status = b.status
+  if (typeof status !== 'string' || !REPLY_STATUSES.includes(status as ReplyStatus)) {
+    throw new DecodeError('malformed', 'status must be ok, failed, denied or error')
+  }
+  if (typeof b.outputTruncated !== 'boolean')
+    throw new DecodeError('malformed', 'outputTruncated must be a boolean')
+  const done: { -readonly [K in keyof DoneReply]: DoneReply[K] } = {
+    ...common,
+    kind: 'done',
+    status: status as ReplyStatus,
+    exitCode:
+      b.exitCode === null
+        ? null
+        : readInteger(b, 'exitCode', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    output: readText(b, 'output', REPLY_OUTPUT_BYTES_MAX),
+    outputTruncated: b.outputTruncated,
+    durationMs: readInteger(b, 'durationMs', 0, Number.MAX_SAFE_INTEGER),
+  }
+  if (b.epoch !== undefined) done.epoch = readInteger(b, 'epoch', 0, Number.MAX_SAFE_INTEGER)
+  const reason = readOptionalText(b, 'reason', REPLY_REASON_CHARS_MAX)
+  if (reason !== undefined) done.reason = reason
+  return done
+}
+
+/**
+ * Packs signed replies into one batch frame `{ v: 1, replies: [bytes…] }`. Forwarders re-batch the
+ * bytes they received without touching them.
+ * @throws RangeError when there are more than {@link REPLY_BATCH_REPLIES_MAX} replies, one is larger
+ *   than {@link REPLY_BYTES_MAX}, or the frame exceeds {@link REPLY_BATCH_BYTES_MAX}; use
+ *   {@link packReplyBatches} to split.
+ */
+export function encodeReplyBatch(replies: readonly Uint8Array[]): Uint8Array {
+  if (replies.length > REPLY_BATCH_REPLIES_MAX) throw new RangeError('too many replies for one batch')
+  for (const r of replies) if (r.byteLength > REPLY_BYTES_MAX) throw new RangeError('reply too large')
+  const frame = encodeCbor({ v: 1, replies: [...replies] })
+  if (frame.byteLength > REPLY_BATCH_BYTES_MAX) throw new RangeError('reply batch too large')
+  return frame
+}
+
+/** Per-frame overhead allowance used by {@link packReplyBatches}, in bytes (map, key, array, lengths). */
+const BATCH_OVERHEAD_BYTES = 32
+const PER_REPLY_OVERHEAD_BYTES = 5
+
+/**
+ * Splits replies into as few batch frames as the limits allow, in order. Replies larger than
+ * {@link REPLY_BYTES_MAX} are dropped and counted in `dropped` (they could never verify anyway).
+ */
+export function packReplyBatches(replies: readonly Uint8Array[]): { frames: Uint8Array[]; dropped: number } {
+  const frames: Uint8Array[] = []
+  let dropped = 0
+  let current: Uint8Array[] = []
+  let currentBytes = BATCH_OVERHEAD_BYTES
+  for (const reply of replies) {
+    if (reply.byteLength > REPLY_BYTES_MAX) {
+      dropped++
+      continue
+    }
+    const cost = reply.byteLength + PER_REPLY_OVERHEAD_BYTES
+    if (current.length === REPLY_BATCH_REPLIES_MAX || currentBytes + cost > REPLY_BATCH_BYTES_MAX) {
+      frames.push(encodeReplyBatch(current))
+      current = []
+      currentBytes = BATCH_OVERHEAD_BYTES
+    }
+    current.push(reply)
+    currentBytes += cost
+  }
+  if (current.length > 0) frames.push(encodeReplyBatch(current))
+  return { frames, dropped }
+}
+
+/**
+ * Decodes a batch frame into the signed reply bytes it carries (each still to be verified).
+ * @throws DecodeError `too-large` or `malformed`
+ */
+export function decodeReplyBatch(bytes: Uint8Array): Uint8Array[] {
+  const frame = decodeCbor(bytes, REPLY_BATCH_BYTES_MAX)
+  if (!isRecord(frame) || frame.v !== 1)
+    throw new DecodeError('malformed', 'reply batch must be { v: 1, replies }')
+  onlyKeys(frame, ['v', 'replies'], 'reply batch')
+  const replies = frame.replies
+  if (!Array.isArray(replies) || replies.length > REPLY_BATCH_REPLIES_MAX) {
+    throw new DecodeError('malformed', `replies must be a list of at most ${REPLY_BATCH_REPLIES_MAX}`)
+  }
+  return replies.map((r, i) => {
+    if (!(r instanceof Uint8Array) || r.byteLength > REPLY_BYTES_MAX) {
+      throw new DecodeError('malformed', `replies[${i}] must be bytes of at most ${REPLY_BYTES_MAX}`)
+    }
+    return r
+  })
+}
