@@ -48,6 +48,7 @@ import {
   createActionRegistry,
 } from './actions.js'
 import { type Admission, createAdmission } from './admission.js'
+import { type AuthorityDriver, createAuthorityDriver } from './authority-driver.js'
 import type { AgentConfig } from './config.js'
 import { createEnrolment, type Enrolment } from './enrolment.js' // enrolment (issue 3)
 import { createFactsProvider, type FactsProvider } from './facts.js'
@@ -134,6 +135,16 @@ export interface MeshNode {
   zones(): ZoneView[]
   /** Issues a signed request and collects the replies. Rejects only for local problems (no operator). */
   exec(options: ExecOptions): Promise<ExecResult>
+  /** `{ epoch }` while this node holds `zone`'s authority lease. */
+  isAuthority(zone: string): { epoch: number } | null
+  /**
+   * Calls `listener` when this node gains (`held: true`) or loses the authority of `zone`, so an
+   * embedding appliance can run singleton duties. Returns an unsubscribe function.
+   */
+  onAuthority(
+    zone: string,
+    listener: (event: { zone: string; epoch: number; held: boolean }) => void,
+  ): () => void
   /** Adds an in-process action (for embedding programs). */
   registerAction(name: string, handler: ActionHandler, options?: ActionHandlerOptions): void
   /** The CA issuer on CA nodes. */
@@ -159,6 +170,17 @@ export interface IssuerDriver {
 }
 
 const REQUEST_TOPIC_VALIDATOR_LOG_EVERY = 100
+
+/** The heartbeat fact by which a zone authority announces itself (`zone:epoch`). */
+export const AUTHORITY_FACT = 'meshAuthority'
+
+function parseAuthorityFact(value: string | undefined): { zone: string; epoch: number } | undefined {
+  if (value === undefined) return undefined
+  const at = value.lastIndexOf(':')
+  const epoch = Number(value.slice(at + 1))
+  if (at <= 0 || !Number.isSafeInteger(epoch)) return undefined
+  return { zone: value.slice(0, at), epoch }
+}
 
 /** Creates (but does not start) a mesh node. */
 export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
@@ -268,7 +290,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         name: nodeCert().name,
         zone: nodeCert().zone,
         facts: facts.current(),
-        authority: false,
+        authority: authority.isAuthority(nodeCert().zone) !== null,
       }),
       policy: () => policy,
     },
@@ -284,6 +306,28 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     nowMs: now,
   })
   const counters = { presenceRefused: 0, repliesRefused: 0 }
+  const authority: AuthorityDriver = createAuthorityDriver({
+    host,
+    self: peerId,
+    config,
+    members: () => membership?.list() ?? [],
+    gated: handler => admission.gated(handler),
+    log: log.child({ component: 'authority' }),
+  })
+  // Others learn who holds a zone from our heartbeat, at once rather than after an interval.
+  authority.onChange(() => scheduleHeartbeat())
+  /** Names of the nodes currently announcing a zone's authority (for `--once` expectations). */
+  const currentAuthorities = (): Set<string> => {
+    const names = new Set<string>()
+    for (const zone of node.zones()) if (zone.authority !== null) names.add(zone.authority)
+    return names
+  }
+  /** Facts as published: the node's facts plus the zone authority it holds, if any. */
+  const publishedFacts = (): Record<string, string> => {
+    const held = authority.isAuthority(nodeCert().zone)
+    if (held === null) return { ...facts.current() }
+    return { ...facts.current(), [AUTHORITY_FACT]: `${nodeCert().zone}:${held.epoch}` }
+  }
 
   // ---- presence ----
   // Starts at the wall clock so it keeps increasing across restarts (peers drop stale sequence numbers).
@@ -295,7 +339,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     if (!started) return
     const bytes = createHeartbeat(init.node.key, certificate, {
       addrs: ourAddrs().slice(0, 16),
-      facts: facts.current(),
+      facts: publishedFacts(),
       seq: heartbeatSeq++,
       sentAtMs: now(),
     })
@@ -347,6 +391,17 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       request.idHex,
       createReply(signer, { kind: 'ack', requestId: request.body.id, sentAtMs: now() }),
     )
+    let epoch: number | undefined
+    if (request.body.filter.once === true) {
+      // Checked at the moment the action starts: the lease may have ended since validation.
+      const held = authority.isAuthority(nodeCert().zone)
+      if (held === null) {
+        const reason = 'no longer the zone authority; not run'
+        sendDone(request, { status: 'error', exitCode: null, output: '', durationMs: 0, reason })
+        return
+      }
+      epoch = held.epoch
+    }
     const startedAt = now()
     const remainingMs = Math.max(1, request.body.expiresAtMs - startedAt)
     const result = await actions.run(request.body.action, request.body.args, {
@@ -358,6 +413,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       exitCode: result.exitCode,
       output: result.output,
       durationMs: result.durationMs,
+      epoch,
       reason:
         result.errorCode !== undefined
           ? `${result.errorCode}${result.timedOut ? ' (time limit)' : ''}`
@@ -556,6 +612,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
           if (id === peerId || host.getConnections(evt.detail.id).length > 0) return
           void dialPeer(evt.detail.multiaddrs.length > 0 ? evt.detail.multiaddrs : evt.detail.id, id)
         })
+        await authority.start()
         await facts.refresh()
         await host.start()
         for (const topic of Object.values(TOPICS)) pubsub.subscribe(topic)
@@ -596,6 +653,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       if (heartbeatTimer !== undefined) clearTimeout(heartbeatTimer)
       if (earlyHeartbeat !== undefined) clearTimeout(earlyHeartbeat)
       router.stop()
+      authority.stop()
       await enrolment.stop() // enrolment (issue 3)
       await actions.close()
       await host.stop()
@@ -613,22 +671,54 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     },
 
     zones() {
-      const byZone = new Map<string, string[]>()
+      const views = new Map(authority.zones().map(z => [z.zone, z]))
+      const byZone = new Map<string, { members: string[]; holder: string | null; epoch: number }>()
       for (const m of membership?.list() ?? []) {
         if (!m.roles.includes('agent')) continue
-        const list = byZone.get(m.zone) ?? []
-        list.push(m.name)
-        byZone.set(m.zone, list)
+        const entry = byZone.get(m.zone) ?? { members: [], holder: null, epoch: 0 }
+        entry.members.push(m.name)
+        const claim = parseAuthorityFact(m.facts[AUTHORITY_FACT])
+        if (
+          claim !== undefined &&
+          claim.zone === m.zone &&
+          m.state === 'alive' &&
+          claim.epoch >= entry.epoch
+        ) {
+          entry.holder = m.name
+          entry.epoch = claim.epoch
+        }
+        byZone.set(m.zone, entry)
       }
       return [...byZone.entries()]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([zone, members]) => ({
-          zone,
-          members: members.sort(),
-          authority: null,
-          epoch: 0,
-          leaseRemainingMs: 0,
-        }))
+        .map(([zone, entry]) => {
+          // A voter of the zone knows the lease first-hand; others go by the holders' heartbeats.
+          const view = views.get(zone)
+          if (view !== undefined && view.authority !== null) {
+            return {
+              zone,
+              members: entry.members.sort(),
+              authority: view.authority,
+              epoch: view.epoch,
+              leaseRemainingMs: view.leaseRemainingMs,
+            }
+          }
+          return {
+            zone,
+            members: entry.members.sort(),
+            authority: entry.holder,
+            epoch: entry.epoch,
+            leaseRemainingMs: 0,
+          }
+        })
+    },
+
+    isAuthority: zone => authority.isAuthority(zone),
+
+    onAuthority(zone, listener) {
+      return authority.onChange(event => {
+        if (event.zone === zone) listener(event)
+      })
     },
 
     async exec(options) {
@@ -654,7 +744,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         args: options.args ?? [],
         replyTo: { peerId, addrs: ourAddrs().slice(0, 16) },
       })
-      const expected = expectedNodes(membership?.list() ?? [], request.filter)
+      const expected = expectedNodes(membership?.list() ?? [], request.filter, currentAuthorities())
       const collector = createReplyCollector({
         requestId: request.body.id,
         requestIdHex: request.idHex,

@@ -1,0 +1,763 @@
+/**
+ * The zone-authority state machine: one instance per node, handling every zone the node votes in (its
+ * own zone, and zones it is the witness of). PaxosLease-style (Trencseni et al.): no disk, no
+ * synchronized clocks, bounded drift; a candidate holds the zone's authority while a majority of its
+ * voters have granted it a lease, and each grant carries an epoch, the fencing token, that increases
+ * with every new holder. Design, diagram and safety argument: docs/authority.md.
+ *
+ * Pure: no I/O, no clock, no randomness of its own. The driver (src/node/) feeds network messages and
+ * local intents to {@link Authority.step}, calls {@link Authority.tick} on a timer, and carries out the
+ * drained effects. `nowMs` must come from a monotonic clock (never goes backwards).
+ */
+import { type AuthorityConfig, validateAuthorityConfig } from './config.js'
+import {
+  grantExpiresAtMs,
+  grantFreeAtMs,
+  holderActUntilMs,
+  remainingMs,
+  restartQuietUntilMs,
+} from './lease.js'
+import type {
+  AuthorityMessage,
+  GrantMessage,
+  RefuseMessage,
+  ReleaseMessage,
+  RequestMessage,
+  StateMessage,
+} from './messages.js'
+import { isJointQuorum, isQuorumPossible, recoveryQuorumSize } from './quorum.js'
+import { rankCandidates } from './rendezvous.js'
+import {
+  normalizeRoster,
+  type RosterMember,
+  sameVoters,
+  votingZones,
+  type ZoneVoters,
+  zoneVoters,
+} from './voters.js'
+
+/** Inputs to {@link Authority.step}: network messages and local intents through one entry point. */
+export type AuthorityInput =
+  /** A verified message; `from` is the authenticated signer and must equal `message.from`. */
+  | { readonly type: 'message'; readonly from: string; readonly message: AuthorityMessage }
+  /** The full roster of certified members (replaces the previous one). */
+  | { readonly type: 'roster'; readonly members: readonly RosterMember[] }
+  /** A liveness hint from the driver's membership layer. */
+  | { readonly type: 'peer'; readonly id: string; readonly state: 'alive' | 'dead' }
+  /** Forget everything, as after a crash (e.g. the process was suspended): the node stops acting at once
+   * and waits one lease period before granting again. */
+  | { readonly type: 'restart' }
+
+/** Why a holder stopped holding. */
+export type LostReason = 'expired' | 'removed' | 'restart'
+
+/** Effects drained with {@link Authority.drainEffects}, in the order they arose. */
+export type AuthorityEffect =
+  /** Deliver `message` to node `to` (signed by the driver). Loss is tolerated. */
+  | { readonly type: 'send'; readonly to: string; readonly message: AuthorityMessage }
+  /** This node started a campaign for `zone` at `epoch` (informational). */
+  | { readonly type: 'campaign'; readonly zone: string; readonly epoch: number }
+  /** This node became authority of `zone` with fencing token `epoch`, acting until `actUntilMs` (its clock). */
+  | { readonly type: 'acquired'; readonly zone: string; readonly epoch: number; readonly actUntilMs: number }
+  /** The lease of `zone` was renewed; `actUntilMs` moved forward. */
+  | { readonly type: 'renewed'; readonly zone: string; readonly epoch: number; readonly actUntilMs: number }
+  /** This node is no longer authority of `zone`. */
+  | { readonly type: 'lost'; readonly zone: string; readonly epoch: number; readonly reason: LostReason }
+  /** This node's voter for `zone` finished its quiet period and may grant again. */
+  | { readonly type: 'recovered'; readonly zone: string; readonly maxEpoch: number }
+
+/** One zone as seen by this node (for `mesh zones`). */
+export interface ZoneView {
+  readonly zone: string
+  readonly members: readonly string[]
+  readonly voters: readonly string[]
+  /** This node if it holds the lease, else the holder of this node's open grant, else null. */
+  readonly authority: string | null
+  readonly epoch: number
+  readonly leaseRemainingMs: number
+  /** True while this node's voter for the zone is in its post-restart quiet period (it grants nothing). */
+  readonly recovering: boolean
+}
+
+/** Names of the counters returned by {@link Authority.counters}; each counts a refused input or a limit hit. */
+export type AuthorityCounter =
+  | 'roster-refused'
+  | 'sender-mismatch'
+  | 'unknown-sender'
+  | 'unknown-zone'
+  | 'late-reply'
+  | 'bad-grant'
+  | 'zones-limit'
+  | 'voter-history-limit'
+
+/** One node's authority state machine. Not thread-safe; owned by one driver. */
+export interface Authority {
+  /** Handles one input at local time `nowMs`. Throws only on broken invariants (AuthorityInvariantError). */
+  step(input: AuthorityInput, nowMs: number): void
+  /** Advances timers (expiry, renewal, campaigns, sync) to `nowMs`. Call at least every few tens of ms. */
+  tick(nowMs: number): void
+  /** Returns and clears the pending effects. The driver must drain after every step/tick. */
+  drainEffects(): AuthorityEffect[]
+  /** `{ epoch }` when this node may act as `zone`'s authority at local time `nowMs`, else null. */
+  isAuthority(zone: string, nowMs: number): { epoch: number } | null
+  /** Every zone of the roster as this node sees it at `nowMs`, sorted by zone. */
+  zones(nowMs: number): ZoneView[]
+  /** Counts of refused inputs and limit hits since creation. */
+  counters(): Readonly<Record<AuthorityCounter, number>>
+}
+
+/** Raised by {@link createAuthority} when the configuration is invalid; `problems` lists every issue. */
+export class AuthorityConfigError extends Error {
+  override name = 'AuthorityConfigError'
+  readonly code = 'invalid-config'
+  readonly problems: readonly string[]
+  constructor(problems: readonly string[]) {
+    super(`invalid authority config: ${problems.join('; ')}`)
+    this.problems = problems
+  }
+}
+
+/** A broken invariant of the state machine or of its driver contract (a bug, never an operating error). */
+export class AuthorityInvariantError extends Error {
+  override name = 'AuthorityInvariantError'
+  readonly code = 'invariant'
+}
+
+function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new AuthorityInvariantError(message)
+}
+
+/** Most effects allowed to pile up undrained; exceeding it means the driver forgot to drain. */
+const EFFECTS_MAX = 65_536
+/** Incarnation ids are drawn from [0, 2^31). */
+const INCARNATION_SPAN = 2 ** 31
+
+interface Attempt {
+  readonly id: number
+  readonly epoch: number
+  readonly sentAtMs: number
+  readonly renewal: boolean
+  readonly grants: Set<string>
+  readonly refusals: Set<string>
+}
+
+interface Grant {
+  readonly holder: string
+  readonly epoch: number
+  readonly incarnation: number
+  readonly attempt: number
+  readonly expiresAtMs: number
+}
+
+interface Recovery {
+  readonly quietUntilMs: number
+  /** Voter id → whether it vouched for its knowledge (was not itself recovering). */
+  readonly replies: Map<string, boolean>
+  nextSyncAtMs: number
+}
+
+interface Holding {
+  readonly epoch: number
+  readonly actUntilMs: number
+  readonly lastSentAtMs: number
+}
+
+interface SupersededVoters {
+  readonly voters: readonly string[]
+  readonly members: readonly string[]
+  readonly untilMs: number
+}
+
+interface ZoneState {
+  readonly zone: string
+  current: ZoneVoters
+  ranking: readonly string[]
+  history: SupersededVoters[]
+  /** Highest epoch this node knows to have been granted anywhere. */
+  maxEpoch: number
+  // Voter side.
+  recovery: Recovery | null
+  grant: Grant | null
+  lastGrant: { readonly holder: string; readonly epoch: number } | null
+  /** Local time the voter side last became free to grant to anyone (stagger is measured from it). */
+  freedAtMs: number
+  // Candidate side.
+  attempt: Attempt | null
+  holding: Holding | null
+  retryAtMs: number
+  /** Consecutive failed attempts (drives the exponential backoff). */
+  failures: number
+  /** A voter called our last epoch stale: the next attempt must use a fresh one. */
+  bump: boolean
+  /** Local time before which we know some other candidate may hold a lease (no point campaigning). */
+  busyUntilMs: number
+}
+
+interface Peer {
+  lastHeardMs: number | null
+  dead: boolean
+}
+
+/**
+ * Creates a node's authority state machine at local time `nowMs`. It knows no zone until the driver
+ * steps a `roster` input. `random` must return numbers in [0, 1) (seeded in tests).
+ * @throws AuthorityConfigError when `config` fails {@link validateAuthorityConfig}
+ */
+export function createAuthority(init: {
+  self: string
+  config: AuthorityConfig
+  random: () => number
+  nowMs: number
+}): Authority {
+  const problems = validateAuthorityConfig(init.config)
+  if (problems.length > 0) throw new AuthorityConfigError(problems)
+  return new ZoneAuthority(init.self, init.config, init.random, init.nowMs)
+}
+
+class ZoneAuthority implements Authority {
+  private readonly self: string
+  private readonly config: AuthorityConfig
+  private readonly random: () => number
+  private incarnation: number
+  private attemptCounter = 0
+  private lastNowMs: number
+  private startedAtMs: number
+  private roster: readonly RosterMember[] = []
+  private rosterIds = new Set<string>()
+  private readonly zoneStates = new Map<string, ZoneState>()
+  private readonly peers = new Map<string, Peer>()
+  private effects: AuthorityEffect[] = []
+  private readonly counts: Record<AuthorityCounter, number> = {
+    'roster-refused': 0,
+    'sender-mismatch': 0,
+    'unknown-sender': 0,
+    'unknown-zone': 0,
+    'late-reply': 0,
+    'bad-grant': 0,
+    'zones-limit': 0,
+    'voter-history-limit': 0,
+  }
+
+  constructor(self: string, config: AuthorityConfig, random: () => number, nowMs: number) {
+    this.self = self
+    this.config = config
+    this.random = random
+    this.lastNowMs = nowMs
+    this.startedAtMs = nowMs
+    this.incarnation = this.drawIncarnation()
+  }
+
+  step(input: AuthorityInput, nowMs: number): void {
+    this.advance(nowMs)
+    switch (input.type) {
+      case 'message':
+        this.onMessage(input.from, input.message, nowMs)
+        break
+      case 'roster':
+        this.onRoster(input.members, nowMs)
+        break
+      case 'peer':
+        this.onPeerHint(input.id, input.state)
+        break
+      case 'restart':
+        this.onRestart(nowMs)
+        break
+    }
+    this.runTimers(nowMs)
+  }
+
+  tick(nowMs: number): void {
+    this.advance(nowMs)
+    this.runTimers(nowMs)
+  }
+
+  drainEffects(): AuthorityEffect[] {
+    const out = this.effects
+    this.effects = []
+    return out
+  }
+
+  isAuthority(zone: string, nowMs: number): { epoch: number } | null {
+    const holding = this.zoneStates.get(zone)?.holding
+    if (holding === null || holding === undefined || nowMs >= holding.actUntilMs) return null
+    return { epoch: holding.epoch }
+  }
+
+  zones(nowMs: number): ZoneView[] {
+    const names = [...new Set(this.roster.map(m => m.zone))].sort()
+    return names.map(zone => {
+      const st = this.zoneStates.get(zone)
+      const voters = st?.current ?? zoneVoters(zone, this.roster)
+      let authority: string | null = null
+      let epoch = st?.maxEpoch ?? 0
+      let leaseRemainingMs = 0
+      if (st?.holding && nowMs < st.holding.actUntilMs) {
+        authority = this.self
+        epoch = st.holding.epoch
+        leaseRemainingMs = remainingMs(st.holding.actUntilMs, nowMs)
+      } else if (st?.grant && nowMs < st.grant.expiresAtMs) {
+        authority = st.grant.holder
+        epoch = st.grant.epoch
+        leaseRemainingMs = remainingMs(st.grant.expiresAtMs, nowMs)
+      }
+      const recovering = st?.recovery !== null && st?.recovery !== undefined
+      return {
+        zone,
+        members: voters.members,
+        voters: voters.voters,
+        authority,
+        epoch,
+        leaseRemainingMs,
+        recovering,
+      }
+    })
+  }
+
+  counters(): Readonly<Record<AuthorityCounter, number>> {
+    return { ...this.counts }
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  private advance(nowMs: number): void {
+    assert(Number.isFinite(nowMs), `nowMs must be finite, got ${nowMs}`)
+    assert(nowMs >= this.lastNowMs, `clock went backwards: ${nowMs} < ${this.lastNowMs}`)
+    this.lastNowMs = nowMs
+  }
+
+  private emit(effect: AuthorityEffect): void {
+    assert(this.effects.length < EFFECTS_MAX, `more than ${EFFECTS_MAX} effects undrained`)
+    this.effects.push(effect)
+  }
+
+  private send(to: string, message: AuthorityMessage): void {
+    assert(to !== this.self, 'a node does not send to itself')
+    this.emit({ type: 'send', to, message })
+  }
+
+  private drawIncarnation(): number {
+    const r = this.random()
+    assert(r >= 0 && r < 1, `random() must return a number in [0, 1), got ${r}`)
+    return Math.floor(r * INCARNATION_SPAN)
+  }
+
+  private allVoters(st: ZoneState): Set<string> {
+    const ids = new Set(st.current.voters)
+    for (const h of st.history) for (const id of h.voters) ids.add(id)
+    return ids
+  }
+
+  private allMembers(st: ZoneState): Set<string> {
+    const ids = new Set(st.current.members)
+    for (const h of st.history) for (const id of h.members) ids.add(id)
+    return ids
+  }
+
+  private voterSets(st: ZoneState): (readonly string[])[] {
+    return [st.current.voters, ...st.history.map(h => h.voters)]
+  }
+
+  private isLive(id: string, nowMs: number): boolean {
+    if (id === this.self) return true
+    const peer = this.peers.get(id)
+    if (peer === undefined) return true
+    if (peer.lastHeardMs !== null && nowMs - peer.lastHeardMs <= this.config.livenessTimeoutMs) return true
+    return !peer.dead
+  }
+
+  /** How long a sign of someone else's lease keeps us from campaigning: one full grant window. */
+  private busyHorizonMs(nowMs: number): number {
+    return grantFreeAtMs(grantExpiresAtMs(nowMs, this.config), this.config)
+  }
+
+  private newZoneState(zone: string, voters: ZoneVoters, nowMs: number): ZoneState {
+    // A voter that is new to a zone cannot tell a first start from a restart: it waits out any grant it
+    // might have made before and learns the highest epoch from its peers (docs/authority.md, restart).
+    const quietUntilMs = restartQuietUntilMs(Math.min(nowMs, this.startedAtMs), this.config)
+    return {
+      zone,
+      current: voters,
+      ranking: rankCandidates(zone, voters.members),
+      history: [],
+      maxEpoch: 0,
+      recovery: { quietUntilMs: Math.max(quietUntilMs, nowMs), replies: new Map(), nextSyncAtMs: nowMs },
+      grant: null,
+      lastGrant: null,
+      freedAtMs: nowMs,
+      attempt: null,
+      holding: null,
+      retryAtMs: nowMs,
+      failures: 0,
+      bump: false,
+      busyUntilMs: nowMs,
+    }
+  }
+
+  // ---- intents --------------------------------------------------------------------------------
+
+  private onRoster(members: readonly RosterMember[], nowMs: number): void {
+    const result = normalizeRoster(members, this.config)
+    if (!result.ok) {
+      this.counts['roster-refused']++
+      return
+    }
+    this.roster = result.roster
+    this.rosterIds = new Set(result.roster.map(m => m.id))
+    for (const id of [...this.peers.keys()]) if (!this.rosterIds.has(id)) this.peers.delete(id)
+    const voting = new Set(votingZones(this.self, this.roster))
+    const touched = new Set([...voting, ...this.zoneStates.keys()])
+    for (const zone of [...touched].sort()) {
+      const next = zoneVoters(zone, this.roster)
+      const st = this.zoneStates.get(zone)
+      if (st === undefined) {
+        if (this.zoneStates.size >= this.config.zonesMax) {
+          this.counts['zones-limit']++
+          continue
+        }
+        this.zoneStates.set(zone, this.newZoneState(zone, next, nowMs))
+        continue
+      }
+      if (!sameVoters(st.current.voters, next.voters) || !sameVoters(st.current.members, next.members)) {
+        st.history.push({
+          voters: st.current.voters,
+          members: st.current.members,
+          untilMs: nowMs + this.config.membershipSettleMs,
+        })
+        if (st.history.length > this.config.voterHistoryMax) {
+          this.counts['voter-history-limit']++
+          st.history.shift()
+        }
+        st.current = next
+        st.ranking = rankCandidates(zone, next.members)
+      }
+      if (!next.members.includes(this.self)) this.stepDown(st, nowMs, 'removed')
+    }
+  }
+
+  private onPeerHint(id: string, state: 'alive' | 'dead'): void {
+    if (!this.rosterIds.has(id) || id === this.self) return
+    const peer = this.peers.get(id) ?? { lastHeardMs: null, dead: false }
+    peer.dead = state === 'dead'
+    // A dead hint outranks an older message; a message heard after it revives the peer.
+    if (peer.dead) peer.lastHeardMs = null
+    this.peers.set(id, peer)
+  }
+
+  private onRestart(nowMs: number): void {
+    for (const st of this.zoneStates.values()) {
+      if (st.holding) this.emit({ type: 'lost', zone: st.zone, epoch: st.holding.epoch, reason: 'restart' })
+    }
+    this.zoneStates.clear()
+    this.peers.clear()
+    this.startedAtMs = nowMs
+    this.incarnation = this.drawIncarnation()
+    this.attemptCounter = 0
+    const roster = this.roster
+    this.roster = []
+    this.onRoster(roster, nowMs)
+  }
+
+  // ---- messages -------------------------------------------------------------------------------
+
+  private onMessage(from: string, m: AuthorityMessage, nowMs: number): void {
+    if (from !== m.from || from === this.self) {
+      this.counts['sender-mismatch']++
+      return
+    }
+    if (!this.rosterIds.has(from)) {
+      this.counts['unknown-sender']++
+      return
+    }
+    const peer = this.peers.get(from) ?? { lastHeardMs: null, dead: false }
+    peer.lastHeardMs = nowMs
+    peer.dead = false
+    this.peers.set(from, peer)
+    const st = this.zoneStates.get(m.zone)
+    if (st === undefined) {
+      this.counts['unknown-zone']++
+      return
+    }
+    switch (m.type) {
+      case 'request': {
+        const reply = this.voterOnRequest(st, m, nowMs)
+        if (reply !== null) this.send(m.from, reply)
+        break
+      }
+      case 'release':
+        this.voterOnRelease(st, m, nowMs)
+        break
+      case 'grant':
+      case 'refuse':
+        this.candidateOnReply(st, m, nowMs)
+        break
+      case 'sync':
+        this.send(m.from, {
+          type: 'state',
+          zone: st.zone,
+          from: this.self,
+          maxEpoch: st.maxEpoch,
+          recovering: st.recovery !== null || !this.allVoters(st).has(this.self),
+        })
+        break
+      case 'state':
+        this.voterOnState(st, m)
+        break
+    }
+  }
+
+  // ---- voter side -----------------------------------------------------------------------------
+
+  /** The voter's answer to a lease request, or null when this node does not vote on the zone. */
+  private voterOnRequest(
+    st: ZoneState,
+    m: RequestMessage,
+    nowMs: number,
+  ): GrantMessage | RefuseMessage | null {
+    if (!this.allVoters(st).has(this.self)) return null
+    const ids = { zone: st.zone, from: this.self, incarnation: m.incarnation, attempt: m.attempt }
+    const refuse = (reason: RefuseMessage['reason'], holder: string | null): RefuseMessage => ({
+      type: 'refuse',
+      ...ids,
+      reason,
+      maxEpoch: st.maxEpoch,
+      holder,
+    })
+    if (st.recovery !== null) {
+      // We cannot grant, but someone is campaigning or renewing: our own candidacy should wait.
+      if (m.from !== this.self) st.busyUntilMs = Math.max(st.busyUntilMs, this.busyHorizonMs(nowMs))
+      return refuse('recovering', null)
+    }
+    if (!this.allMembers(st).has(m.from)) return refuse('not-member', null)
+    const grant = st.grant
+    if (grant !== null && grant.holder !== m.from && nowMs < grantFreeAtMs(grant.expiresAtMs, this.config)) {
+      return refuse('held', grant.holder)
+    }
+    const continues = st.lastGrant?.holder === m.from && st.lastGrant.epoch === m.epoch
+    if (m.epoch < st.maxEpoch || (m.epoch === st.maxEpoch && !continues)) return refuse('stale', null)
+    if (m.epoch === 0) return refuse('stale', null)
+    st.grant = {
+      holder: m.from,
+      epoch: m.epoch,
+      incarnation: m.incarnation,
+      attempt: m.attempt,
+      expiresAtMs: grantExpiresAtMs(nowMs, this.config),
+    }
+    st.lastGrant = { holder: m.from, epoch: m.epoch }
+    st.maxEpoch = m.epoch
+    return { type: 'grant', ...ids, epoch: m.epoch }
+  }
+
+  private voterOnRelease(st: ZoneState, m: ReleaseMessage, nowMs: number): void {
+    const g = st.grant
+    if (g === null || g.holder !== m.from || g.incarnation !== m.incarnation || g.attempt !== m.attempt)
+      return
+    if (g.epoch !== m.epoch) return
+    st.grant = null
+    st.freedAtMs = nowMs
+  }
+
+  private voterOnState(st: ZoneState, m: StateMessage): void {
+    st.maxEpoch = Math.max(st.maxEpoch, m.maxEpoch)
+    if (st.recovery === null || !st.current.voters.includes(m.from)) return
+    st.recovery.replies.set(m.from, !m.recovering)
+  }
+
+  // ---- candidate side -------------------------------------------------------------------------
+
+  private candidateOnReply(st: ZoneState, m: GrantMessage | RefuseMessage, nowMs: number): void {
+    const a = st.attempt
+    if (m.type === 'refuse') {
+      st.maxEpoch = Math.max(st.maxEpoch, m.maxEpoch)
+      if (m.reason === 'stale' && a !== null && m.attempt === a.id && m.incarnation === this.incarnation) {
+        st.bump = true
+      }
+    }
+    if (a === null || m.incarnation !== this.incarnation || m.attempt !== a.id) {
+      this.counts['late-reply']++
+      return
+    }
+    if (!this.allVoters(st).has(m.from)) {
+      this.counts['bad-grant']++
+      return
+    }
+    if (m.type === 'grant') {
+      if (m.epoch !== a.epoch) {
+        this.counts['bad-grant']++
+        return
+      }
+      a.grants.add(m.from)
+      if (isJointQuorum(a.grants, this.voterSets(st))) this.succeed(st, a)
+      return
+    }
+    // A renewal waits out refusals: the holder keeps its current lease and bumps the epoch next time if
+    // it learned of a higher one. A campaign gives way (and releases) once a majority is out of reach.
+    a.refusals.add(m.from)
+    if (m.reason === 'held' && m.holder !== this.self)
+      st.busyUntilMs = Math.max(st.busyUntilMs, this.busyHorizonMs(nowMs))
+    if (!a.renewal && !isQuorumPossible(a.refusals, this.voterSets(st))) this.abandon(st, nowMs)
+  }
+
+  private succeed(st: ZoneState, a: Attempt): void {
+    const actUntilMs = holderActUntilMs(a.sentAtMs, this.config)
+    const previous = st.holding
+    assert(previous === null || a.renewal, 'a campaign succeeded while already holding')
+    assert(previous === null || actUntilMs >= previous.actUntilMs, 'a renewal shortened the lease')
+    assert(a.epoch >= (previous?.epoch ?? 1), 'a renewal lowered the epoch')
+    st.attempt = null
+    st.failures = 0
+    st.holding = { epoch: a.epoch, actUntilMs, lastSentAtMs: a.sentAtMs }
+    st.maxEpoch = Math.max(st.maxEpoch, a.epoch)
+    if (previous === null || previous.epoch !== a.epoch) {
+      this.emit({ type: 'acquired', zone: st.zone, epoch: a.epoch, actUntilMs })
+    } else {
+      this.emit({ type: 'renewed', zone: st.zone, epoch: a.epoch, actUntilMs })
+    }
+  }
+
+  /** Ends the attempt in flight; when not holding, tells the voters that granted to drop their grants. */
+  private abandon(st: ZoneState, nowMs: number): void {
+    const a = st.attempt
+    if (a === null) return
+    st.attempt = null
+    // Exponential backoff, capped at one lease TTL, so an isolated candidate does not spin.
+    const spanMs = Math.min(
+      this.config.retryBackoffMs * 2 ** Math.min(st.failures, 16),
+      this.config.leaseTtlMs,
+    )
+    st.failures++
+    st.retryAtMs = nowMs + Math.floor(this.random() * spanMs)
+    if (st.holding !== null) return
+    for (const voter of [...a.grants].sort()) {
+      const release: ReleaseMessage = {
+        type: 'release',
+        zone: st.zone,
+        from: this.self,
+        epoch: a.epoch,
+        incarnation: this.incarnation,
+        attempt: a.id,
+      }
+      if (voter === this.self) this.voterOnRelease(st, release, nowMs)
+      else this.send(voter, release)
+    }
+  }
+
+  private stepDown(st: ZoneState, nowMs: number, reason: LostReason): void {
+    if (st.holding !== null) {
+      this.emit({ type: 'lost', zone: st.zone, epoch: st.holding.epoch, reason })
+      st.holding = null
+    }
+    this.abandon(st, nowMs)
+  }
+
+  private startAttempt(st: ZoneState, nowMs: number): void {
+    const renewal = st.holding !== null
+    // Keep the epoch while it is still ours (a renewal, or a retry of our own unheld campaign); take a
+    // fresh one as soon as anyone knows a higher epoch or called ours stale.
+    let epoch = st.maxEpoch + 1
+    if (!st.bump) {
+      if (st.holding !== null && st.holding.epoch >= st.maxEpoch) epoch = st.holding.epoch
+      const ours = st.lastGrant?.holder === this.self && st.lastGrant.epoch === st.maxEpoch
+      if (st.holding === null && ours) epoch = st.maxEpoch
+    }
+    st.bump = false
+    const a: Attempt = {
+      id: ++this.attemptCounter,
+      epoch,
+      sentAtMs: nowMs,
+      renewal,
+      grants: new Set(),
+      refusals: new Set(),
+    }
+    st.attempt = a
+    if (!renewal) this.emit({ type: 'campaign', zone: st.zone, epoch })
+    const request: RequestMessage = {
+      type: 'request',
+      zone: st.zone,
+      from: this.self,
+      epoch,
+      incarnation: this.incarnation,
+      attempt: a.id,
+    }
+    const voters = [...this.allVoters(st)].sort()
+    for (const voter of voters) if (voter !== this.self) this.send(voter, request)
+    if (voters.includes(this.self)) {
+      const reply = this.voterOnRequest(st, request, nowMs)
+      if (reply !== null) this.candidateOnReply(st, reply, nowMs)
+    }
+  }
+
+  private mayCampaign(st: ZoneState, nowMs: number): boolean {
+    if (st.holding !== null || st.attempt !== null || st.recovery !== null) return false
+    if (nowMs < st.retryAtMs || nowMs < st.busyUntilMs || !st.current.members.includes(this.self))
+      return false
+    // Our own voter would refuse anyone else: no point asking the others.
+    if (st.grant !== null && st.grant.holder !== this.self) return false
+    const live = st.ranking.filter(id => this.isLive(id, nowMs))
+    const rank = live.indexOf(this.self)
+    assert(rank >= 0, 'self missing from its own zone ranking')
+    return nowMs >= st.freedAtMs + rank * this.config.campaignStaggerMs
+  }
+
+  // ---- timers ---------------------------------------------------------------------------------
+
+  private runTimers(nowMs: number): void {
+    for (const st of [...this.zoneStates.values()]) {
+      st.history = st.history.filter(h => nowMs < h.untilMs)
+      if (!this.allVoters(st).has(this.self) && !st.current.members.includes(this.self)) {
+        this.stepDown(st, nowMs, 'removed')
+        this.zoneStates.delete(st.zone)
+        continue
+      }
+      this.runRecovery(st, nowMs)
+      if (st.grant !== null) {
+        const freeAtMs = grantFreeAtMs(st.grant.expiresAtMs, this.config)
+        if (nowMs >= freeAtMs) {
+          st.grant = null
+          st.freedAtMs = Math.max(st.freedAtMs, freeAtMs)
+        }
+      }
+      if (st.holding !== null && nowMs >= st.holding.actUntilMs) this.stepDown(st, nowMs, 'expired')
+      if (st.attempt !== null && nowMs >= st.attempt.sentAtMs + this.config.attemptTimeoutMs) {
+        this.abandon(st, nowMs)
+      }
+      if (st.holding !== null) {
+        if (
+          st.attempt === null &&
+          nowMs >= st.retryAtMs &&
+          nowMs >= st.holding.lastSentAtMs + this.config.renewIntervalMs
+        ) {
+          this.startAttempt(st, nowMs)
+        }
+      } else if (this.mayCampaign(st, nowMs)) {
+        this.startAttempt(st, nowMs)
+      }
+    }
+  }
+
+  private runRecovery(st: ZoneState, nowMs: number): void {
+    const r = st.recovery
+    if (r === null) return
+    const others = st.current.voters.filter(id => id !== this.self)
+    if (nowMs >= r.quietUntilMs) {
+      const vouched = others.filter(id => r.replies.get(id) === true).length
+      const allHeard = others.every(id => r.replies.has(id))
+      if (vouched >= recoveryQuorumSize(st.current.voters.length) || allHeard) {
+        st.recovery = null
+        st.freedAtMs = nowMs
+        this.emit({ type: 'recovered', zone: st.zone, maxEpoch: st.maxEpoch })
+        return
+      }
+    }
+    if (nowMs >= r.nextSyncAtMs) {
+      r.nextSyncAtMs = nowMs + this.config.syncIntervalMs
+      // Before the quiet period ends only silence is worth chasing; after it, peers that were themselves
+      // recovering may vouch by now.
+      const late = nowMs + this.config.syncIntervalMs >= r.quietUntilMs
+      for (const id of others) {
+        const reply = r.replies.get(id)
+        if (reply === undefined || (late && !reply))
+          this.send(id, { type: 'sync', zone: st.zone, from: this.self })
+      }
+    }
+  }
+}

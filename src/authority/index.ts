@@ -1,0 +1,43 @@
+/** Zone authority: quorum leases with deterministic preference (docs/authority.md). */
+export {
+  type Authority,
+  AuthorityConfigError,
+  type AuthorityCounter,
+  type AuthorityEffect,
+  type AuthorityInput,
+  AuthorityInvariantError,
+  createAuthority,
+  type LostReason,
+  type ZoneView,
+} from './authority.js'
+export { type AuthorityConfig, authorityProfiles, validateAuthorityConfig } from './config.js'
+export {
+  grantExpiresAtMs,
+  grantFreeAtMs,
+  holderActUntilMs,
+  type LeaseTiming,
+  remainingMs,
+  restartQuietUntilMs,
+} from './lease.js'
+export {
+  type AuthorityMessage,
+  authorityMessageBytesMax,
+  describeMessage,
+  type MessageErrorCode,
+  type MessageLimits,
+  type ParseResult,
+  parseAuthorityMessage,
+  type RefuseReason,
+} from './messages.js'
+export { isJointQuorum, isQuorum, isQuorumPossible, majoritySize, recoveryQuorumSize } from './quorum.js'
+export { rankCandidates, rendezvousScore } from './rendezvous.js'
+export {
+  normalizeRoster,
+  type RosterErrorCode,
+  type RosterMember,
+  type RosterResult,
+  rosterZones,
+  votingZones,
+  type ZoneVoters,
+  zoneVoters,
+} from './voters.js'

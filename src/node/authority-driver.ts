@@ -1,0 +1,283 @@
+/**
+ * Drives the zone-authority core (src/authority/) over the mesh: feeds it the roster of certified
+ * members and their liveness, delivers its messages over `/mesh/authority/1.0.0`, ticks it, and reports
+ * acquired/lost leases. Messages need no signature of their own: the stream runs on a Noise connection
+ * whose peer passed the certificate hello, so `from` is checked against the authenticated PeerId.
+ *
+ * Time: the core needs a monotonic clock, so it gets `performance.now()`-based milliseconds. Lease
+ * events are also logged with wall-clock times (`atWallMs`, `actUntilWallMs`) so that leases of
+ * different processes on one machine can be compared (bench/failover does exactly that).
+ */
+import { performance } from 'node:perf_hooks'
+import type { Connection, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { type Authority, type AuthorityEffect, createAuthority } from '../authority/authority.js'
+import { type AuthorityConfig, authorityProfiles } from '../authority/config.js'
+import {
+  type AuthorityMessage,
+  authorityMessageBytesMax,
+  parseAuthorityMessage,
+} from '../authority/messages.js'
+import { decodeCbor, encodeCbor } from '../ca/encoding.js'
+import type { MemberView } from '../gossip/membership.js'
+import type { AgentConfig } from './config.js'
+import type { Host } from './host.js'
+import type { Logger } from './log.js'
+
+/** The authority protocol id. */
+export const AUTHORITY_PROTOCOL = '/mesh/authority/1.0.0'
+/** How often the core is ticked. */
+export const AUTHORITY_TICK_MS = 20
+/** Messages queued for one peer while its stream opens; more are dropped (loss is tolerated). */
+export const AUTHORITY_QUEUE_MAX = 64
+/** Time limit for opening an authority stream. */
+export const AUTHORITY_DIAL_TIMEOUT_MS = 2_000
+
+/** The authority core's timing from the agent config: the profile's values with the agent's lease keys. */
+export function authorityConfigFor(config: AgentConfig): AuthorityConfig {
+  return {
+    ...authorityProfiles[config.profile],
+    leaseTtlMs: config.leaseTtlMs,
+    renewIntervalMs: config.renewIntervalMs,
+    maxClockSkewMs: config.leaseSkewMs,
+  }
+}
+
+/** One zone as `mesh zones` shows it, with names instead of peer ids. */
+export interface AuthorityZone {
+  readonly zone: string
+  readonly members: readonly string[]
+  readonly authority: string | null
+  readonly epoch: number
+  readonly leaseRemainingMs: number
+}
+
+/** Called when this node gains or loses a zone's authority. */
+export type AuthorityListener = (event: { zone: string; epoch: number; held: boolean }) => void
+
+/** The driver. */
+export interface AuthorityDriver {
+  start(): Promise<void>
+  stop(): void
+  /** `{ epoch }` when this node may act as `zone`'s authority right now. */
+  isAuthority(zone: string): { epoch: number } | null
+  /** Zones this node votes in, as it sees them. */
+  zones(): AuthorityZone[]
+  /** Registers a listener for acquired/lost; returns an unsubscribe function. */
+  onChange(listener: AuthorityListener): () => void
+}
+
+interface Outbound {
+  stream?: Stream
+  write?: (bytes: Uint8Array) => Promise<void>
+  queue: Uint8Array[]
+  opening: boolean
+}
+
+/** Creates the driver (handlers are registered by `start`, which must run before the host starts). */
+export function createAuthorityDriver(init: {
+  host: Host
+  self: string
+  config: AgentConfig
+  members: () => readonly MemberView[]
+  /** Wraps the inbound handler so only admitted peers reach it. */
+  gated: (
+    handler: (stream: Stream, connection: Connection) => Promise<void>,
+  ) => (stream: Stream, connection: Connection) => Promise<void>
+  log: Logger
+  random?: () => number
+}): AuthorityDriver {
+  const { host, self, log } = init
+  const mono = (): number => Math.floor(performance.now())
+  const wallOf = (monoMs: number): number => Math.round(Date.now() - performance.now() + monoMs)
+  const core: Authority = createAuthority({
+    self,
+    config: authorityConfigFor(init.config),
+    random: init.random ?? Math.random,
+    nowMs: mono(),
+  })
+  const limits = { idLengthMax: 128, zoneLengthMax: 64 }
+  const outbound = new Map<string, Outbound>()
+  const listeners = new Set<AuthorityListener>()
+  let rosterKey = ''
+  const liveness = new Map<string, 'alive' | 'dead'>()
+  let timer: NodeJS.Timeout | undefined
+  let stopped = false
+
+  const nameOf = (id: string | null): string | null => {
+    if (id === null) return null
+    return init.members().find(m => m.peerId === id)?.name ?? id
+  }
+
+  const openStream = async (to: string, out: Outbound): Promise<void> => {
+    out.opening = true
+    try {
+      const peer = peerIdFromString(to)
+      let target: Parameters<Host['dialProtocol']>[0] = peer
+      if (host.getConnections(peer).length === 0) {
+        const member = init.members().find(m => m.peerId === to)
+        if (member === undefined || member.addrs.length === 0) throw new Error('no address known')
+        target = member.addrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${to}`))
+      }
+      const stream = await host.dialProtocol(target, AUTHORITY_PROTOCOL, {
+        signal: AbortSignal.timeout(AUTHORITY_DIAL_TIMEOUT_MS),
+      })
+      const lp = lpStream(stream, { maxDataLength: authorityMessageBytesMax })
+      out.stream = stream
+      out.write = bytes => lp.write(bytes)
+      stream.addEventListener('close', () => {
+        if (outbound.get(to) === out) outbound.delete(to)
+      })
+      const queued = out.queue.splice(0)
+      for (const bytes of queued) await out.write(bytes)
+    } catch (err) {
+      log.debug({ peer: to, err: (err as Error).message }, 'authority stream failed')
+      if (outbound.get(to) === out) outbound.delete(to)
+    } finally {
+      out.opening = false
+    }
+  }
+
+  const send = (to: string, message: AuthorityMessage): void => {
+    if (stopped) return
+    const bytes = encodeCbor(message as never)
+    let out = outbound.get(to)
+    if (out === undefined) {
+      out = { queue: [], opening: false }
+      outbound.set(to, out)
+    }
+    if (out.write !== undefined) {
+      const current = out
+      out.write(bytes).catch(() => {
+        if (outbound.get(to) === current) outbound.delete(to)
+      })
+      return
+    }
+    if (out.queue.length < AUTHORITY_QUEUE_MAX) out.queue.push(bytes)
+    if (!out.opening) void openStream(to, out)
+  }
+
+  const apply = (effects: AuthorityEffect[]): void => {
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'send':
+          send(effect.to, effect.message)
+          break
+        case 'acquired':
+          log.info(
+            {
+              zone: effect.zone,
+              epoch: effect.epoch,
+              atWallMs: Date.now(),
+              actUntilWallMs: wallOf(effect.actUntilMs),
+            },
+            'authority acquired',
+          )
+          for (const l of listeners) l({ zone: effect.zone, epoch: effect.epoch, held: true })
+          break
+        case 'renewed':
+          log.debug(
+            { zone: effect.zone, epoch: effect.epoch, actUntilWallMs: wallOf(effect.actUntilMs) },
+            'authority renewed',
+          )
+          break
+        case 'lost':
+          log.info(
+            { zone: effect.zone, epoch: effect.epoch, reason: effect.reason, atWallMs: Date.now() },
+            'authority lost',
+          )
+          for (const l of listeners) l({ zone: effect.zone, epoch: effect.epoch, held: false })
+          break
+        case 'campaign':
+          log.debug({ zone: effect.zone, epoch: effect.epoch }, 'authority campaign')
+          break
+        case 'recovered':
+          log.debug({ zone: effect.zone, maxEpoch: effect.maxEpoch }, 'authority voter recovered')
+          break
+      }
+    }
+  }
+
+  /** Feeds roster and liveness changes from the membership table. */
+  const syncMembership = (): void => {
+    const members = init.members().filter(m => m.roles.includes('agent'))
+    const roster = members.map(m => ({ id: m.peerId, zone: m.zone })).sort((a, b) => (a.id < b.id ? -1 : 1))
+    const key = roster.map(r => `${r.id}@${r.zone}`).join(',')
+    const now = mono()
+    if (key !== rosterKey && roster.some(r => r.id === self)) {
+      rosterKey = key
+      core.step({ type: 'roster', members: roster }, now)
+    }
+    for (const m of members) {
+      if (m.peerId === self) continue
+      const state = m.state === 'dead' ? 'dead' : 'alive'
+      if (liveness.get(m.peerId) !== state) {
+        liveness.set(m.peerId, state)
+        core.step({ type: 'peer', id: m.peerId, state }, now)
+      }
+    }
+  }
+
+  const handle = async (stream: Stream, connection: Connection): Promise<void> => {
+    const from = connection.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: authorityMessageBytesMax })
+    try {
+      while (!stopped) {
+        const frame = (await lp.read()).subarray()
+        const parsed = parseAuthorityMessage(decodeCbor(frame, authorityMessageBytesMax), limits)
+        if (!parsed.ok) {
+          log.warn({ peer: from, code: parsed.code, field: parsed.field }, 'bad authority message')
+          continue
+        }
+        core.step({ type: 'message', from, message: parsed.message }, mono())
+        apply(core.drainEffects())
+      }
+    } catch {
+      // Stream ended or carried garbage; the sender reopens one when it next has something to say.
+    }
+  }
+
+  return {
+    async start() {
+      await host.handle(AUTHORITY_PROTOCOL, init.gated(handle), { maxInboundStreams: 8 })
+      timer = setInterval(() => {
+        try {
+          syncMembership()
+          core.tick(mono())
+          apply(core.drainEffects())
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'authority core failed')
+        }
+      }, AUTHORITY_TICK_MS)
+      timer.unref()
+    },
+
+    stop() {
+      stopped = true
+      if (timer !== undefined) clearInterval(timer)
+      for (const out of outbound.values()) out.stream?.abort(new Error('stopping'))
+      outbound.clear()
+    },
+
+    isAuthority(zone) {
+      return core.isAuthority(zone, mono())
+    },
+
+    zones() {
+      return core.zones(mono()).map(z => ({
+        zone: z.zone,
+        members: z.members.map(id => nameOf(id) ?? id).sort(),
+        authority: nameOf(z.authority),
+        epoch: z.epoch,
+        leaseRemainingMs: z.leaseRemainingMs,
+      }))
+    },
+
+    onChange(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+  }
+}
