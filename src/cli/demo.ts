@@ -1,5 +1,136 @@
+/**
+ * `mesh demo`: a small local mesh on 127.0.0.1 in a temporary directory. The first node is made with
+ * `mesh init`; every other node joins with a ticket exactly as `mesh join --ticket` does; then a request
+ * runs across one zone and the replies are printed. It stays up (printing commands to try against it)
+ * until Ctrl-C, or stops at once with --exit.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join as joinPath } from 'node:path'
+import { silentLogger } from '../node/log.js'
+import type { RunningAgent } from '../node/runtime.js'
 import { CliError } from './errors.js'
+import { init } from './init.js'
+import type { CliIo, GlobalOptions, Output } from './io.js'
+import { join } from './join.js'
 
-export async function demo(..._args: unknown[]): Promise<number> {
-  throw new CliError('not-implemented', 'demo is not implemented yet')
+export interface DemoOptions {
+  readonly nodes: number
+  readonly exit?: boolean
+}
+
+/** How long the demo waits for every node to see every other. */
+const CONVERGE_TIMEOUT_MS = 20_000
+const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
+
+/** How a user re-runs this program: the binary itself, or `node path/to/mesh.cjs`. */
+function selfCommand(): string {
+  const script = process.argv[1]
+  const sea = script === undefined || script === process.execPath || !/\.(c?js|mjs|ts)$/.test(script)
+  return sea ? process.execPath : `node ${script}`
+}
+
+const quiet: Output = { write: () => true }
+
+export async function demo(io: CliIo, globals: GlobalOptions, options: DemoOptions): Promise<number> {
+  if (options.nodes < 2 || options.nodes > 20)
+    throw new CliError('usage', 'the demo runs 2 to 20 nodes (--nodes)')
+  const { startAgent } = await import('../node/runtime.js')
+  const root = await mkdtemp(joinPath(tmpdir(), 'mesh-demo-'))
+  const say = (line: string) => io.stdout.write(`${line}\n`)
+  const agents: RunningAgent[] = []
+  const silentIo: CliIo = { ...io, stdout: quiet, stderr: quiet }
+  const env = Object.fromEntries(Object.entries(io.env).filter(([k]) => !k.startsWith('MESH_')))
+  const names: Array<{ name: string; zone: string }> = []
+  for (let i = 0; i < options.nodes; i++) {
+    const zone = i % 2 === 0 ? 'web' : 'db'
+    names.push({ name: `${zone}${names.filter(n => n.zone === zone).length + 1}`, zone })
+  }
+  const homeOf = (name: string) => joinPath(root, name)
+  const start = async (name: string) => {
+    const agent = await startAgent({ home: homeOf(name), env, logger: silentLogger() })
+    agents.push(agent)
+    return agent
+  }
+
+  try {
+    say(`mesh demo: ${options.nodes} nodes on 127.0.0.1, homes under ${root}`)
+    const first = names[0]!
+    await init(
+      silentIo,
+      { ...globals, home: homeOf(first.name), json: false, jsonl: false },
+      { name: first.name, zone: first.zone, listen: [LOOPBACK] },
+    )
+    const ca = await start(first.name)
+    say(`  ${first.name}: created the mesh (CA) ${ca.fingerprint}`)
+    for (const { name, zone } of names.slice(1)) {
+      const effects = await ca.node.issuer!.run({
+        type: 'create-ticket',
+        requestId: name,
+        name,
+        zone,
+        roles: ['agent'],
+        ttlMs: 10 * 60_000,
+        bootstrap: ca.node.addrs().slice(0, 4),
+      })
+      const reply = effects.find(e => e.type === 'command-reply')
+      if (reply?.type !== 'command-reply' || !reply.result.ok || reply.result.command !== 'create-ticket') {
+        throw new CliError('demo-failed', `could not create a ticket for ${name}`)
+      }
+      const t0 = Date.now()
+      await join(
+        silentIo,
+        { home: homeOf(name), json: false, jsonl: false },
+        { ticket: reply.result.ticket, listen: [LOOPBACK] },
+      )
+      await start(name)
+      say(`  ${name}: joined zone ${zone} with a ticket in ${Date.now() - t0} ms`)
+    }
+
+    const deadline = Date.now() + CONVERGE_TIMEOUT_MS
+    const everyone = names.map(n => n.name)
+    while (
+      !agents.every(a => everyone.every(n => a.node.members().some(m => m.name === n && m.state === 'alive')))
+    ) {
+      if (Date.now() > deadline || io.signal?.aborted === true)
+        throw new CliError('demo-failed', 'the demo nodes did not all see each other in time')
+      await new Promise(r => setTimeout(r, 50))
+    }
+    say(`  all ${options.nodes} nodes see each other`)
+
+    say('')
+    say(`$ mesh exec uptime --zone web        (from ${first.name})`)
+    const t0 = Date.now()
+    const result = await ca.node.exec({ action: 'uptime', filter: { zone: 'web' }, timeoutMs: 10_000 })
+    for (const reply of result.replies)
+      say(`${reply.node} [${reply.zone}] ${reply.status} ${reply.durationMs}ms: ${reply.output.trim()}`)
+    say(
+      `${result.replies.length}/${result.expected.length} replied in ${Date.now() - t0} ms${result.missing.length > 0 ? `; missing ${result.missing.join(', ')}` : ''}`,
+    )
+
+    const mesh = selfCommand()
+    say('')
+    say('Try, from another terminal:')
+    say(`  ${mesh} --home ${homeOf(first.name)} members`)
+    say(`  ${mesh} --home ${homeOf(first.name)} zones`)
+    say(`  ${mesh} --home ${homeOf(first.name)} exec uptime --zone db`)
+    say(`  ${mesh} --home ${homeOf(first.name)} exec facts --where 'zone=web and not name=web1' --json`)
+    say(`  ${mesh} --home ${homeOf(first.name)} exec ping --zone web --once`)
+    say(`  ${mesh} --home ${homeOf(first.name)} ticket create web9 --zone web`)
+    for (const agent of agents.slice(1)) say(`  node ${agent.node.name}: ${agent.node.addrs()[0]}`)
+
+    if (options.exit !== true) {
+      say('')
+      say('The demo mesh is up; press Ctrl-C to stop it.')
+      await new Promise<void>(resolve => {
+        if (io.signal === undefined || io.signal.aborted) return resolve()
+        io.signal.addEventListener('abort', () => resolve(), { once: true })
+      })
+    }
+    return result.missing.length === 0 ? 0 : 1
+  } finally {
+    await Promise.all(agents.map(a => a.stop().catch(() => {})))
+    await rm(root, { recursive: true, force: true })
+    say('mesh demo stopped')
+  }
 }
