@@ -281,7 +281,8 @@ export function createEnrolment(components: EnrolmentComponents, init: Enrolment
   /** `/mesh/join/1.0.0`: NOT gated, the peer holds no certificate yet. */
   const handleJoin = async (stream: Stream, connection: Connection): Promise<void> => {
     counters.joinStreams += 1
-    // The connection is cut when the hello window ends; answer before that.
+    // The connection is cut when the hello window ends; answer before that. libp2p stamps the
+    // timeline with the wall clock (Date.now), so the remaining window is measured with it too.
     const windowEndMs = connection.timeline.open + init.helloTimeoutMs
     const signal = AbortSignal.timeout(Math.max(FORWARD_TIMEOUT_MS_MIN, init.helloTimeoutMs))
     const limit = limiter.take(remoteHostOf(connection.remoteAddr.toString()), nowMs())
