@@ -688,14 +688,15 @@ class ZoneAuthority implements Authority {
 
   private mayCampaign(st: ZoneState, nowMs: number): boolean {
     if (st.holding !== null || st.attempt !== null || st.recovery !== null) return false
-    if (nowMs < st.retryAtMs || nowMs < st.busyUntilMs || !st.current.members.includes(this.self))
-      return false
+    if (nowMs < st.retryAtMs || !st.current.members.includes(this.self)) return false
     // Our own voter would refuse anyone else: no point asking the others.
     if (st.grant !== null && st.grant.holder !== this.self) return false
     const live = st.ranking.filter(id => this.isLive(id, nowMs))
     const rank = live.indexOf(this.self)
     assert(rank >= 0, 'self missing from its own zone ranking')
-    return nowMs >= st.freedAtMs + rank * this.config.campaignStaggerMs
+    // The stagger counts from the latest sign that the lease became free, so candidates that all saw
+    // the same lease end still go one rank at a time instead of together.
+    return nowMs >= Math.max(st.freedAtMs, st.busyUntilMs) + rank * this.config.campaignStaggerMs
   }
 
   // ---- timers ---------------------------------------------------------------------------------

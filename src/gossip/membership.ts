@@ -53,6 +53,8 @@ export interface MemberView {
   /** Our clock when its last heartbeat was applied, ms since the epoch. */
   readonly lastSeenMs: number
   readonly facts: Readonly<Record<string, string>>
+  /** Expiry of the member's certificate (ms since the epoch). */
+  readonly certificateNotAfterMs?: number
 }
 
 /** What happened to the table. */
@@ -181,6 +183,7 @@ export function createMembership(init: { timings: MembershipTimings; entriesMax?
         state: 'alive',
         lastSeenMs: nowMs,
         facts: hb.facts,
+        certificateNotAfterMs: cert.notAfterMs,
       }
       entries.set(hb.name, { view, seq: hb.seq, serial: cert.serial, certNotBeforeMs: cert.notBeforeMs })
       if (existing === undefined) {

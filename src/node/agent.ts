@@ -48,7 +48,7 @@ import {
   createActionRegistry,
 } from './actions.js'
 import { type Admission, createAdmission } from './admission.js'
-import { type AuthorityDriver, createAuthorityDriver } from './authority-driver.js'
+import { type AuthorityDriver, createAuthorityDriver, decodeRoster } from './authority-driver.js'
 import type { AgentConfig } from './config.js'
 import { createEnrolment, type Enrolment } from './enrolment.js' // enrolment (issue 3)
 import { createFactsProvider, type FactsProvider } from './facts.js'
@@ -63,6 +63,8 @@ export interface NodeStore {
   saveIssuerState?(state: ReturnType<Issuer['state']>): Promise<void>
   saveRevocations?(bytes: Uint8Array): Promise<void>
   saveNodeCertificate?(certificate: SignedCertificate): Promise<void>
+  /** The zone-authority roster (certified members seen), so a restart still knows every voter. */
+  saveRoster?(bytes: Uint8Array): Promise<void>
 }
 
 /** Options of {@link createMeshNode}. */
@@ -75,6 +77,8 @@ export interface MeshNodeInit {
   readonly ca?: CaMaterial
   /** The newest revocation list known at start. */
   readonly revocations?: Uint8Array
+  /** The roster saved by an earlier run (see NodeStore.saveRoster). */
+  readonly roster?: Uint8Array
   readonly config: AgentConfig
   /** `memory` for in-process tests; default `tcp`. */
   readonly transport?: 'tcp' | 'memory'
@@ -204,6 +208,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
 
   let membership: Membership | undefined
   let admission: Admission | undefined
+  let authority: AuthorityDriver | undefined
 
   const adoptRevocations = (bytes: Uint8Array, origin: string): boolean => {
     const verdict = verifyRevocationList(bytes, init.caPublicKey)
@@ -221,6 +226,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     )
     admission?.revokeSerials(serials)
     for (const serial of serials) membership?.revoke(serial)
+    for (const entry of verdict.signed.list.entries) authority?.forget(entry.peerId)
     void store
       .saveRevocations?.(bytes)
       .catch(err => log.error({ err: String(err) }, 'cannot save revocations'))
@@ -240,7 +246,10 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       },
     },
     log: log.child({ component: 'admission' }),
-    onAdmitted: () => scheduleHeartbeat(),
+    onAdmitted: admittedPeer => {
+      authority?.hint(admittedPeer, 'alive')
+      scheduleHeartbeat()
+    },
   })
 
   const host = await createHost({
@@ -290,7 +299,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         name: nodeCert().name,
         zone: nodeCert().zone,
         facts: facts.current(),
-        authority: authority.isAuthority(nodeCert().zone) !== null,
+        authority: zoneAuthority.isAuthority(nodeCert().zone) !== null,
       }),
       policy: () => policy,
     },
@@ -306,16 +315,23 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     nowMs: now,
   })
   const counters = { presenceRefused: 0, repliesRefused: 0 }
-  const authority: AuthorityDriver = createAuthorityDriver({
+  authority = createAuthorityDriver({
     host,
     self: peerId,
     config,
     members: () => membership?.list() ?? [],
     gated: handler => admission.gated(handler),
     log: log.child({ component: 'authority' }),
+    selfEntry: () => ({ peerId, zone: nodeCert().zone, notAfterMs: nodeCert().notAfterMs }),
+    roster: (init.roster === undefined ? [] : decodeRoster(init.roster)).filter(
+      e => !revocationLookup.isPeerRevoked(e.peerId),
+    ),
+    saveRoster: store.saveRoster === undefined ? undefined : bytes => store.saveRoster!(bytes),
+    rosterSettleMs: 2 * config.heartbeatIntervalMs + 500,
   })
+  const zoneAuthority = authority
   // Others learn who holds a zone from our heartbeat, at once rather than after an interval.
-  authority.onChange(() => scheduleHeartbeat())
+  zoneAuthority.onChange(() => scheduleHeartbeat())
   /** Names of the nodes currently announcing a zone's authority (for `--once` expectations). */
   const currentAuthorities = (): Set<string> => {
     const names = new Set<string>()
@@ -324,7 +340,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   }
   /** Facts as published: the node's facts plus the zone authority it holds, if any. */
   const publishedFacts = (): Record<string, string> => {
-    const held = authority.isAuthority(nodeCert().zone)
+    const held = zoneAuthority.isAuthority(nodeCert().zone)
     if (held === null) return { ...facts.current() }
     return { ...facts.current(), [AUTHORITY_FACT]: `${nodeCert().zone}:${held.epoch}` }
   }
@@ -394,7 +410,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     let epoch: number | undefined
     if (request.body.filter.once === true) {
       // Checked at the moment the action starts: the lease may have ended since validation.
-      const held = authority.isAuthority(nodeCert().zone)
+      const held = zoneAuthority.isAuthority(nodeCert().zone)
       if (held === null) {
         const reason = 'no longer the zone authority; not run'
         sendDone(request, { status: 'error', exitCode: null, output: '', durationMs: 0, reason })
@@ -607,12 +623,15 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
             maxInboundStreams: 256,
           },
         )
+        host.addEventListener('peer:disconnect', evt => {
+          zoneAuthority.hint(evt.detail.toString(), 'dead')
+        })
         host.addEventListener('peer:discovery', evt => {
           const id = evt.detail.id.toString()
           if (id === peerId || host.getConnections(evt.detail.id).length > 0) return
           void dialPeer(evt.detail.multiaddrs.length > 0 ? evt.detail.multiaddrs : evt.detail.id, id)
         })
-        await authority.start()
+        await zoneAuthority.start()
         await facts.refresh()
         await host.start()
         for (const topic of Object.values(TOPICS)) pubsub.subscribe(topic)
@@ -653,7 +672,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       if (heartbeatTimer !== undefined) clearTimeout(heartbeatTimer)
       if (earlyHeartbeat !== undefined) clearTimeout(earlyHeartbeat)
       router.stop()
-      authority.stop()
+      zoneAuthority.stop()
       await enrolment.stop() // enrolment (issue 3)
       await actions.close()
       await host.stop()
@@ -671,7 +690,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     },
 
     zones() {
-      const views = new Map(authority.zones().map(z => [z.zone, z]))
+      const views = new Map(zoneAuthority.zones().map(z => [z.zone, z]))
       const byZone = new Map<string, { members: string[]; holder: string | null; epoch: number }>()
       for (const m of membership?.list() ?? []) {
         if (!m.roles.includes('agent')) continue
@@ -713,10 +732,10 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         })
     },
 
-    isAuthority: zone => authority.isAuthority(zone),
+    isAuthority: zone => zoneAuthority.isAuthority(zone),
 
     onAuthority(zone, listener) {
-      return authority.onChange(event => {
+      return zoneAuthority.onChange(event => {
         if (event.zone === zone) listener(event)
       })
     },

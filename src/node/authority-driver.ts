@@ -4,6 +4,17 @@
  * acquired/lost leases. Messages need no signature of their own: the stream runs on a Noise connection
  * whose peer passed the certificate hello, so `from` is checked against the authenticated PeerId.
  *
+ * Voters are the zone's certified members, not whoever is visible now (a quorum of a view is not a
+ * quorum): the driver keeps every member it has seen with a valid certificate in a roster that only
+ * shrinks by revocation or certificate expiry, persists it, and restores it at start. A node whose
+ * roster holds no one else of its zone (a new node, or a lost file) waits `rosterSettleMs` of
+ * heartbeats before it gives the core any roster, so it cannot crown itself a zone of one while the
+ * real zone is still unknown to it.
+ *
+ * Liveness hints come from direct evidence: a closed connection (kill -9 shows up at once) says dead,
+ * an admitted connection or an alive heartbeat says alive. Then the next candidate need only wait out
+ * the dead holder's lease.
+ *
  * Time: the core needs a monotonic clock, so it gets `performance.now()`-based milliseconds. Lease
  * events are also logged with wall-clock times (`atWallMs`, `actUntilWallMs`) so that leases of
  * different processes on one machine can be compared (bench/failover does exactly that).
@@ -34,6 +45,41 @@ export const AUTHORITY_TICK_MS = 20
 export const AUTHORITY_QUEUE_MAX = 64
 /** Time limit for opening an authority stream. */
 export const AUTHORITY_DIAL_TIMEOUT_MS = 2_000
+
+/** One remembered member of the roster (persisted). */
+export interface RosterEntry {
+  readonly peerId: string
+  readonly zone: string
+  /** Certificate expiry; the entry is dropped (and the member stops voting) after it. */
+  readonly notAfterMs: number
+}
+
+/** Most roster entries remembered. */
+export const ROSTER_ENTRIES_MAX = 4096
+
+/** Encodes a roster for the home's `roster` file. */
+export function encodeRoster(entries: readonly RosterEntry[]): Uint8Array {
+  return encodeCbor({
+    v: 1,
+    members: entries.map(e => ({ peerId: e.peerId, zone: e.zone, notAfterMs: e.notAfterMs })),
+  })
+}
+
+/** Decodes a roster file; anything malformed yields an empty roster (the node then re-learns it). */
+export function decodeRoster(bytes: Uint8Array): RosterEntry[] {
+  try {
+    const value = decodeCbor(bytes, 1 << 20) as { v?: unknown; members?: unknown }
+    if (value.v !== 1 || !Array.isArray(value.members)) return []
+    return value.members
+      .filter(
+        (m): m is RosterEntry =>
+          typeof m?.peerId === 'string' && typeof m?.zone === 'string' && Number.isSafeInteger(m?.notAfterMs),
+      )
+      .slice(0, ROSTER_ENTRIES_MAX)
+  } catch {
+    return []
+  }
+}
 
 /** The authority core's timing from the agent config: the profile's values with the agent's lease keys. */
 export function authorityConfigFor(config: AgentConfig): AuthorityConfig {
@@ -67,6 +113,10 @@ export interface AuthorityDriver {
   zones(): AuthorityZone[]
   /** Registers a listener for acquired/lost; returns an unsubscribe function. */
   onChange(listener: AuthorityListener): () => void
+  /** Direct liveness evidence: a connection admitted (alive) or lost (dead). */
+  hint(peerId: string, state: 'alive' | 'dead'): void
+  /** Drops a revoked member from the roster. */
+  forget(peerId: string): void
 }
 
 interface Outbound {
@@ -88,6 +138,16 @@ export function createAuthorityDriver(init: {
   ) => (stream: Stream, connection: Connection) => Promise<void>
   log: Logger
   random?: () => number
+  /** Our certificate's zone and expiry (we are always in our own roster). */
+  selfEntry: () => RosterEntry
+  /** The roster remembered from earlier runs. */
+  roster?: readonly RosterEntry[]
+  /** Persists the roster after each change. */
+  saveRoster?: (bytes: Uint8Array) => Promise<void>
+  /** Wall clock (certificate expiry is compared against it). */
+  wallNowMs?: () => number
+  /** How long a node that knows no one else of its zone listens before it feeds a roster to the core. */
+  rosterSettleMs: number
 }): AuthorityDriver {
   const { host, self, log } = init
   const mono = (): number => Math.floor(performance.now())
@@ -102,7 +162,11 @@ export function createAuthorityDriver(init: {
   const outbound = new Map<string, Outbound>()
   const listeners = new Set<AuthorityListener>()
   let rosterKey = ''
-  const liveness = new Map<string, 'alive' | 'dead'>()
+  const wallNow = init.wallNowMs ?? Date.now
+  const known = new Map<string, RosterEntry>((init.roster ?? []).map(e => [e.peerId, e]))
+  const startedAtMs = mono()
+  const membershipState = new Map<string, 'alive' | 'dead'>()
+  let saving = Promise.resolve()
   let timer: NodeJS.Timeout | undefined
   let stopped = false
 
@@ -200,22 +264,69 @@ export function createAuthorityDriver(init: {
     }
   }
 
-  /** Feeds roster and liveness changes from the membership table. */
+  const hint = (id: string, state: 'alive' | 'dead'): void => {
+    if (id === self || stopped) return
+    core.step({ type: 'peer', id, state }, mono())
+    apply(core.drainEffects())
+  }
+
+  /** Learns members from the membership table, persists the roster, feeds changes to the core. */
   const syncMembership = (): void => {
-    const members = init.members().filter(m => m.roles.includes('agent'))
-    const roster = members.map(m => ({ id: m.peerId, zone: m.zone })).sort((a, b) => (a.id < b.id ? -1 : 1))
-    const key = roster.map(r => `${r.id}@${r.zone}`).join(',')
-    const now = mono()
-    if (key !== rosterKey && roster.some(r => r.id === self)) {
-      rosterKey = key
-      core.step({ type: 'roster', members: roster }, now)
+    const wall = wallNow()
+    let changed = false
+    const selfEntry = init.selfEntry()
+    for (const entry of [
+      selfEntry,
+      ...init
+        .members()
+        .filter(m => m.roles.includes('agent'))
+        .map(m => ({ peerId: m.peerId, zone: m.zone, notAfterMs: m.certificateNotAfterMs ?? wall + 60_000 })),
+    ]) {
+      const previous = known.get(entry.peerId)
+      if (previous === undefined && known.size >= ROSTER_ENTRIES_MAX) continue
+      if (previous === undefined || previous.zone !== entry.zone || previous.notAfterMs < entry.notAfterMs) {
+        known.set(entry.peerId, entry)
+        changed = true
+      }
     }
-    for (const m of members) {
-      if (m.peerId === self) continue
-      const state = m.state === 'dead' ? 'dead' : 'alive'
-      if (liveness.get(m.peerId) !== state) {
-        liveness.set(m.peerId, state)
-        core.step({ type: 'peer', id: m.peerId, state }, now)
+    for (const [id, entry] of known) {
+      if (entry.notAfterMs < wall && id !== self) {
+        known.delete(id)
+        changed = true
+      }
+    }
+    if (changed && init.saveRoster !== undefined) {
+      const bytes = encodeRoster([...known.values()])
+      saving = saving
+        .then(() => init.saveRoster?.(bytes))
+        .catch(err => log.warn({ err: String(err) }, 'cannot save roster'))
+    }
+    const others = [...known.values()].filter(e => e.peerId !== self && e.zone === selfEntry.zone)
+    if (others.length === 0 && mono() - startedAtMs < init.rosterSettleMs) return
+    const roster = [...known.values()]
+      .map(e => ({ id: e.peerId, zone: e.zone }))
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+    const key = roster.map(r => `${r.id}@${r.zone}`).join(',')
+    if (key !== rosterKey) {
+      rosterKey = key
+      core.step({ type: 'roster', members: roster }, mono())
+    }
+    for (const m of init.members()) {
+      const state = m.state === 'alive' ? 'alive' : 'dead'
+      if (membershipState.get(m.peerId) !== state) {
+        membershipState.set(m.peerId, state)
+        hint(m.peerId, state)
+      }
+    }
+  }
+
+  /** Removes a revoked member from the roster for good. */
+  const forget = (peerId: string): void => {
+    if (known.delete(peerId)) {
+      rosterKey = ''
+      if (init.saveRoster !== undefined) {
+        const bytes = encodeRoster([...known.values()])
+        saving = saving.then(() => init.saveRoster?.(bytes)).catch(() => {})
       }
     }
   }
@@ -279,5 +390,8 @@ export function createAuthorityDriver(init: {
       listeners.add(listener)
       return () => listeners.delete(listener)
     },
+
+    hint,
+    forget,
   }
 }

@@ -6,6 +6,7 @@
  *   mesh.ca              the CA public key (its hash is the mesh fingerprint)
  *   operator.key/.cert   the local admin's operator identity (on nodes made by `mesh init`)
  *   revocations          the newest revocation list seen
+ *   roster               every certified member seen (zone-authority voters survive restarts)
  *   ca/                  only on CA nodes: ca.key, ticket.secret, issuer.state
  *   agent.sock           the control socket while `mesh agent` runs
  *
@@ -53,6 +54,7 @@ export function homePaths(home: string) {
     operatorKey: join(home, 'operator.key'),
     operatorCert: join(home, 'operator.cert'),
     revocations: join(home, 'revocations'),
+    roster: join(home, 'roster'),
     caDir: join(home, 'ca'),
     caKey: join(home, 'ca', 'ca.key'),
     ticketSecret: join(home, 'ca', 'ticket.secret'),
@@ -82,6 +84,7 @@ export interface HomeState {
   readonly operator?: Identity
   readonly ca?: CaMaterial
   readonly revocations?: Uint8Array
+  readonly roster?: Uint8Array
   /** The parsed config.toml (validated later by resolveConfig). */
   readonly configFile: Record<string, unknown>
 }
@@ -203,6 +206,7 @@ export async function loadHome(home: string): Promise<HomeState> {
   }
 
   const revocations = await readOptional(p.revocations)
+  const roster = await readOptional(p.roster)
   const configBytes = await readOptional(p.config)
   let configFile: Record<string, unknown> = {}
   if (configBytes !== undefined) {
@@ -215,7 +219,7 @@ export async function loadHome(home: string): Promise<HomeState> {
       )
     }
   }
-  return { home, node, caPublicKey, operator, ca, revocations, configFile }
+  return { home, node, caPublicKey, operator, ca, revocations, roster, configFile }
 }
 
 /** Writes `config.toml` with the given top-level values (used by init and join). */
@@ -245,6 +249,11 @@ export async function saveNodeCertificate(home: string, certificate: SignedCerti
 /** Saves the newest revocation list. */
 export async function saveRevocations(home: string, bytes: Uint8Array): Promise<void> {
   await writeFileAtomic(homePaths(home).revocations, bytes)
+}
+
+/** Saves the zone-authority roster. */
+export async function saveRoster(home: string, bytes: Uint8Array): Promise<void> {
+  await writeFileAtomic(homePaths(home).roster, bytes)
 }
 
 /** Saves the CA's issuer state. */

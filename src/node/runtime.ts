@@ -8,7 +8,14 @@ import { createMeshNode, type MeshNode } from './agent.js'
 import { type AgentConfig, resolveConfig } from './config.js'
 import { controlHandlers } from './control.js'
 import { type ControlServer, controlSocketPath, createControlServer } from './control-socket.js'
-import { homePaths, loadHome, saveIssuerState, saveNodeCertificate, saveRevocations } from './home.js'
+import {
+  homePaths,
+  loadHome,
+  saveIssuerState,
+  saveNodeCertificate,
+  saveRevocations,
+  saveRoster,
+} from './home.js'
 import { createLogger, type Logger } from './log.js'
 
 /** A running agent. */
@@ -46,12 +53,14 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     operator: state.operator,
     ca: state.ca,
     revocations: state.revocations,
+    roster: state.roster,
     config,
     logger: log,
     store: {
       saveIssuerState: s => saveIssuerState(home, s),
       saveRevocations: bytes => saveRevocations(home, bytes),
       saveNodeCertificate: cert => saveNodeCertificate(home, cert),
+      saveRoster: bytes => saveRoster(home, bytes),
     },
   })
   const control = createControlServer({
