@@ -77,6 +77,8 @@ export interface MeshNodeInit {
   readonly ca?: CaMaterial
   /** The newest revocation list known at start. */
   readonly revocations?: Uint8Array
+  /** A libp2p pnet pre-shared key file's contents: an outer fence only peers with the key get through. */
+  readonly pnetKey?: Uint8Array
   /** The roster saved by an earlier run (see NodeStore.saveRoster). */
   readonly roster?: Uint8Array
   readonly config: AgentConfig
@@ -261,6 +263,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     transport: init.transport,
     connectionsMax: config.connectionsMax,
     gater: admission.gater,
+    pnetKey: init.pnetKey,
     seenTtlMs: config.requestLifetimeMsMax + 2 * config.maxClockSkewMs,
   })
   const peerId = host.peerId.toString()

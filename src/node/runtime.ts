@@ -3,12 +3,14 @@
  * flags), starts the node with file persistence, and serves the control socket. Used by `mesh agent`
  * and by `mesh demo` (which runs several in one process).
  */
+import { isAbsolute, join } from 'node:path'
 import { fingerprintOf, formatFingerprint } from '../ca/fingerprint.js'
 import { createMeshNode, type MeshNode } from './agent.js'
 import { type AgentConfig, resolveConfig } from './config.js'
 import { controlHandlers } from './control.js'
 import { type ControlServer, controlSocketPath, createControlServer } from './control-socket.js'
 import {
+  HomeError,
   homePaths,
   loadHome,
   saveIssuerState,
@@ -17,6 +19,7 @@ import {
   saveRoster,
 } from './home.js'
 import { createLogger, type Logger } from './log.js'
+import { readStateFile } from './state-file.js'
 
 /** A running agent. */
 export interface RunningAgent {
@@ -46,6 +49,14 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const config = resolveConfig({ file: state.configFile, env: options.env, flags: options.flags })
   const name = state.node.certificate.certificate.name
   const log = options.logger ?? createLogger(config.logLevel, name)
+  let pnetKey: Uint8Array | undefined
+  if (config.pnetKeyFile !== '') {
+    const path = isAbsolute(config.pnetKeyFile) ? config.pnetKeyFile : join(options.home, config.pnetKeyFile)
+    const read = await readStateFile(path, 1024)
+    if (!read.ok)
+      throw new HomeError('unreadable', `cannot read the network key ${path}: ${read.error.message}`)
+    pnetKey = read.bytes
+  }
   const home = options.home
   const node = await createMeshNode({
     node: state.node,
@@ -54,6 +65,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     ca: state.ca,
     revocations: state.revocations,
     roster: state.roster,
+    pnetKey,
     config,
     logger: log,
     store: {
