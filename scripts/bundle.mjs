@@ -22,3 +22,13 @@ await build({
   banner: { js: '#!/usr/bin/env node' },
 })
 await chmod('dist/mesh.cjs', 0o755)
+
+// The library for embedding programs: ESM, dependencies left to the consumer's node_modules.
+await build({
+  ...common,
+  minify: false,
+  entryPoints: ['src/index.ts'],
+  format: 'esm',
+  packages: 'external',
+  outfile: 'dist/lib.js',
+})

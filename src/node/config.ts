@@ -386,7 +386,10 @@ export function defaultConfig(
   profile: Profile = 'lan',
   overrides: Record<string, unknown> = {},
 ): AgentConfig {
-  return resolveConfig({ flags: { profile, ...overrides } })
+  // Tables that only a file may set (tags, actions, policy) are passed as the file layer.
+  const file = Object.fromEntries(Object.entries(overrides).filter(([k]) => FILE_ONLY.has(k)))
+  const flags = Object.fromEntries(Object.entries(overrides).filter(([k]) => !FILE_ONLY.has(k)))
+  return resolveConfig({ file, flags: { profile, ...flags } })
 }
 
 const ENV_NAMES = new Set(CONFIG_SCHEMA.map(k => k.env))
