@@ -3,7 +3,7 @@
 // Prints p50/p95 from spawn to exit (the CLI exits when the last expected reply is in), the share of
 // runs where every expected node answered, the requesting agent's CPU, and the median agent RSS idle
 // and after the runs. Usage: npm run bench:exec -- [N] [K]   (defaults 20 and 30)
-// Uses dist/mesh (the single binary) when it exists, else dist/mesh.cjs; MESH_BENCH_BIN overrides.
+// Uses dist/mesh (the single binary) when it exists, else dist/mesh.cjs; BENCH_BIN overrides.
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,7 +11,7 @@ import { join } from 'node:path'
 
 const N = Number(process.argv[2] ?? 20)
 const K = Number(process.argv[3] ?? 30)
-const bin = process.env.MESH_BENCH_BIN ?? (existsSync('dist/mesh') ? 'dist/mesh' : 'dist/mesh.cjs')
+const bin = process.env.BENCH_BIN ?? (existsSync('dist/mesh') ? 'dist/mesh' : 'dist/mesh.cjs')
 const cmd = bin.endsWith('.cjs') ? [process.execPath, bin] : [join(process.cwd(), bin)]
 const root = mkdtempSync(join(tmpdir(), 'mesh-bench-'))
 const env = { ...process.env, MESH_LOG_LEVEL: 'warn', NO_COLOR: '1' }
@@ -42,7 +42,7 @@ function startAgent(home) {
       }
     })
     child.stderr.on('data', d => {
-      if (process.env.MESH_BENCH_VERBOSE) process.stderr.write(d)
+      if (process.env.BENCH_VERBOSE) process.stderr.write(d)
     })
     child.on('exit', code => reject(new Error(`agent ${home} exited ${code}: ${out}`)))
   })

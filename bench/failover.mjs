@@ -10,7 +10,7 @@ import { join } from 'node:path'
 
 const ROUNDS = Number(process.argv[2] ?? 10)
 const NODES = 5
-const bin = process.env.MESH_BENCH_BIN ?? (existsSync('dist/mesh') ? 'dist/mesh' : 'dist/mesh.cjs')
+const bin = process.env.BENCH_BIN ?? (existsSync('dist/mesh') ? 'dist/mesh' : 'dist/mesh.cjs')
 const cmd = bin.endsWith('.cjs') ? [process.execPath, bin] : [join(process.cwd(), bin)]
 const root = mkdtempSync(join(tmpdir(), 'mesh-failover-'))
 const env = { ...process.env, MESH_LOG_LEVEL: 'debug', MESH_PROFILE: 'lan', NO_COLOR: '1' }

@@ -592,8 +592,9 @@ class ZoneAuthority implements Authority {
     // A renewal waits out refusals: the holder keeps its current lease and bumps the epoch next time if
     // it learned of a higher one. A campaign gives way (and releases) once a majority is out of reach.
     a.refusals.add(m.from)
-    if (m.reason === 'held' && m.holder !== this.self)
+    if (m.reason === 'held' && m.holder !== null && this.defersTo(st, m.holder, nowMs)) {
       st.busyUntilMs = Math.max(st.busyUntilMs, this.busyHorizonMs(nowMs))
+    }
     if (!a.renewal && !isQuorumPossible(a.refusals, this.voterSets(st))) this.abandon(st, nowMs)
   }
 
@@ -684,6 +685,19 @@ class ZoneAuthority implements Authority {
       const reply = this.voterOnRequest(st, request, nowMs)
       if (reply !== null) this.candidateOnReply(st, reply, nowMs)
     }
+  }
+
+  /**
+   * Whether we should wait out a lease a voter reports as held by `holder`. Two campaigners that meet
+   * resolve by preference: the lower-ranked one waits a full grant window, the higher-ranked one retries
+   * after its backoff and wins once the other releases. An established holder that ranks below us is
+   * still respected, because our own voter then holds its grant and we do not campaign at all.
+   */
+  private defersTo(st: ZoneState, holder: string, nowMs: number): boolean {
+    if (holder === this.self) return false
+    const live = st.ranking.filter(id => this.isLive(id, nowMs))
+    const theirs = live.indexOf(holder)
+    return theirs < 0 || theirs < live.indexOf(this.self)
   }
 
   private mayCampaign(st: ZoneState, nowMs: number): boolean {

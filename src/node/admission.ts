@@ -24,6 +24,9 @@ export const DENY_TTL_MS = 10 * 60_000
 /** Most denied peers remembered; the oldest entry is dropped beyond it. */
 export const DENIED_PEERS_MAX = 10_000
 
+/** Gossip streams wait for the hello verdict up to this many hello timeouts (the verdict normally ends it). */
+export const GATE_WAIT_HELLO_TIMEOUTS = 4
+
 /** Gossipsub protocol ids whose streams wait for the hello verdict. */
 export const GOSSIPSUB_PROTOCOLS = ['/meshsub/1.2.0', '/meshsub/1.1.0', '/meshsub/1.0.0']
 
@@ -196,8 +199,13 @@ export function createAdmission(init: AdmissionInit): Admission {
     try {
       message = decodeCbor((await lp.read({ signal })).subarray(), HELLO_BYTES_MAX)
     } catch (err) {
-      refuse(connection, `unreadable hello: ${(err as Error).message}`)
+      // A closed, reset or slow stream says nothing against the peer (it may be a duplicate connection
+      // being pruned, or a loaded machine): drop the connection without denying the peer. Only a
+      // certificate that fails verification gets a peer denied.
+      counters.timedOut += 1
+      log.debug({ peer: connection.remotePeer.toString(), err: (err as Error).message }, 'hello not received')
       stream.abort(err as Error)
+      if (!verified.has(connection.remotePeer.toString())) await connection.close().catch(() => {})
       return
     }
     const result = check(connection, message)
@@ -227,7 +235,12 @@ export function createAdmission(init: AdmissionInit): Admission {
         libp2p.use(
           protocol,
           new GatedChain(async (stream, connection, next) => {
-            const certificate = await api.waitFor(connection.remotePeer, init.helloTimeoutMs)
+            // Wait for the verdict, not for a fixed time: on a loaded machine hello can take longer than
+            // its timeout's worth of queueing, and a gossip stream aborted here is never reopened.
+            const certificate = await api.waitFor(
+              connection.remotePeer,
+              GATE_WAIT_HELLO_TIMEOUTS * init.helloTimeoutMs,
+            )
             if (certificate === undefined) throw new Error('peer not admitted')
             next(stream, connection)
           }),
@@ -253,6 +266,10 @@ export function createAdmission(init: AdmissionInit): Admission {
         const peerId = evt.detail.toString()
         verified.delete(peerId)
         failed.delete(peerId)
+        // Nobody waiting on this peer's hello will get a verdict now.
+        const set = waiters.get(peerId)
+        waiters.delete(peerId)
+        for (const w of set ?? []) w.resolve(undefined)
       })
     },
 

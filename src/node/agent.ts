@@ -36,6 +36,8 @@ import { createRequest } from '../gossip/request.js'
 import {
   createRequestValidator,
   outcomeCode,
+  type RequestOutcome,
+  type RequestRefusalCode,
   type RequestValidator,
   toTopicValidatorResult,
   type VerifiedRequest,
@@ -118,6 +120,8 @@ export interface NodeCounters {
   readonly requests: Readonly<Record<string, number>>
   readonly presenceRefused: number
   readonly repliesRefused: number
+  /** Connections dropped because an admitted peer had no gossip stream. */
+  readonly gossipRepairs: number
 }
 
 /** A running mesh node. */
@@ -139,7 +143,11 @@ export interface MeshNode {
   /** The membership table including this node. */
   members(): MemberView[]
   zones(): ZoneView[]
-  /** Issues a signed request and collects the replies. Rejects only for local problems (no operator). */
+  /**
+   * Issues a signed request and collects the replies. Rejects only for local problems: no operator,
+   * not running, or {@link ExecRefusedError} when this node's own validation refuses the request
+   * (then nothing is published).
+   */
   exec(options: ExecOptions): Promise<ExecResult>
   /** `{ epoch }` while this node holds `zone`'s authority lease. */
   isAuthority(zone: string): { epoch: number } | null
@@ -177,6 +185,27 @@ export interface IssuerDriver {
 
 const REQUEST_TOPIC_VALIDATOR_LOG_EVERY = 100
 
+/** {@link MeshNode.exec} refused to publish a request its own validation pipeline refuses; `code` says why. */
+export class ExecRefusedError extends Error {
+  override name = 'ExecRefusedError'
+  readonly code: RequestRefusalCode
+  constructor(code: RequestRefusalCode, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+function refusalMessage(
+  outcome: Extract<RequestOutcome, { kind: 'refused' }>,
+  timeoutMs: number,
+  requestLifetimeMsMax: number,
+): string {
+  if (outcome.code === 'lifetime-too-long') {
+    return `a timeout of ${timeoutMs} ms is longer than the longest request lifetime nodes accept (requestLifetimeMsMax, ${requestLifetimeMsMax} ms)`
+  }
+  return `request refused by this node's own checks (${outcome.code}): ${outcome.detail}`
+}
+
 /** The heartbeat fact by which a zone authority announces itself (`zone:epoch`). */
 export const AUTHORITY_FACT = 'meshAuthority'
 
@@ -211,6 +240,9 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   let membership: Membership | undefined
   let admission: Admission | undefined
   let authority: AuthorityDriver | undefined
+  /** When each connected peer passed hello (for the gossip-stream repair in maintainConnections). */
+  const admittedAt = new Map<string, number>()
+  let gossipRepairs = 0
 
   const adoptRevocations = (bytes: Uint8Array, origin: string): boolean => {
     const verdict = verifyRevocationList(bytes, init.caPublicKey)
@@ -249,6 +281,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     },
     log: log.child({ component: 'admission' }),
     onAdmitted: admittedPeer => {
+      admittedAt.set(admittedPeer, now())
       authority?.hint(admittedPeer, 'alive')
       scheduleHeartbeat()
     },
@@ -443,7 +476,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   }
   const requestCounters: Record<string, number> = {}
   let validated = 0
-  const handleRequest = (bytes: Uint8Array, upstream: string | undefined): 'accept' | 'reject' | 'ignore' => {
+  const handleRequest = (bytes: Uint8Array, upstream: string | undefined): RequestOutcome => {
     const outcome = validator.validate(bytes, now())
     const code = outcomeCode(outcome)
     requestCounters[code] = (requestCounters[code] ?? 0) + 1
@@ -452,7 +485,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       if (validated % REQUEST_TOPIC_VALIDATOR_LOG_EVERY === 1 || outcome.action === 'reject') {
         log.info({ code: outcome.code, upstream, detail: outcome.detail }, 'request refused')
       }
-      return toTopicValidatorResult(outcome)
+      return outcome
     }
     const request = outcome.request
     router.remember(
@@ -491,7 +524,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         })
       })
     }
-    return toTopicValidatorResult(outcome)
+    return outcome
   }
 
   // ---- CA issuer ----
@@ -554,6 +587,19 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     }
   }
   const maintainConnections = (): void => {
+    // An admitted peer with no gossip stream (e.g. its stream setup failed under load) would never hear
+    // or be heard: drop the connection so that a fresh one sets the streams up again.
+    const gossipPeers = new Set(host.services.pubsub.getPeers().map(p => p.toString()))
+    for (const [peer, at] of admittedAt) {
+      if (host.getConnections(peerIdFromString(peer)).length === 0) {
+        admittedAt.delete(peer)
+      } else if (!gossipPeers.has(peer) && now() - at > 2 * config.helloTimeoutMs) {
+        admittedAt.delete(peer)
+        gossipRepairs += 1
+        log.warn({ peer }, 'admitted peer has no gossip stream; reconnecting')
+        void host.hangUp(peerIdFromString(peer)).catch(() => {})
+      }
+    }
     const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
     if (connected.size === 0) {
       for (const addr of config.bootstrap) void dialPeer([multiaddr(addr)], addr)
@@ -578,7 +624,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const pubsub = host.services.pubsub
   pubsub.topicValidators.set(
     TOPICS.request,
-    (source, message) => handleRequest(message.data, source.toString()) as never,
+    (source, message) => toTopicValidatorResult(handleRequest(message.data, source.toString())) as never,
   )
   pubsub.topicValidators.set(TOPICS.presence, (_source, message) => {
     const verdict = verifyHeartbeat(message.data, {
@@ -791,9 +837,17 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       })
       try {
         router.remember(request.idHex, undefined, request.body.replyTo, request.body.expiresAtMs)
-        options.onEvent?.({ kind: 'published', id: request.idHex, expected })
         // Gossipsub does not deliver our own messages: validate (marks the replay cache) and run locally.
-        handleRequest(request.bytes, undefined)
+        const own = handleRequest(request.bytes, undefined)
+        // Every node runs the same pipeline: what we refuse would be refused everywhere while we waited
+        // out the whole timeout (e.g. a timeout beyond requestLifetimeMsMax), so it is not published.
+        if (own.kind === 'refused') {
+          throw new ExecRefusedError(
+            own.code,
+            refusalMessage(own, options.timeoutMs, config.requestLifetimeMsMax),
+          )
+        }
+        options.onEvent?.({ kind: 'published', id: request.idHex, expected })
         await pubsub.publish(TOPICS.request, request.bytes).catch(err => {
           log.warn({ err: String(err) }, 'request not published')
         })
@@ -835,7 +889,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       return enrolment
     },
 
-    counters: () => ({ requests: { ...requestCounters }, ...counters }),
+    counters: () => ({ requests: { ...requestCounters }, ...counters, gossipRepairs }),
 
     isRevoked,
 

@@ -168,3 +168,131 @@ export async function startTestMesh(
   }
   return mesh
 }
+
+/**
+ * Creates (does not start) one node of `ca` from `spec`, dialling nobody: startTestMesh's `add` always
+ * dials the first node, hand-built topologies use this instead. Listens on a fresh loopback TCP port or
+ * a fresh @libp2p/memory address. The caller starts and stops it.
+ */
+export async function createTestNode(
+  ca: TestCa,
+  spec: NodeSpec,
+  transport: 'tcp' | 'memory' = 'tcp',
+): Promise<MeshNode> {
+  const roles = spec.roles ?? (spec.ca === true ? ['ca', 'agent'] : ['agent'])
+  const identity = spec.identity ?? ca.identity(spec.name, spec.zone, roles)
+  const listen =
+    transport === 'memory'
+      ? [`/memory/mesh-topology-${process.pid}-${Date.now()}-${seedCounter++}`]
+      : ['/ip4/127.0.0.1/tcp/0']
+  return createMeshNode({
+    node: identity,
+    caPublicKey: ca.key.publicKey,
+    operator:
+      spec.operator === true ? ca.identity(`${spec.name}-operator`, spec.zone, ['operator']) : undefined,
+    ca:
+      spec.ca === true
+        ? { caKey: ca.key, ticketSecret: ca.ticketSecret, issuerState: emptyIssuerState() }
+        : undefined,
+    config: testConfig({ listen, ...spec.config }),
+    transport,
+    ...spec.init,
+  })
+}
+
+/** A hand-built mesh whose connections are exactly the given links. */
+export interface TestTopology {
+  readonly ca: TestCa
+  readonly nodes: MeshNode[]
+  node(name: string): MeshNode
+  /** Names of the peers `name` has ever had a connection with (recorded from before its start). */
+  connectionsSeen(name: string): ReadonlySet<string>
+  /** Waits (bounded) until every node lists every other as alive. */
+  converge(timeoutMs?: number): Promise<void>
+  /** Stops every node; never rejects. */
+  stop(): Promise<void>
+}
+
+/**
+ * Starts `specs` connected exactly along `links` (pairs of names). Every pair that is not a link is
+ * denied for good on both sides through admission (`deny`), before any node starts, so neither the
+ * agent's connection maintenance (which dials members it learns from heartbeats), nor gossipsub peer
+ * exchange, nor a reply's direct-dial fallback can add an edge: a message between unlinked nodes must
+ * travel through the others. Each link is dialled (bounded by the hello timeout) and awaited until
+ * both ends have admitted each other.
+ */
+export async function startTopology(
+  specs: NodeSpec[],
+  links: ReadonlyArray<readonly [string, string]>,
+  options: { transport?: 'tcp' | 'memory'; ca?: TestCa; timeoutMs?: number } = {},
+): Promise<TestTopology> {
+  const ca = options.ca ?? createTestCa()
+  const nodes: MeshNode[] = []
+  const seen = new Map<string, Set<string>>() // name → peer ids it connected with
+  const topology: TestTopology = {
+    ca,
+    nodes,
+    node(name) {
+      const found = nodes.find(n => n.name === name)
+      if (found === undefined) throw new Error(`no node ${name}`)
+      return found
+    },
+    connectionsSeen(name) {
+      const ids = seen.get(name) ?? new Set<string>()
+      return new Set(nodes.filter(n => ids.has(n.peerId)).map(n => n.name))
+    },
+    async converge(timeoutMs = 20_000) {
+      const names = nodes.map(n => n.name).sort()
+      await waitFor(
+        () =>
+          nodes.every(n => {
+            const alive = n
+              .members()
+              .filter(m => m.state === 'alive')
+              .map(m => m.name)
+            return names.every(name => alive.includes(name))
+          }),
+        timeoutMs,
+        `membership of ${names.join(', ')} to converge`,
+      )
+    },
+    async stop() {
+      await Promise.all(nodes.map(n => n.stop().catch(() => {})))
+    },
+  }
+  const linked = (a: string, b: string): boolean =>
+    links.some(([x, y]) => (x === a && y === b) || (x === b && y === a))
+  try {
+    // Create every node first (peer ids are needed for the denials), start them after.
+    const created: MeshNode[] = []
+    for (const spec of specs) {
+      const ids = new Set<string>()
+      seen.set(spec.name, ids)
+      const node = await createTestNode(ca, spec, options.transport)
+      node.host.addEventListener('connection:open', evt => ids.add(evt.detail.remotePeer.toString()))
+      created.push(node)
+      nodes.push(node)
+    }
+    for (const a of created) {
+      for (const b of created) {
+        if (a !== b && !linked(a.name, b.name)) a.admission.deny(b.peerId, 'test topology: not a link')
+      }
+    }
+    for (const node of created) await node.start()
+    for (const [x, y] of links) {
+      const a = topology.node(x)
+      const b = topology.node(y)
+      await a.dial(b.addrs()[0]!)
+      const timeoutMs = options.timeoutMs ?? 10_000
+      const [fromA, fromB] = await Promise.all([
+        a.admission.waitFor(b.peerId, timeoutMs),
+        b.admission.waitFor(a.peerId, timeoutMs),
+      ])
+      if (fromA === undefined || fromB === undefined) throw new Error(`link ${x}-${y} was not admitted`)
+    }
+  } catch (err) {
+    await topology.stop()
+    throw err
+  }
+  return topology
+}
