@@ -1,0 +1,134 @@
+/**
+ * Proves the zone-authority protocol on named faults: each scenario runs in the deterministic simulator
+ * (safety checked after every event), its transcript must match the golden file in test/sim/golden/
+ * (regenerate with MESH_UPDATE_GOLDEN=1 after reading the diff), and its outcome is asserted: who takes
+ * over, how fast (within the liveness bound), and that nothing flaps back once healed.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, test } from 'vitest'
+import { authorityProfiles } from '../../src/authority/index.js'
+import { type ScenarioOutcome, scenarios } from './scenarios.js'
+import { livenessBoundMs } from './swarm.js'
+
+const goldenDir = join(dirname(fileURLToPath(import.meta.url)), 'golden')
+const update = process.env.MESH_UPDATE_GOLDEN === '1'
+const config = authorityProfiles.test
+const bound = livenessBoundMs(config, 5)
+
+function slug(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+}
+
+function checkGolden(name: string, outcome: ScenarioOutcome): void {
+  const file = join(goldenDir, `${slug(name)}.txt`)
+  const facts = Object.entries(outcome.facts).map(([k, v]) => `# ${k}: ${v}`)
+  const text = [`# scenario: ${name}`, ...facts, ...outcome.sim.lines, ''].join('\n')
+  if (update || !existsSync(file)) {
+    if (!update) throw new Error(`missing golden file ${file}: run with MESH_UPDATE_GOLDEN=1`)
+    mkdirSync(goldenDir, { recursive: true })
+    writeFileSync(file, text)
+    return
+  }
+  expect(text, `transcript of "${name}" changed; regenerate with MESH_UPDATE_GOLDEN=1 if intended`).toBe(
+    readFileSync(file, 'utf8'),
+  )
+}
+
+const outcomes = new Map<string, ScenarioOutcome>()
+function run(name: string): ScenarioOutcome {
+  const known = outcomes.get(name)
+  if (known) return known
+  const scenario = scenarios.find(s => s.name === name)
+  if (!scenario) throw new Error(`no scenario ${name}`)
+  const outcome = scenario.run()
+  outcomes.set(name, outcome)
+  return outcome
+}
+
+describe('zone authority scenarios', () => {
+  for (const scenario of scenarios) {
+    test(`${scenario.name}: transcript matches golden`, () => checkGolden(scenario.name, run(scenario.name)))
+  }
+
+  test('isolate holder: another takes over within the bound, and the old holder does not return', () => {
+    const { facts } = run('isolate holder')
+    expect(facts.first).not.toBeNull()
+    expect(facts.second).not.toBe(facts.first)
+    expect(Number(facts.takeoverAt) - 3_000).toBeLessThanOrEqual(bound)
+    expect(Number(facts.secondEpoch)).toBeGreaterThan(Number(facts.firstEpoch))
+    expect(facts.afterHeal).toBe(facts.second)
+  })
+
+  test('isolate holder, asymmetric: a holder that cannot send loses the zone', () => {
+    const { facts } = run('isolate holder, asymmetric: outbound cut')
+    expect(facts.second).not.toBe(facts.first)
+    expect(facts.takeoverAt).not.toBeNull()
+    expect(facts.afterHeal).toBe(facts.second)
+  })
+
+  test('partition 2-3: the majority side elects, the minority side has none, no flap after heal', () => {
+    const { facts } = run('partition 2-3')
+    expect(facts.secondInMajority).toBe(1)
+    expect(Number(facts.takeoverAt) - 3_000).toBeLessThanOrEqual(bound)
+    expect(facts.afterHeal).toBe(facts.second)
+  })
+
+  test("holder's clock at either edge of the drift budget: takeover without overlap", () => {
+    for (const pace of ['fast', 'slow']) {
+      const { facts } = run(`holder's clock runs ${pace}`)
+      expect(facts.first).toBe(facts.top)
+      expect(facts.second).not.toBe(facts.first)
+      expect(Number(facts.takeoverAt) - 3_000).toBeLessThanOrEqual(bound)
+    }
+  })
+
+  test('restart voter during grant: the restarted voter grants nothing for one lease period', () => {
+    const { facts } = run('restart voter during grant')
+    expect(facts.second).not.toBe(facts.first)
+    // The restarted voter is needed for a majority of the two left, so takeover waits for its quiet period.
+    const quietEnd = Number(facts.restartedAt) + (config.leaseTtlMs + config.maxClockSkewMs) * 0.9
+    expect(Number(facts.takeoverAt)).toBeGreaterThanOrEqual(quietEnd)
+    expect(Number(facts.takeoverAt) - 3_100).toBeLessThanOrEqual(bound)
+  })
+
+  test('zone of two: the survivor wins with the witness', () => {
+    const { facts } = run('zone of two: one dies, witness breaks the tie')
+    expect(facts.witness).not.toBeNull()
+    expect(facts.second).not.toBe(facts.first)
+    expect(['p1', 'p2']).toContain(facts.second)
+  })
+
+  test('zone of one: its own authority, even when isolated', () => {
+    const { facts } = run('zone of one')
+    expect(facts.voters).toBe('s1')
+    expect(Number(facts.acquiredAt)).toBeLessThanOrEqual(bound)
+    expect(facts.isolatedHolder).toBe('s1')
+  })
+
+  test('membership change: the witness is replaced by the new member, and the zone still fails over', () => {
+    const { facts } = run('membership change: add a member')
+    expect(facts.votersAfter).toBe('p1,p2,p3')
+    expect(facts.votersBefore).not.toBe(facts.votersAfter)
+    expect(facts.during).not.toBeNull()
+    expect(facts.after).not.toBeNull()
+    expect(facts.after).not.toBe(facts.during)
+  })
+
+  test('preferred node restarts: it does not take the zone back', () => {
+    const { facts } = run('preferred node restarts: no flapping')
+    expect(facts.second).not.toBeNull()
+    expect(facts.second).not.toBe(facts.first)
+    expect(facts.afterReturn).toBe(facts.second)
+  })
+
+  test('lossy network: an authority exists again within the bound after heal', () => {
+    const { facts } = run('lossy network: loss, duplication, reordering')
+    expect(facts.backAt).not.toBeNull()
+    expect(Number(facts.backAt) - Number(facts.healedAt)).toBeLessThanOrEqual(bound)
+  })
+})
