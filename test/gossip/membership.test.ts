@@ -171,6 +171,7 @@ describe('membership table', () => {
         state: 'alive',
         lastSeenMs: NOW,
         facts: { os: 'linux' },
+        certificateNotAfterMs: expect.any(Number),
       },
     ])
   })
