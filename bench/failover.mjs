@@ -4,7 +4,7 @@
 // ('authority acquired' / 'renewed' / 'lost' with wall-clock times): no two nodes' acting intervals
 // may overlap. Usage: npm run bench:failover -- [ROUNDS]   (default 10)
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -56,7 +56,9 @@ function startAgent(i) {
     })
     procs[i] = child
     let buf = ''
+    const logFile = process.env.BENCH_LOG_DIR ? join(process.env.BENCH_LOG_DIR, `n${i}.log`) : undefined
     child.stderr.on('data', d => {
+      if (logFile) appendFileSync(logFile, d)
       buf += d
       const lines = buf.split('\n')
       buf = lines.pop()
@@ -103,7 +105,11 @@ async function main() {
   const failovers = []
   for (let round = 0; round < ROUNDS; round++) {
     const victim = holderNow()
-    if (victim < 0) throw new Error('no holder before the kill')
+    if (victim < 0) {
+      console.log(`round ${round + 1}: no holder before the kill`)
+      failovers.push(Number.POSITIVE_INFINITY)
+      break
+    }
     const killedAt = Date.now()
     procs[victim].kill('SIGKILL')
     // The victim's last logged actUntil bounds its acting interval.
@@ -114,7 +120,7 @@ async function main() {
       15_000,
     )
     if (!ok) {
-      console.log(`round ${round + 1}: no new authority within 15 s`)
+      console.log(`round ${round + 1}: killed n${victim}; no new authority within 15 s`)
       failovers.push(Number.POSITIVE_INFINITY)
     } else {
       const first = Math.min(

@@ -8,7 +8,7 @@ const common = {
   bundle: true,
   platform: 'node',
   target: 'node22',
-  minify: true,
+  minify: process.env.BUNDLE_MINIFY !== '0',
   keepNames: true, // libp2p errors are matched by `.name`
   legalComments: 'none',
   logLevel: 'warning',

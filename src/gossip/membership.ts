@@ -111,6 +111,8 @@ interface Entry {
   seq: number
   serial: string
   certNotBeforeMs: number
+  /** The member's announced heartbeat period; its timeouts scale with it. */
+  intervalMs: number
 }
 
 /**
@@ -134,10 +136,12 @@ export function createMembership(init: { timings: MembershipTimings; entriesMax?
     events.push(event)
   }
 
-  const stateAt = (lastSeenMs: number, nowMs: number): MemberState => {
+  /** A member beating slower than our own period gets proportionally longer timeouts. */
+  const stateAt = (lastSeenMs: number, intervalMs: number, nowMs: number): MemberState => {
     const silenceMs = nowMs - lastSeenMs
-    if (silenceMs > t.deadAfterMs) return 'dead'
-    if (silenceMs > t.suspectAfterMs) return 'suspect'
+    const scale = Math.max(1, intervalMs / t.heartbeatIntervalMs)
+    if (silenceMs > t.deadAfterMs * scale) return 'dead'
+    if (silenceMs > t.suspectAfterMs * scale) return 'suspect'
     return 'alive'
   }
 
@@ -185,7 +189,13 @@ export function createMembership(init: { timings: MembershipTimings; entriesMax?
         facts: hb.facts,
         certificateNotAfterMs: cert.notAfterMs,
       }
-      entries.set(hb.name, { view, seq: hb.seq, serial: cert.serial, certNotBeforeMs: cert.notBeforeMs })
+      entries.set(hb.name, {
+        view,
+        seq: hb.seq,
+        serial: cert.serial,
+        certNotBeforeMs: cert.notBeforeMs,
+        intervalMs: hb.intervalMs,
+      })
       if (existing === undefined) {
         emit({ kind: 'joined', name: hb.name })
         return 'added'
@@ -196,7 +206,7 @@ export function createMembership(init: { timings: MembershipTimings; entriesMax?
     },
     tick(nowMs) {
       for (const [name, entry] of entries) {
-        const next = stateAt(entry.view.lastSeenMs, nowMs)
+        const next = stateAt(entry.view.lastSeenMs, entry.intervalMs, nowMs)
         if (next !== entry.view.state) {
           emit({ kind: 'state', name, from: entry.view.state, to: next })
           entry.view = { ...entry.view, state: next }

@@ -23,6 +23,9 @@ import { ADDRESS_CHARS_MAX, CERTIFICATE_BYTES_MAX, REPLY_ADDRS_MAX } from './req
 export const PRESENCE_BYTES_MAX = 16 * 1024
 /** Most facts per heartbeat. */
 export const FACTS_MAX = 64
+/** Longest heartbeat period a sender may announce (ms). */
+export const HEARTBEAT_INTERVAL_MS_MAX = 10 * 60_000
+
 /** Longest fact key, in characters. */
 export const FACT_KEY_CHARS_MAX = 64
 /** Longest fact value, in characters. */
@@ -41,6 +44,11 @@ export interface Heartbeat {
   /** hostname, os, arch, kernel, version, uptime, and user tags from config. */
   readonly facts: Readonly<Record<string, string>>
   readonly seq: number
+  /**
+   * The sender's current heartbeat period, ms: receivers scale their suspect/dead timeouts to it, so a
+   * large mesh can beat less often (the message count grows with N²) without being declared dead.
+   */
+  readonly intervalMs: number
   /** Sender's clock when signed, ms since the epoch. */
   readonly sentAtMs: number
   readonly cert: Uint8Array
@@ -52,6 +60,8 @@ export interface HeartbeatInit {
   readonly facts: Readonly<Record<string, string>>
   readonly seq: number
   readonly sentAtMs: number
+  /** See {@link Heartbeat.intervalMs}. */
+  readonly intervalMs: number
 }
 
 /**
@@ -74,6 +84,13 @@ export function createHeartbeat(
   if (init.addrs.length > REPLY_ADDRS_MAX) throw new TypeError(`more than ${REPLY_ADDRS_MAX} addresses`)
   if (!Number.isSafeInteger(init.seq) || init.seq < 0)
     throw new TypeError('seq must be a non-negative integer')
+  if (
+    !Number.isSafeInteger(init.intervalMs) ||
+    init.intervalMs < 1 ||
+    init.intervalMs > HEARTBEAT_INTERVAL_MS_MAX
+  ) {
+    throw new TypeError(`intervalMs must be an integer from 1 to ${HEARTBEAT_INTERVAL_MS_MAX}`)
+  }
   const body: CborValue = {
     v: 1,
     name: cert.name,
@@ -84,6 +101,7 @@ export function createHeartbeat(
     facts: Object.fromEntries(facts),
     seq: init.seq,
     sentAtMs: init.sentAtMs,
+    intervalMs: init.intervalMs,
     cert: certificate.bytes,
   }
   const bytes = sealEnvelope(DOMAIN_PRESENCE, key, body)
@@ -188,7 +206,7 @@ function refuse(reason: HeartbeatRejection, detail: string): HeartbeatVerdict {
 function heartbeatFromBody(b: Record<string, unknown>): Heartbeat {
   onlyKeys(
     b,
-    ['v', 'name', 'zone', 'roles', 'peerId', 'addrs', 'facts', 'seq', 'sentAtMs', 'cert'],
+    ['v', 'name', 'zone', 'roles', 'peerId', 'addrs', 'facts', 'seq', 'sentAtMs', 'intervalMs', 'cert'],
     'heartbeat',
   )
   const roles = readTextList(b, 'roles', ROLES.length, 16)
@@ -205,6 +223,7 @@ function heartbeatFromBody(b: Record<string, unknown>): Heartbeat {
     facts: readTextMap(b, 'facts', FACTS_MAX, FACT_KEY_CHARS_MAX, FACT_VALUE_CHARS_MAX),
     seq: readInteger(b, 'seq', 0, Number.MAX_SAFE_INTEGER),
     sentAtMs: readInteger(b, 'sentAtMs', 0, Number.MAX_SAFE_INTEGER),
+    intervalMs: readInteger(b, 'intervalMs', 1, HEARTBEAT_INTERVAL_MS_MAX),
     cert: readBytes(b, 'cert', 1, CERTIFICATE_BYTES_MAX),
   }
 }

@@ -39,8 +39,10 @@ import type { Logger } from './log.js'
 
 /** The authority protocol id. */
 export const AUTHORITY_PROTOCOL = '/mesh/authority/1.0.0'
-/** How often the core is ticked. */
-export const AUTHORITY_TICK_MS = 20
+/** How often the core is ticked (it works from timestamps; the tick only bounds reaction time). */
+export const AUTHORITY_TICK_MS = 40
+/** How often roster and liveness are re-read from the membership table. */
+export const AUTHORITY_ROSTER_SYNC_MS = 250
 /** Messages queued for one peer while its stream opens; more are dropped (loss is tolerated). */
 export const AUTHORITY_QUEUE_MAX = 64
 /** Time limit for opening an authority stream. */
@@ -167,6 +169,7 @@ export function createAuthorityDriver(init: {
   const startedAtMs = mono()
   const membershipState = new Map<string, 'alive' | 'dead'>()
   let saving = Promise.resolve()
+  let lastSyncMs = Number.NEGATIVE_INFINITY
   let timer: NodeJS.Timeout | undefined
   let stopped = false
 
@@ -355,7 +358,10 @@ export function createAuthorityDriver(init: {
       await host.handle(AUTHORITY_PROTOCOL, init.gated(handle), { maxInboundStreams: 8 })
       timer = setInterval(() => {
         try {
-          syncMembership()
+          if (mono() - lastSyncMs >= AUTHORITY_ROSTER_SYNC_MS) {
+            lastSyncMs = mono()
+            syncMembership()
+          }
           core.tick(mono())
           apply(core.drainEffects())
         } catch (err) {

@@ -51,6 +51,8 @@ export interface HostInit {
   readonly pnetKey?: Uint8Array
   /** Gossipsub heartbeat; 700 ms measured best here (LIBP2P-NOTES §6). */
   readonly heartbeatIntervalMs?: number
+  /** Gossipsub mesh degree override (D, Dlo, Dhi); default gossipsub's 6/4/12. */
+  readonly gossipDegree?: { D: number; Dlo: number; Dhi: number; Dout?: number }
   /** Gossipsub's duplicate window; keep ≥ the longest request lifetime. */
   readonly seenTtlMs: number
 }
@@ -93,6 +95,10 @@ export async function createHost(init: HostInit): Promise<Host> {
         scoreParams: { IPColocationFactorWeight: 0 },
         allowedTopics: Object.values(TOPICS),
         maxInboundDataLength: GOSSIP_MESSAGE_BYTES_MAX,
+        // IDONTWANT (gossipsub 1.2) is sent to every mesh peer for each message over 512 bytes: for our
+        // ~1 kB heartbeats it doubled control traffic while saving little. Off below 64 kB.
+        idontwantMinDataSize: 64 * 1024,
+        ...(init.gossipDegree !== undefined ? init.gossipDegree : {}),
       }),
     },
   }

@@ -34,8 +34,15 @@ function beat(
   seq: number,
   sentAtMs = NOW,
   facts: Record<string, string> = { os: 'linux' },
+  intervalMs = 1000,
 ) {
-  return createHeartbeat(who.key, who.certificate, { addrs: ['/ip4/127.0.0.1/tcp/1'], facts, seq, sentAtMs })
+  return createHeartbeat(who.key, who.certificate, {
+    addrs: ['/ip4/127.0.0.1/tcp/1'],
+    facts,
+    seq,
+    sentAtMs,
+    intervalMs,
+  })
 }
 
 function verified(ca: FakeCa, bytes: Uint8Array, nowMs = NOW): VerifiedHeartbeat {
@@ -174,6 +181,23 @@ describe('membership table', () => {
         certificateNotAfterMs: expect.any(Number),
       },
     ])
+  })
+
+  it('stretches the timeouts of a member that announces a longer heartbeat period', () => {
+    const ca = new FakeCa()
+    const m = createMembership({ timings })
+    const slow = ca.issue('slow', { zone: 'web' })
+    const fast = ca.issue('fast', { zone: 'web' })
+    m.step(verified(ca, beat(slow, 1, NOW, { os: 'linux' }, 5000)), NOW)
+    m.step(verified(ca, beat(fast, 1, NOW, { os: 'linux' }, 1000)), NOW)
+    m.tick(NOW + 4000)
+    // 4 s of silence: past 3 s (fast) but within 5 × 3 s (slow, beating every 5 s).
+    expect(m.get('fast')?.state).toBe('suspect')
+    expect(m.get('slow')?.state).toBe('alive')
+    m.tick(NOW + 16_000)
+    expect(m.get('slow')?.state).toBe('suspect')
+    m.tick(NOW + 51_000)
+    expect(m.get('slow')?.state).toBe('dead')
   })
 
   it('checks the timing relationships', () => {
