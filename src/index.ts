@@ -18,6 +18,7 @@ export type {
 export {
   createMeshNode,
   type ExecOptions,
+  ExecRefusedError,
   type MeshNode,
   type MeshNodeInit,
   type NodeStore,

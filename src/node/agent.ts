@@ -122,6 +122,8 @@ export interface NodeCounters {
   readonly repliesRefused: number
   /** Connections dropped because an admitted peer had no gossip stream. */
   readonly gossipRepairs: number
+  /** Requests not run because they were issued before this process started (replay protection). */
+  readonly notRunBeforeStart: number
 }
 
 /** A running mesh node. */
@@ -247,6 +249,9 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   /** When each connected peer passed hello (for the gossip-stream repair in maintainConnections). */
   const admittedAt = new Map<string, number>()
   let gossipRepairs = 0
+  /** Wall clock at start; requests issued earlier are not run (see execute). */
+  let startedAtMs = Number.POSITIVE_INFINITY
+  let notRunBeforeStart = 0
 
   const adoptRevocations = (bytes: Uint8Array, origin: string): boolean => {
     const verdict = verifyRevocationList(bytes, init.caPublicKey)
@@ -468,6 +473,15 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       request.idHex,
       createReply(signer, { kind: 'ack', requestId: request.body.id, sentAtMs: now() }),
     )
+    if (request.body.issuedAtMs < startedAtMs) {
+      // The replay cache lives in memory: a request issued before this process started may already
+      // have run in the previous one, so it is not run again (at most once beats at least once here).
+      notRunBeforeStart += 1
+      const reason =
+        'issued before this agent (re)started; not run, as it may already have run before the restart'
+      sendDone(request, { status: 'error', exitCode: null, output: '', durationMs: 0, reason })
+      return
+    }
     let epoch: number | undefined
     if (request.body.filter.once === true) {
       // Checked at the moment the action starts: the lease may have ended since validation.
@@ -709,6 +723,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         await facts.refresh()
         await host.start()
         for (const topic of Object.values(TOPICS)) pubsub.subscribe(topic)
+        startedAtMs = now()
         started = true
         heartbeatLoop()
         timers = [
@@ -913,7 +928,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       return enrolment
     },
 
-    counters: () => ({ requests: { ...requestCounters }, ...counters, gossipRepairs }),
+    counters: () => ({ requests: { ...requestCounters }, ...counters, gossipRepairs, notRunBeforeStart }),
 
     isRevoked,
 
