@@ -586,11 +586,12 @@ export function createIssuer(init: IssuerInit): Issuer {
     reply(requestId, issuedResult(certificateOf(record)))
   }
 
-  function onSignPending(requestId: string, id: string, roles: readonly Role[], nowMs: number): void {
+  /** The pending request `id`, or undefined after answering the command with why it is not one. */
+  function pendingOrReply(requestId: string, id: string): RequestRecord | undefined {
     const existing = requests.get(id)
     if (existing === undefined) {
       commandReply(requestId, { ok: false, code: 'unknown-id', message: `no request with id ${id}` })
-      return
+      return undefined
     }
     if (existing.status !== 'pending') {
       commandReply(requestId, {
@@ -598,8 +599,14 @@ export function createIssuer(init: IssuerInit): Issuer {
         code: 'not-pending',
         message: `request ${id} is already ${existing.status}`,
       })
-      return
+      return undefined
     }
+    return existing
+  }
+
+  function onSignPending(requestId: string, id: string, roles: readonly Role[], nowMs: number): void {
+    const existing = pendingOrReply(requestId, id)
+    if (existing === undefined) return
     if (canonicalRoles(roles).length === 0) {
       commandReply(requestId, { ok: false, code: 'invalid', message: 'at least one role is needed' })
       return
@@ -630,19 +637,8 @@ export function createIssuer(init: IssuerInit): Issuer {
   }
 
   function onRejectPending(requestId: string, id: string, nowMs: number): void {
-    const existing = requests.get(id)
-    if (existing === undefined) {
-      commandReply(requestId, { ok: false, code: 'unknown-id', message: `no request with id ${id}` })
-      return
-    }
-    if (existing.status !== 'pending') {
-      commandReply(requestId, {
-        ok: false,
-        code: 'not-pending',
-        message: `request ${id} is already ${existing.status}`,
-      })
-      return
-    }
+    const existing = pendingOrReply(requestId, id)
+    if (existing === undefined) return
     requests.set(id, { ...existing, status: 'rejected', expiresAtMs: nowMs + config.pendingTtlMs })
     persist()
     commandReply(requestId, { ok: true, command: 'reject', id, name: existing.name })

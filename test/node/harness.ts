@@ -88,6 +88,35 @@ export async function waitFor(check: () => boolean, timeoutMs: number, what: str
   }
 }
 
+/** The node called `name` among `nodes`; throws when there is none. */
+function nodeNamed(nodes: readonly MeshNode[], name: string): MeshNode {
+  const found = nodes.find(n => n.name === name)
+  if (found === undefined) throw new Error(`no node ${name}`)
+  return found
+}
+
+/** Waits (bounded) until every node lists every other as alive. */
+async function convergeAll(nodes: readonly MeshNode[], timeoutMs = 20_000): Promise<void> {
+  const names = nodes.map(n => n.name).sort()
+  await waitFor(
+    () =>
+      nodes.every(n => {
+        const alive = n
+          .members()
+          .filter(m => m.state === 'alive')
+          .map(m => m.name)
+        return names.every(name => alive.includes(name))
+      }),
+    timeoutMs,
+    `membership of ${names.join(', ')} to converge`,
+  )
+}
+
+/** Stops every node, ignoring failures (each stop is idempotent). */
+async function stopAll(nodes: readonly MeshNode[]): Promise<void> {
+  await Promise.all(nodes.map(n => n.stop().catch(() => {})))
+}
+
 /** Test timing profile on loopback TCP. */
 export function testConfig(overrides: Partial<AgentConfig> = {}): AgentConfig {
   return { ...defaultConfig('test', { listen: ['/ip4/127.0.0.1/tcp/0'] }), ...overrides }
@@ -127,11 +156,7 @@ export async function startTestMesh(
   const mesh: TestMesh = {
     ca,
     nodes,
-    node(name) {
-      const found = nodes.find(n => n.name === name)
-      if (found === undefined) throw new Error(`no node ${name}`)
-      return found
-    },
+    node: name => nodeNamed(nodes, name),
     async add(spec) {
       const node = await make(spec)
       nodes.push(node)
@@ -139,24 +164,8 @@ export async function startTestMesh(
       if (first !== undefined && first !== node) await node.dial(first.addrs()[0]!).catch(() => {})
       return node
     },
-    async converge(timeoutMs = 20_000) {
-      const names = nodes.map(n => n.name).sort()
-      await waitFor(
-        () =>
-          nodes.every(n => {
-            const alive = n
-              .members()
-              .filter(m => m.state === 'alive')
-              .map(m => m.name)
-            return names.every(name => alive.includes(name))
-          }),
-        timeoutMs,
-        `membership of ${names.join(', ')} to converge`,
-      )
-    },
-    async stop() {
-      await Promise.all(nodes.map(n => n.stop().catch(() => {})))
-    },
+    converge: timeoutMs => convergeAll(nodes, timeoutMs),
+    stop: () => stopAll(nodes),
   }
   for (const spec of specs) {
     try {
@@ -232,33 +241,13 @@ export async function startTopology(
   const topology: TestTopology = {
     ca,
     nodes,
-    node(name) {
-      const found = nodes.find(n => n.name === name)
-      if (found === undefined) throw new Error(`no node ${name}`)
-      return found
-    },
+    node: name => nodeNamed(nodes, name),
     connectionsSeen(name) {
       const ids = seen.get(name) ?? new Set<string>()
       return new Set(nodes.filter(n => ids.has(n.peerId)).map(n => n.name))
     },
-    async converge(timeoutMs = 20_000) {
-      const names = nodes.map(n => n.name).sort()
-      await waitFor(
-        () =>
-          nodes.every(n => {
-            const alive = n
-              .members()
-              .filter(m => m.state === 'alive')
-              .map(m => m.name)
-            return names.every(name => alive.includes(name))
-          }),
-        timeoutMs,
-        `membership of ${names.join(', ')} to converge`,
-      )
-    },
-    async stop() {
-      await Promise.all(nodes.map(n => n.stop().catch(() => {})))
-    },
+    converge: timeoutMs => convergeAll(nodes, timeoutMs),
+    stop: () => stopAll(nodes),
   }
   const linked = (a: string, b: string): boolean =>
     links.some(([x, y]) => (x === a && y === b) || (x === b && y === a))
