@@ -3,32 +3,19 @@
 // (same home) before the next round. Safety is checked from the nodes' own timestamped lease logs
 // ('authority acquired' / 'renewed' / 'lost' with wall-clock times): no two nodes' acting intervals
 // may overlap. Usage: npm run bench:failover -- [ROUNDS]   (default 10)
-import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { bin, makeMesh, sleep, startAgent, stopAll } from './common.mjs'
 
 const ROUNDS = Number(process.argv[2] ?? 10)
 const NODES = 5
-const bin = process.env.BENCH_BIN ?? (existsSync('dist/mesh') ? 'dist/mesh' : 'dist/mesh.cjs')
-const cmd = bin.endsWith('.cjs') ? [process.execPath, bin] : [join(process.cwd(), bin)]
 const root = mkdtempSync(join(tmpdir(), 'mesh-failover-'))
 const env = { ...process.env, MESH_LOG_LEVEL: 'debug', MESH_PROFILE: 'lan', NO_COLOR: '1' }
-const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
-const home = i => join(root, `n${i}`)
 /** Per node: list of { from, until } acting intervals (wall ms); the open one is last. */
 const intervals = Array.from({ length: NODES }, () => [])
 const procs = []
-
-function mesh(args) {
-  const r = spawnSync(cmd[0], [...cmd.slice(1), ...args], {
-    encoding: 'utf8',
-    env: { ...env, MESH_LOG_LEVEL: 'warn' },
-    timeout: 60_000,
-  })
-  if (r.status !== 0) throw new Error(`mesh ${args.join(' ')} → ${r.status}: ${r.stderr}`)
-  return r.stdout
-}
+let homes = []
 
 function onLog(i, line) {
   let e
@@ -48,30 +35,9 @@ function onLog(i, line) {
   }
 }
 
-function startAgent(i) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd[0], [...cmd.slice(1), '--home', home(i), 'agent'], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    procs[i] = child
-    let buf = ''
-    const logFile = process.env.BENCH_LOG_DIR ? join(process.env.BENCH_LOG_DIR, `n${i}.log`) : undefined
-    child.stderr.on('data', d => {
-      if (logFile) appendFileSync(logFile, d)
-      buf += d
-      const lines = buf.split('\n')
-      buf = lines.pop()
-      for (const line of lines) onLog(i, line)
-    })
-    const timer = setTimeout(() => reject(new Error(`agent n${i} did not start`)), 60_000)
-    child.stdout.on('data', d => {
-      if (String(d).includes('listening on')) {
-        clearTimeout(timer)
-        resolve(child)
-      }
-    })
-  })
+async function start(i) {
+  const logFile = process.env.BENCH_LOG_DIR ? join(process.env.BENCH_LOG_DIR, `n${i}.log`) : undefined
+  procs[i] = await startAgent(homes[i], { env, onLine: line => onLog(i, line), logFile })
 }
 
 const holderNow = () => {
@@ -80,7 +46,6 @@ const holderNow = () => {
     (list, i) => procs[i]?.exitCode === null && list.some(x => x.open && x.until > now),
   )
 }
-const sleep = ms => new Promise(r => setTimeout(r, ms))
 async function waitFor(check, ms) {
   const deadline = Date.now() + ms
   while (!check()) {
@@ -92,13 +57,10 @@ async function waitFor(check, ms) {
 
 async function main() {
   console.log(`bench/failover: ${NODES} agents in zone web, ${ROUNDS} rounds, lan profile, binary ${bin}`)
-  mesh(['--home', home(0), 'init', '--name', 'n0', '--zone', 'web', '--listen', LOOPBACK])
-  await startAgent(0)
-  for (let i = 1; i < NODES; i++) {
-    const ticket = mesh(['--home', home(0), 'ticket', 'create', `n${i}`, '--zone', 'web']).trim()
-    mesh(['--home', home(i), 'join', '--ticket', ticket, '--listen', LOOPBACK])
-  }
-  await Promise.all(Array.from({ length: NODES - 1 }, (_, i) => startAgent(i + 1)))
+  // The first node is started by makeMesh (it issues the tickets); its log is not captured, so restart it.
+  homes = await makeMesh(root, NODES, () => 'web', { ...env, MESH_LOG_LEVEL: 'warn' })
+  await stopAll()
+  await Promise.all(homes.map((_, i) => start(i)))
   if (!(await waitFor(() => holderNow() >= 0, 30_000))) throw new Error('no authority within 30 s')
   await sleep(3_000)
 
@@ -131,7 +93,7 @@ async function main() {
       failovers.push(first - killedAt)
       console.log(`round ${round + 1}: killed n${victim}; new authority after ${first - killedAt} ms`)
     }
-    await startAgent(victim)
+    await start(victim)
     await sleep(3_000)
   }
 
@@ -160,8 +122,6 @@ async function main() {
 try {
   await main()
 } finally {
-  for (const p of procs) if (p?.exitCode === null) p.kill('SIGTERM')
-  await sleep(1_500)
-  for (const p of procs) if (p?.exitCode === null) p.kill('SIGKILL')
+  await stopAll()
   rmSync(root, { recursive: true, force: true })
 }

@@ -642,6 +642,16 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
     if (connected.size === 0) {
       for (const addr of config.bootstrap) void dialPeer([multiaddr(addr)], addr)
+      // Bootstrap nodes may have moved or died: members remembered from earlier runs lead back in.
+      const remembered = zoneAuthority.remembered().filter(e => (e.addrs?.length ?? 0) > 0)
+      for (let i = 0; i < Math.min(3, remembered.length); i++) {
+        const pick = remembered.splice(Math.floor(Math.random() * remembered.length), 1)[0]
+        if (pick === undefined) break
+        const addrs = (pick.addrs ?? []).map(a =>
+          multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${pick.peerId}`),
+        )
+        void dialPeer(addrs, pick.peerId)
+      }
     }
     if (connected.size >= TARGET_PEERS) return
     const candidates = (membership?.list() ?? []).filter(
@@ -713,6 +723,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         )
         host.addEventListener('peer:disconnect', evt => {
           zoneAuthority.hint(evt.detail.toString(), 'dead')
+          router.forgetPeer(evt.detail.toString())
         })
         host.addEventListener('peer:discovery', evt => {
           const id = evt.detail.id.toString()

@@ -54,7 +54,12 @@ export interface RosterEntry {
   readonly zone: string
   /** Certificate expiry; the entry is dropped (and the member stops voting) after it. */
   readonly notAfterMs: number
+  /** Last addresses the member announced, so a restarted node can find the mesh again. */
+  readonly addrs?: readonly string[]
 }
+
+/** Addresses remembered per roster entry. */
+export const ROSTER_ADDRS_MAX = 8
 
 /** Most roster entries remembered. */
 export const ROSTER_ENTRIES_MAX = 4096
@@ -63,7 +68,12 @@ export const ROSTER_ENTRIES_MAX = 4096
 export function encodeRoster(entries: readonly RosterEntry[]): Uint8Array {
   return encodeCbor({
     v: 1,
-    members: entries.map(e => ({ peerId: e.peerId, zone: e.zone, notAfterMs: e.notAfterMs })),
+    members: entries.map(e => ({
+      peerId: e.peerId,
+      zone: e.zone,
+      notAfterMs: e.notAfterMs,
+      addrs: [...(e.addrs ?? [])].slice(0, ROSTER_ADDRS_MAX),
+    })),
   })
 }
 
@@ -77,6 +87,14 @@ export function decodeRoster(bytes: Uint8Array): RosterEntry[] {
         (m): m is RosterEntry =>
           typeof m?.peerId === 'string' && typeof m?.zone === 'string' && Number.isSafeInteger(m?.notAfterMs),
       )
+      .map(m => ({
+        peerId: m.peerId,
+        zone: m.zone,
+        notAfterMs: m.notAfterMs,
+        addrs: Array.isArray(m.addrs)
+          ? m.addrs.filter((a: unknown) => typeof a === 'string').slice(0, ROSTER_ADDRS_MAX)
+          : [],
+      }))
       .slice(0, ROSTER_ENTRIES_MAX)
   } catch {
     return []
@@ -119,6 +137,8 @@ export interface AuthorityDriver {
   hint(peerId: string, state: 'alive' | 'dead'): void
   /** Drops a revoked member from the roster. */
   forget(peerId: string): void
+  /** Members remembered with their last addresses (for finding the mesh again after a restart). */
+  remembered(): RosterEntry[]
 }
 
 interface Outbound {
@@ -184,16 +204,16 @@ export function createAuthorityDriver(init: {
       const peer = peerIdFromString(to)
       let target: Parameters<Host['dialProtocol']>[0] = peer
       if (host.getConnections(peer).length === 0) {
-        const member = init.members().find(m => m.peerId === to)
-        if (member === undefined || member.addrs.length === 0) throw new Error('no address known')
-        target = member.addrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${to}`))
+        const addrs = init.members().find(m => m.peerId === to)?.addrs ?? known.get(to)?.addrs ?? []
+        if (addrs.length === 0) throw new Error('no address known')
+        target = addrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${to}`))
       }
       const stream = await host.dialProtocol(target, AUTHORITY_PROTOCOL, {
         signal: AbortSignal.timeout(AUTHORITY_DIAL_TIMEOUT_MS),
       })
       const lp = lpStream(stream, { maxDataLength: authorityMessageBytesMax })
       out.stream = stream
-      out.write = bytes => lp.write(bytes)
+      out.write = bytes => lp.write(bytes, { signal: AbortSignal.timeout(AUTHORITY_DIAL_TIMEOUT_MS) })
       stream.addEventListener('close', () => {
         if (outbound.get(to) === out) outbound.delete(to)
       })
@@ -215,6 +235,12 @@ export function createAuthorityDriver(init: {
       out = { queue: [], opening: false }
       outbound.set(to, out)
     }
+    if (out.write !== undefined && !usable(out.stream)) {
+      // The peer restarted or the connection died without the stream telling us: start over.
+      out.stream?.abort(new Error('stale authority stream'))
+      out = { queue: [], opening: false }
+      outbound.set(to, out)
+    }
     if (out.write !== undefined) {
       const current = out
       out.write(bytes).catch(() => {
@@ -225,6 +251,9 @@ export function createAuthorityDriver(init: {
     if (out.queue.length < AUTHORITY_QUEUE_MAX) out.queue.push(bytes)
     if (!out.opening) void openStream(to, out)
   }
+
+  const usable = (stream: Stream | undefined): boolean =>
+    stream !== undefined && stream.status === 'open' && stream.writeStatus === 'writable'
 
   const apply = (effects: AuthorityEffect[]): void => {
     for (const effect of effects) {
@@ -269,6 +298,11 @@ export function createAuthorityDriver(init: {
 
   const hint = (id: string, state: 'alive' | 'dead'): void => {
     if (id === self || stopped) return
+    if (state === 'dead') {
+      // Its connections are gone, and with them any stream we were writing to.
+      outbound.get(id)?.stream?.abort(new Error('peer disconnected'))
+      outbound.delete(id)
+    }
     core.step({ type: 'peer', id, state }, mono())
     apply(core.drainEffects())
   }
@@ -283,12 +317,28 @@ export function createAuthorityDriver(init: {
       ...init
         .members()
         .filter(m => m.roles.includes('agent'))
-        .map(m => ({ peerId: m.peerId, zone: m.zone, notAfterMs: m.certificateNotAfterMs ?? wall + 60_000 })),
+        .map(m => ({
+          peerId: m.peerId,
+          zone: m.zone,
+          notAfterMs: m.certificateNotAfterMs ?? wall + 60_000,
+          addrs: m.addrs.slice(0, ROSTER_ADDRS_MAX),
+        })),
     ]) {
       const previous = known.get(entry.peerId)
       if (previous === undefined && known.size >= ROSTER_ENTRIES_MAX) continue
-      if (previous === undefined || previous.zone !== entry.zone || previous.notAfterMs < entry.notAfterMs) {
-        known.set(entry.peerId, entry)
+      const addrs =
+        entry.addrs !== undefined && entry.addrs.length > 0 ? entry.addrs : (previous?.addrs ?? [])
+      if (
+        previous === undefined ||
+        previous.zone !== entry.zone ||
+        previous.notAfterMs < entry.notAfterMs ||
+        (previous.addrs ?? []).join(' ') !== addrs.join(' ')
+      ) {
+        known.set(entry.peerId, {
+          ...entry,
+          notAfterMs: Math.max(entry.notAfterMs, previous?.notAfterMs ?? 0),
+          addrs,
+        })
         changed = true
       }
     }
@@ -345,6 +395,19 @@ export function createAuthorityDriver(init: {
           log.warn({ peer: from, code: parsed.code, field: parsed.field }, 'bad authority message')
           continue
         }
+        if (parsed.message.type === 'refuse') {
+          const m = parsed.message
+          log.debug(
+            {
+              zone: m.zone,
+              from: nameOf(from),
+              reason: m.reason,
+              holder: nameOf(m.holder),
+              maxEpoch: m.maxEpoch,
+            },
+            'authority request refused',
+          )
+        }
         core.step({ type: 'message', from, message: parsed.message }, mono())
         apply(core.drainEffects())
       }
@@ -399,5 +462,6 @@ export function createAuthorityDriver(init: {
 
     hint,
     forget,
+    remembered: () => [...known.values()].filter(e => e.peerId !== self),
   }
 }

@@ -72,6 +72,8 @@ export interface ReplyRouter {
   handle(stream: Stream, connection: Connection): Promise<void>
   /** Drops expired routes. */
   tick(nowMs: number): void
+  /** Forgets the outbound stream to a peer whose connections closed. */
+  forgetPeer(peer: string): void
   stop(): void
 }
 
@@ -109,8 +111,17 @@ export function createReplyRouter(init: { host: Host; log: Logger; nowMs: () => 
   /** One long-lived outbound reply stream per peer. */
   const writers = new Map<string, Promise<{ write: (frame: Uint8Array) => Promise<void>; stream: Stream }>>()
 
-  const writerFor = (peer: string) => {
+  const writerFor = async (peer: string) => {
     let writer = writers.get(peer)
+    const current = await writer?.catch(() => undefined)
+    if (
+      current !== undefined &&
+      (current.stream.status !== 'open' || current.stream.writeStatus !== 'writable')
+    ) {
+      // The connection died (or the peer restarted) without the stream's close reaching us.
+      writers.delete(peer)
+      writer = undefined
+    }
     if (writer === undefined) {
       writer = (async () => {
         const stream = await host.dialProtocol(peerIdFromString(peer), REPLY_PROTOCOL, {
@@ -131,7 +142,7 @@ export function createReplyRouter(init: { host: Host; log: Logger; nowMs: () => 
         if (writers.get(peer) === writer) writers.delete(peer)
       })
     }
-    return writer
+    return await writer
   }
 
   const flush = async (peer: string): Promise<void> => {
@@ -267,6 +278,12 @@ export function createReplyRouter(init: { host: Host; log: Logger; nowMs: () => 
       for (const [idHex, route] of routes) {
         if (route.expiresAtMs < nowMs) routes.delete(idHex)
       }
+    },
+
+    forgetPeer(peer) {
+      const writer = writers.get(peer)
+      writers.delete(peer)
+      void writer?.then(w => w.stream.abort(new Error('peer disconnected'))).catch(() => {})
     },
 
     stop() {
