@@ -187,7 +187,7 @@ export interface IssuerDriver {
 
 const REQUEST_TOPIC_VALIDATOR_LOG_EVERY = 100
 /** Members per configured heartbeat period before the period stretches (see heartbeatIntervalNow). */
-export const HEARTBEAT_MEMBERS_PER_INTERVAL = 8
+export const HEARTBEAT_MEMBERS_PER_INTERVAL = 5
 /** Most the heartbeat period stretches, as a multiple of the configured one. */
 export const HEARTBEAT_STRETCH_MAX = 10
 

@@ -23,8 +23,12 @@ export const TOPICS = {
   revocation: 'mesh/crl/v1',
 } as const
 
-/** Largest gossip message accepted from a peer. */
-export const GOSSIP_MESSAGE_BYTES_MAX = 1 << 20
+/** Largest gossip message accepted from a peer: a full revocation list plus its envelope. */
+export const GOSSIP_MESSAGE_BYTES_MAX = 2 << 20
+/** Gossipsub heartbeat (mesh repair, IHAVE gossip). */
+export const GOSSIP_HEARTBEAT_MS = 1_000
+/** libp2p's connection-monitor ping period. */
+export const CONNECTION_PING_INTERVAL_MS = 60_000
 
 /** The services every mesh host runs. */
 export type HostServices = {
@@ -81,6 +85,9 @@ export async function createHost(init: HostInit): Promise<Host> {
       maxIncomingPendingConnections: 256,
     },
     peerDiscovery: peerDiscovery as never,
+    // libp2p pings every connection every 10 s on a fresh stream; our heartbeats and lease traffic already
+    // show liveness, so a slow ping only catches half-open connections.
+    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
     services: {
       identify: identify(),
       pubsub: gossipsub({
@@ -89,7 +96,10 @@ export async function createHost(init: HostInit): Promise<Host> {
         floodPublish: true,
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
-        heartbeatInterval: init.heartbeatIntervalMs ?? 700,
+        heartbeatInterval: init.heartbeatIntervalMs ?? GOSSIP_HEARTBEAT_MS,
+        // IHAVE gossip goes to Dlazy non-mesh peers per topic every heartbeat; with flood publishing and a
+        // dense mesh it recovers little, and at 6 peers it was a steady stream of tiny writes on idle nodes.
+        Dlazy: 3,
         seenTTL: init.seenTtlMs,
         // More than 10 peers per IP (loopback, NAT) would otherwise stall the mesh; certificates gate Sybils.
         scoreParams: { IPColocationFactorWeight: 0 },
