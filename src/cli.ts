@@ -102,6 +102,10 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .option('--zone <zone>', 'zone of this node', 'core')
     .option('--listen <multiaddr>', 'address to listen on (repeatable)', collect)
     .option('--announce <multiaddr>', 'address to announce to peers (repeatable)', collect)
+    .option(
+      '--network-key',
+      'also create a pre-shared network key (pnet): only holders of a copy can connect',
+    )
     .action(async (opts, command: Command) => {
       await run(async () => (await import('./cli/init.js')).init(io, globals(command), opts))()
     })
@@ -150,6 +154,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .option('--listen <multiaddr>', 'address to listen on (repeatable)', collect)
     .option('--announce <multiaddr>', 'address to announce to peers (repeatable)', collect)
     .option('--timeout <duration>', 'how long to wait for the certificate', durationFlag)
+    .option('--network-key <file>', "the mesh's pre-shared network key (if it uses one); copied into --home")
     .action(async (opts, command: Command) => {
       await run(async () => (await import('./cli/join.js')).join(io, globals(command), opts))()
     })

@@ -9,6 +9,7 @@ export interface InitOptions {
   readonly zone: string
   readonly listen?: string[]
   readonly announce?: string[]
+  readonly networkKey?: boolean
 }
 
 export async function init(io: CliIo, globals: GlobalOptions, opts: InitOptions): Promise<number> {
@@ -16,7 +17,13 @@ export async function init(io: CliIo, globals: GlobalOptions, opts: InitOptions)
   try {
     result = await initHome(
       globals.home,
-      { name: opts.name, zone: opts.zone, listen: opts.listen, announce: opts.announce },
+      {
+        name: opts.name,
+        zone: opts.zone,
+        listen: opts.listen,
+        announce: opts.announce,
+        networkKey: opts.networkKey,
+      },
       Date.now(),
     )
   } catch (err) {
@@ -41,6 +48,11 @@ export async function init(io: CliIo, globals: GlobalOptions, opts: InitOptions)
       `fingerprint: ${fingerprint}`,
       `this node: ${opts.name} (zone ${opts.zone}, roles ca, agent); operator: ${result.operator.certificate.certificate.name}`,
       `next: 'mesh agent --home ${globals.home}', then 'mesh ticket create NAME --zone ZONE' for each new machine`,
+      ...(opts.networkKey === true
+        ? [
+            `network key: ${globals.home}/network.key; copy it to each new machine and join with --network-key FILE`,
+          ]
+        : []),
       '',
     ].join('\n'),
   )

@@ -4,16 +4,19 @@
  * this command polls until it is signed, rejected or --timeout passes. The home is written only once
  * the certificate is in hand, node key last (its presence marks the home as initialised).
  */
+
+import { join as joinPath } from 'node:path'
 import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
 import {
   generateSigningKey,
   isInitialised,
+  NETWORK_KEY_FILE,
   saveNodeIdentity,
   saveRevocations,
   writeConfigFile,
 } from '../node/home.js'
 import { JoinError, requestCertificate } from '../node/join.js'
-import { ensureHomeDir } from '../node/state-file.js'
+import { ensureHomeDir, readStateFile, writeFileAtomic } from '../node/state-file.js'
 import { CliError, UsageError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
@@ -31,6 +34,8 @@ export interface JoinFlags {
   readonly announce?: readonly string[]
   /** --timeout in ms. */
   readonly timeout?: number
+  /** --network-key: the mesh's pnet key file, copied into the home. */
+  readonly networkKey?: string
   /** Pause between polls while pending, in ms (tests; not a CLI flag). */
   readonly pollIntervalMs?: number
 }
@@ -77,6 +82,16 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
     )
   }
 
+  let pnetKey: Uint8Array | undefined
+  if (flags.networkKey !== undefined) {
+    const read = await readStateFile(flags.networkKey, 1024)
+    if (!read.ok)
+      throw new CliError(
+        'network-key',
+        `cannot read the network key ${flags.networkKey}: ${read.error.message}`,
+      )
+    pnetKey = read.bytes
+  }
   const key = generateSigningKey()
   const startedAtMs = Date.now()
   let result: Awaited<ReturnType<typeof requestCertificate>>
@@ -89,6 +104,7 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
       ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
       ...(flags.pollIntervalMs !== undefined ? { pollIntervalMs: flags.pollIntervalMs } : {}),
       ...(io.signal !== undefined ? { signal: io.signal } : {}),
+      ...(pnetKey !== undefined ? { pnetKey } : {}),
       onPending: (id, keyFingerprint) => {
         // Keep stdout a single JSON document under --json.
         const out = globals.json ? io.stderr : io.stdout
@@ -104,10 +120,12 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
 
   await ensureHomeDir(globals.home)
   await saveRevocations(globals.home, result.revocationList)
+  if (pnetKey !== undefined) await writeFileAtomic(joinPath(globals.home, NETWORK_KEY_FILE), pnetKey)
   await writeConfigFile(globals.home, {
     listen: [...(flags.listen ?? [JOIN_LISTEN_DEFAULT])],
     announce: [...(flags.announce ?? [])],
     bootstrap: [...result.bootstrap],
+    ...(pnetKey !== undefined ? { pnetKeyFile: NETWORK_KEY_FILE } : {}),
   })
   await saveNodeIdentity(globals.home, { key, certificate: result.certificate }, result.caPublicKey)
   const elapsedMs = Date.now() - startedAtMs

@@ -13,12 +13,13 @@ import type { Connection, ConnectionGater, Libp2p, PeerId, Stream, StreamMiddlew
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import { decodeCbor, encodeCbor, isRecord } from '../ca/encoding.js'
+import { REVOCATION_LIST_BYTES_MAX } from '../ca/revocation.js'
 import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
 
 /** The hello protocol id. */
 export const HELLO_PROTOCOL = '/mesh/hello/1.0.0'
-/** Largest hello message: a certificate plus a revocation list. */
-export const HELLO_BYTES_MAX = 256 * 1024
+/** Largest hello message: a certificate plus a revocation list of the largest allowed size. */
+export const HELLO_BYTES_MAX = REVOCATION_LIST_BYTES_MAX + 64 * 1024
 /** How long a peer that failed hello stays denied (revoked peers stay denied for good). */
 export const DENY_TTL_MS = 10 * 60_000
 /** Most denied peers remembered; the oldest entry is dropped beyond it. */

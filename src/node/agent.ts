@@ -343,7 +343,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       self: () => ({
         name: nodeCert().name,
         zone: nodeCert().zone,
-        facts: facts.current(),
+        facts: publishedFacts(),
         authority: zoneAuthority.isAuthority(nodeCert().zone) !== null,
       }),
       policy: () => policy,
@@ -358,6 +358,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     host,
     log: log.child({ component: 'replies' }),
     nowMs: now,
+    self: peerId,
   })
   const counters = { presenceRefused: 0, repliesRefused: 0 }
   authority = createAuthorityDriver({
@@ -424,7 +425,8 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
    * receivers stretch their timeouts to match.
    */
   function heartbeatIntervalNow(): number {
-    const members = membership?.size ?? 1
+    // Alive members only: after a large mesh shrinks, the period must shrink too.
+    const members = membership?.list().filter(m => m.state === 'alive').length ?? 1
     const stretch = Math.min(
       HEARTBEAT_STRETCH_MAX,
       Math.max(1, Math.ceil(members / HEARTBEAT_MEMBERS_PER_INTERVAL)),
@@ -578,36 +580,58 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       config: { certificateTtlMs: config.certificateTtlMs, maxClockSkewMs: config.maxClockSkewMs },
     })
     let chain: Promise<unknown> = Promise.resolve()
-    const run = async (input: IssuerInput): Promise<IssuerEffect[]> => {
-      issuer.step(input, now())
-      const effects = issuer.drainEffects()
+    /** Set when a persist failed: memory is then ahead of disk, so the CA stops until restarted. */
+    let broken: Error | undefined
+    /** Carries out drained effects in order; returns the answers (replies) for the caller. */
+    const carryOut = async (effects: IssuerEffect[]): Promise<IssuerEffect[]> => {
       const answers: IssuerEffect[] = []
       // Order matters: persist (e.g. a used ticket nonce) before anyone is told the result.
       for (const effect of effects) {
-        if (effect.type === 'persist') await store.saveIssuerState?.(effect.state)
-        else if (effect.type === 'publish-revocations') {
+        if (effect.type === 'persist') {
+          try {
+            await store.saveIssuerState?.(effect.state)
+          } catch (err) {
+            broken = err as Error
+            log.error(
+              { err: broken.message },
+              'cannot save the CA state; the CA stops until the agent restarts',
+            )
+            return []
+          }
+        } else if (effect.type === 'publish-revocations') {
           adoptRevocations(effect.list, 'issuer')
           if (started) await host.services.pubsub.publish(TOPICS.revocation, effect.list).catch(() => {})
         } else answers.push(effect)
       }
       return answers
     }
+    const serialised = <T>(work: () => Promise<T>): Promise<T> => {
+      const next = chain.then(() => {
+        if (broken !== undefined) {
+          throw new Error(
+            `the CA state could not be saved (${broken.message}); fix the disk and restart the agent`,
+          )
+        }
+        return work()
+      })
+      chain = next.catch(() => {})
+      return next
+    }
     issuerDriver = {
-      run(input) {
-        const next = chain.then(() => run(input))
-        chain = next.catch(() => {})
-        return next
-      },
+      run: input =>
+        serialised(() => {
+          issuer.step(input, now())
+          return carryOut(issuer.drainEffects())
+        }),
       listPending: () => issuer.listPending(),
     }
     if (revocationList === undefined) adoptRevocations(issuer.revocationList().bytes, 'issuer')
     issuerTick = () => {
-      issuer.tick(now())
-      const effects = issuer.drainEffects()
-      void (async () => {
-        for (const effect of effects)
-          if (effect.type === 'persist') await store.saveIssuerState?.(effect.state)
-      })()
+      // Through the same queue as every other input, so snapshots reach the disk in order.
+      serialised(() => {
+        issuer.tick(now())
+        return carryOut(issuer.drainEffects())
+      }).catch(() => {})
     }
   }
 

@@ -18,6 +18,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import { generateKey } from '@libp2p/pnet'
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml'
 import { decodeCertificate } from '../ca/certificate.js'
 import { type SigningKey, signingKeyFromSeed } from '../ca/ed25519.js'
@@ -32,6 +33,9 @@ import {
 } from '../ca/key-file.js'
 import type { Role, SignedCertificate } from '../ca/types.js'
 import { cleanStaleTempFiles, ensureHomeDir, readStateFile, writeFileAtomic } from './state-file.js'
+
+/** File name of the optional pnet network key inside a home. */
+export const NETWORK_KEY_FILE = 'network.key'
 
 /** A home-directory problem, with a message that says which file and what to do. */
 export class HomeError extends Error {
@@ -268,6 +272,8 @@ export interface InitOptions {
   readonly listen?: readonly string[]
   readonly announce?: readonly string[]
   readonly certificateTtlMs?: number
+  /** Also create a pnet pre-shared network key (an outer fence; joiners need a copy). */
+  readonly networkKey?: boolean
 }
 
 /** What `mesh init` created. */
@@ -341,9 +347,15 @@ export async function initHome(home: string, options: InitOptions, nowMs: number
   await saveRevocations(home, issuer.revocationList().bytes)
   await writeFileAtomic(p.operatorKey, encodeKeyFile(operatorKey))
   await writeFileAtomic(p.operatorCert, operator.certificate.bytes)
+  if (options.networkKey === true) {
+    const psk = new Uint8Array(95)
+    generateKey(psk)
+    await writeFileAtomic(join(home, NETWORK_KEY_FILE), psk)
+  }
   await writeConfigFile(home, {
     listen: [...(options.listen ?? ['/ip4/0.0.0.0/tcp/7600'])],
     announce: [...(options.announce ?? [])],
+    ...(options.networkKey === true ? { pnetKeyFile: NETWORK_KEY_FILE } : {}),
   })
   // The node key last: its presence is what marks the home as initialised.
   await saveNodeIdentity(home, node, caKey.publicKey)

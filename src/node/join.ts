@@ -17,6 +17,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import type { Libp2p } from '@libp2p/interface'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
@@ -109,6 +110,8 @@ export interface RequestCertificateOptions {
   /** Wall clock, ms since the epoch (request date and certificate checks). */
   readonly nowMs?: () => number
   readonly maxClockSkewMs?: number
+  /** The mesh's pnet pre-shared key file contents, when the mesh uses one. */
+  readonly pnetKey?: Uint8Array
 }
 
 /** What {@link requestCertificate} returns: everything a new home needs. */
@@ -170,6 +173,7 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    ...(options.pnetKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.pnetKey }) } : {}),
   })
   let pendingId: string | undefined
   let lastProblem = 'no attempt finished'

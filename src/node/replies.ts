@@ -50,6 +50,8 @@ export interface ReplyRouterCounters {
   direct: number
   directFailed: number
   unroutable: number
+  /** Replies to our own requests that arrived after the request was done. */
+  late: number
   batchesSent: number
 }
 
@@ -90,7 +92,12 @@ export function requestIdOfReply(reply: Uint8Array): string | undefined {
 }
 
 /** Creates the router. */
-export function createReplyRouter(init: { host: Host; log: Logger; nowMs: () => number }): ReplyRouter {
+export function createReplyRouter(init: {
+  host: Host
+  log: Logger
+  nowMs: () => number
+  self: string
+}): ReplyRouter {
   const { host, log } = init
   const routes = new Map<string, Route>()
   const consumers = new Map<string, (reply: Uint8Array) => void>()
@@ -105,6 +112,7 @@ export function createReplyRouter(init: { host: Host; log: Logger; nowMs: () => 
     direct: 0,
     directFailed: 0,
     unroutable: 0,
+    late: 0,
     batchesSent: 0,
   }
   let stopped = false
@@ -241,6 +249,11 @@ export function createReplyRouter(init: { host: Host; log: Logger; nowMs: () => 
       const route = routes.get(idHex)
       if (route === undefined) {
         counters.unroutable += 1
+        return
+      }
+      if (route.upstream === undefined && route.replyTo.peerId === init.self) {
+        // A reply to our own request that came after the requester stopped listening (late or duplicate).
+        counters.late += 1
         return
       }
       if (route.upstream !== undefined && host.getConnections(peerIdFromString(route.upstream)).length > 0) {
