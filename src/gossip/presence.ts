@@ -2,7 +2,7 @@
  * The signed presence heartbeat each node publishes on the presence topic.
  *
  * Envelope (envelope.ts, domain `mesh/presence/v1`) signed by the node key, with body
- * `{ v: 1, name, zone, roles, peerId, addrs, facts, seq, sentAtMs, cert }`. Name, zone, roles and
+ * `{ v: 1, name, zone, roles, peerId, addrs, facts, seq, sentAtMs, intervalMs, cert }`. Name, zone, roles and
  * peer id are repeated from the certificate so that receivers need not trust anything else, and
  * verification refuses a heartbeat whose copy differs from the certificate.
  *

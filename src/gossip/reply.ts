@@ -7,7 +7,7 @@
  * at each hop ({@link encodeReplyBatch}), with a direct dial only as the fallback: forwarders pass
  * the signed bytes on untouched and need not be trusted.
  *
- * Kinds: `ack` (the node accepted the request and will run it) and `done` (status, exit code,
+ * Kinds: `ack` (the node accepted the request; a `done` follows, whether it ran or was refused) and `done` (status, exit code,
  * bounded output, duration, and for `--once` the authority epoch).
  */
 
@@ -33,7 +33,10 @@ export const REPLY_BATCH_BYTES_MAX = 1024 * 1024
 /** Most replies in one batch frame. */
 export const REPLY_BATCH_REPLIES_MAX = 256
 
-/** How an action ended. `denied`: refused by policy; `error`: could not be run (or timed out). */
+/**
+ * How an action ended. `denied`: refused by policy; `failed`: ran and failed (non-zero exit, signal, or
+ * its time limit); `error`: could not be run (unknown action, no slot in time, issued before a restart).
+ */
 export type ReplyStatus = 'ok' | 'failed' | 'denied' | 'error'
 export const REPLY_STATUSES: readonly ReplyStatus[] = ['ok', 'failed', 'denied', 'error']
 
@@ -50,7 +53,7 @@ interface ReplyCommon {
   readonly sentAtMs: number
 }
 
-/** The node accepted the request and will run it. */
+/** The node accepted the request; a `done` reply follows. */
 export interface AckReply extends ReplyCommon {
   readonly kind: 'ack'
 }

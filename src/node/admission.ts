@@ -20,7 +20,10 @@ import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
 export const HELLO_PROTOCOL = '/mesh/hello/1.0.0'
 /** Largest hello message: a certificate plus a revocation list of the largest allowed size. */
 export const HELLO_BYTES_MAX = REVOCATION_LIST_BYTES_MAX + 64 * 1024
-/** How long a peer that failed hello stays denied (revoked peers stay denied for good). */
+/**
+ * How long a peer that failed hello stays denied. Revoked peers are denied without expiry for the life
+ * of the process (and their certificates are refused by the verifier whatever the deny list holds).
+ */
 export const DENY_TTL_MS = 10 * 60_000
 /** Most denied peers remembered; the oldest entry is dropped beyond it. */
 export const DENIED_PEERS_MAX = 10_000

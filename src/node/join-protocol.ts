@@ -17,7 +17,7 @@
  * `/mesh/ca/1.0.0`: certified peers only (admission-gated); one `csr` answered by one `result`. Used
  * by members forwarding a joiner's request to a CA holder and by nodes renewing their certificate.
  *
- * Either side may answer any step with `{v:1, type:'error', code, message}` instead.
+ * The member may answer any step with `{v:1, type:'error', code, message}` instead (the joiner never sends errors).
  */
 import { CERTIFICATE_BYTES_MAX, verifyCertificate } from '../ca/certificate.js'
 import { PUBLIC_KEY_BYTES } from '../ca/ed25519.js'
