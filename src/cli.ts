@@ -182,6 +182,13 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     })
 
   program
+    .command('status')
+    .description('this node: identity, addresses, certificate expiry, request counters')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/status.js')).status(io, globals(command)))()
+    })
+
+  program
     .command('members')
     .description('members of the mesh as this node sees them')
     .action(async (_o, command: Command) => {

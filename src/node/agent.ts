@@ -767,7 +767,8 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
               const t = now()
               membership?.tick(t)
               for (const event of membership?.drain() ?? []) {
-                if (event.kind === 'state') log.info({ member: event.name, from: event.from, to: event.to }, 'member state changed')
+                if (event.kind === 'state')
+                  log.info({ member: event.name, from: event.from, to: event.to }, 'member state changed')
                 else if (event.kind === 'joined') log.info({ member: event.name }, 'member joined')
                 else log.info({ member: event.name, reason: event.reason }, 'member removed')
               }

@@ -44,6 +44,13 @@ describe('mesh demo', () => {
     const list = JSON.parse(members.stdout) as Array<{ name: string; state: string }>
     expect(list.map(m => m.name).sort()).toEqual(['db1', 'db2', 'web1', 'web2', 'web3'])
 
+    const status = spawnSync(process.execPath, [cli, '--home', `${home}/web1`, 'status', '--json'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    expect(status.status).toBe(0)
+    expect(JSON.parse(status.stdout)).toMatchObject({ name: 'web1', zone: 'web', ca: true })
+
     const exec = spawnSync(
       process.execPath,
       [cli, '--home', `${home}/web1`, 'exec', 'uptime', '--zone', 'db'],
