@@ -1,5 +1,5 @@
 // Builds dist/mesh: a Node 22 single executable application (SEA) with code cache.
-// Steps (LIBP2P-NOTES §4): blob from dist/mesh.cjs, copy the pinned node binary, strip the copy BEFORE
+// Steps (LIBP2P-NOTES §4): blob from dist/mesh-main.cjs (the bundle, not the loader), copy the pinned node binary, strip the copy BEFORE
 // injecting (stripping after corrupts it), inject with postject.
 import { execFileSync } from 'node:child_process'
 import { chmodSync, copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -13,7 +13,7 @@ if (!process.version.startsWith('v22.')) {
 writeFileSync(
   'dist/sea-config.json',
   JSON.stringify({
-    main: 'dist/mesh.cjs',
+    main: 'dist/mesh-main.cjs',
     output: 'dist/sea.blob',
     disableExperimentalSEAWarning: true,
     useCodeCache: true,
