@@ -50,7 +50,7 @@ const LIMITS = {
 export const authorityProfiles: Readonly<Record<'lan' | 'wan' | 'test', AuthorityConfig>> = {
   lan: {
     leaseTtlMs: 2_000,
-    renewIntervalMs: 500,
+    renewIntervalMs: 1_000,
     maxClockSkewMs: 200,
     attemptTimeoutMs: 400,
     campaignStaggerMs: 300,

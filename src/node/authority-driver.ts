@@ -40,7 +40,7 @@ import type { Logger } from './log.js'
 /** The authority protocol id. */
 export const AUTHORITY_PROTOCOL = '/mesh/authority/1.0.0'
 /** How often the core is ticked (it works from timestamps; the tick only bounds reaction time). */
-export const AUTHORITY_TICK_MS = 40
+export const AUTHORITY_TICK_MS = 100
 /** How often roster and liveness are re-read from the membership table. */
 export const AUTHORITY_ROSTER_SYNC_MS = 250
 /** Messages queued for one peer while its stream opens; more are dropped (loss is tolerated). */

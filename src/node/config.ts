@@ -105,7 +105,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     key: 'renewIntervalMs',
     kind: 'duration',
     perProfile: true,
-    fallback: timing(500, 2_000, 250),
+    fallback: timing(1_000, 2_000, 250),
     env: 'MESH_RENEW_INTERVAL',
     unit: 'ms',
     doc: 'how often the holder renews its lease',

@@ -21,7 +21,7 @@ describe('validateAuthorityConfig', () => {
       { maxClockSkewMs: 1_000, renewIntervalMs: 100, attemptTimeoutMs: 100 },
       /2 × maxClockSkewMs/,
     ],
-    ['attempt > renew', { attemptTimeoutMs: 600 }, /attemptTimeoutMs/],
+    ['attempt > renew', { attemptTimeoutMs: base.renewIntervalMs + 100 }, /attemptTimeoutMs/],
     ['liveness < renew', { livenessTimeoutMs: 100 }, /livenessTimeoutMs/],
     ['settle < 2 × TTL', { membershipSettleMs: 3_000 }, /membershipSettleMs/],
     ['float', { leaseTtlMs: 1.5 }, /leaseTtlMs must be a positive integer/],
@@ -33,7 +33,11 @@ describe('validateAuthorityConfig', () => {
 
   test('reports several problems at once', () => {
     expect(
-      validateAuthorityConfig({ ...base, attemptTimeoutMs: 600, livenessTimeoutMs: 100 }).length,
+      validateAuthorityConfig({
+        ...base,
+        attemptTimeoutMs: base.renewIntervalMs + 100,
+        livenessTimeoutMs: 100,
+      }).length,
     ).toBeGreaterThanOrEqual(2)
   })
 
