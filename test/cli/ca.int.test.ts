@@ -96,7 +96,10 @@ describe('mesh ca list | sign | reject | revoke', () => {
       }>
       return list.find(p => p.name === 'w1')
     })
-    expect(w1.output()).toContain(`mesh ca sign ${pending.id}`)
+    // The CA records the request before it answers, so the joiner's hint may print a moment later.
+    await until('the joiner to print the sign command', () =>
+      w1.output().includes(`mesh ca sign ${pending.id}`) ? true : undefined,
+    )
     const signed = mesh('--home', hub, 'ca', 'sign', pending.id)
     expect(signed.status).toBe(0)
     expect(signed.stdout).toContain('w1')
