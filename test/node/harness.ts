@@ -129,27 +129,8 @@ export async function startTestMesh(
 ): Promise<TestMesh> {
   const ca = options.ca ?? createTestCa()
   const nodes: MeshNode[] = []
-  let memoryCounter = 0
   const make = async (spec: NodeSpec): Promise<MeshNode> => {
-    const roles = spec.roles ?? (spec.ca === true ? ['ca', 'agent'] : ['agent'])
-    const identity = spec.identity ?? ca.identity(spec.name, spec.zone, roles)
-    const listen =
-      options.transport === 'memory'
-        ? [`/memory/mesh-${process.pid}-${Date.now()}-${memoryCounter++}`]
-        : ['/ip4/127.0.0.1/tcp/0']
-    const node = await createMeshNode({
-      node: identity,
-      caPublicKey: ca.key.publicKey,
-      operator:
-        spec.operator === true ? ca.identity(`${spec.name}-operator`, spec.zone, ['operator']) : undefined,
-      ca:
-        spec.ca === true
-          ? { caKey: ca.key, ticketSecret: ca.ticketSecret, issuerState: emptyIssuerState() }
-          : undefined,
-      config: testConfig({ listen, ...spec.config }),
-      transport: options.transport ?? 'tcp',
-      ...spec.init,
-    })
+    const node = await createTestNode(ca, spec, options.transport ?? 'tcp')
     await node.start()
     return node
   }
@@ -192,7 +173,7 @@ export async function createTestNode(
   const identity = spec.identity ?? ca.identity(spec.name, spec.zone, roles)
   const listen =
     transport === 'memory'
-      ? [`/memory/mesh-topology-${process.pid}-${Date.now()}-${seedCounter++}`]
+      ? [`/memory/mesh-${process.pid}-${Date.now()}-${seedCounter++}`]
       : ['/ip4/127.0.0.1/tcp/0']
   return createMeshNode({
     node: identity,
