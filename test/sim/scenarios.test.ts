@@ -87,6 +87,13 @@ describe('zone authority scenarios', () => {
     }
   })
 
+  test('cut-off holder, slow clock, instant suspicion: takeover without overlap, within the bound', () => {
+    const { facts } = run('cut-off holder, slow clock, instant suspicion')
+    expect(facts.first).toBe(facts.top)
+    expect(facts.takeoverAt).not.toBeNull()
+    expect(facts.second).not.toBe(facts.first)
+  })
+
   test('restart voter during grant: the restarted voter grants nothing for one lease period', () => {
     const { facts } = run('restart voter during grant')
     expect(facts.second).not.toBe(facts.first)

@@ -156,6 +156,46 @@ export const scenarios: readonly Scenario[] = [
     }),
   ),
   {
+    // The tightest take-over the protocol allows: the holder's clock runs slow at the drift limit and
+    // everyone else's fast, messages are instant, and the others hear at once that the holder is dead
+    // (so the next candidate campaigns with no stagger) while it is merely cut off and still acting.
+    // Only the holder-side skew budget separates its last acting instant from the new grant.
+    name: 'cut-off holder, slow clock, instant suspicion',
+    run: () => {
+      let sim: Simulator | null = null
+      let top: string | null = null
+      for (const candidate of rankCandidates('core', FIVE)) {
+        const trial = build(
+          nodesOf('core', FIVE, id => (id === candidate ? -DRIFT_MAX : DRIFT_MAX)),
+          21,
+        )
+        trial.setDelay(0, 1)
+        // A slow clock makes its own start-up quiet period longer: let the others start a little later.
+        const others = FIVE.filter(id => id !== candidate)
+        trial.at(0, 'others start late', () => {
+          for (const id of others) trial.crash(id)
+        })
+        trial.at(400, null, () => {
+          for (const id of others) trial.restart(id)
+        })
+        trial.runUntil(3_000)
+        if (holder(trial, 'core') === candidate) {
+          sim = trial
+          top = candidate
+          break
+        }
+      }
+      if (sim === null) throw new Error('no node holds with the slow clock')
+      const first = holder(sim, 'core')!
+      sim.note(`** cut ${first} off and have everyone suspect it at once`)
+      sim.isolate(first)
+      sim.suspect(first)
+      const takeoverAt = sim.runUntilAuthorityOtherThan('core', first, 3_000 + bound)
+      sim.runUntil(6_000)
+      return { sim, facts: { top, first, takeoverAt, second: holder(sim, 'core') } }
+    },
+  },
+  {
     name: 'restart voter during grant',
     run: () => {
       const three = ['v1', 'v2', 'v3']

@@ -195,6 +195,20 @@ export class Simulator {
     }
   }
 
+  /**
+   * Tells every other node, after `afterMs` true ms, that `id` is dead (as the agent's driver does when
+   * a peer's connections close), whether or not it really is.
+   */
+  suspect(id: string, afterMs = 0): void {
+    this.at(this.nowMs + afterMs, `${id} suspected dead by all`, () => {
+      for (const other of this.nodes.values()) {
+        if (other.id === id || other.authority === null) continue
+        other.authority.step({ type: 'peer', id, state: 'dead' }, this.localMs(other.id))
+        this.afterStep(other)
+      }
+    })
+  }
+
   /** Restores every link and normal loss, duplication and delay. */
   heal(): void {
     this.cuts.clear()
