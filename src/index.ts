@@ -9,28 +9,39 @@ export type { Certificate, Role, SignedCertificate } from './ca/types.js'
 export type { FactFilter, TargetFilter } from './gossip/filter.js'
 export type { MemberView } from './gossip/membership.js'
 export type { CollectedReply, ExecResult } from './gossip/reply-collector.js'
-export type {
-  ActionContext,
-  ActionHandler,
-  ActionHandlerOptions,
-  ActionHandlerResult,
-} from './node/actions.js'
+export { loadHome } from './node/home.js'
 export {
+  type ActionContext,
+  type ActionHandler,
+  type ActionHandlerOptions,
+  type ActionHandlerResult,
+  type AgentConfig,
+  type CaMaterial,
+  type Clock,
+  ConfigError,
+  createManualClock,
   createMeshNode,
+  defaultConfig,
   type ExecOptions,
   ExecRefusedError,
-  type MeshNode,
-  type MeshNodeInit,
-  type NodeStore,
-  type ZoneView,
-} from './node/agent.js'
-export { type AgentConfig, ConfigError, defaultConfig, type Profile, resolveConfig } from './node/config.js'
-export { generateSigningKey, loadHome } from './node/home.js'
-export {
+  generateSigningKey,
+  type Identity,
+  type IssuerDriver,
   JoinError,
   type JoinResult,
+  type ManualClock,
+  type MeshNode,
+  type MeshNodeInit,
+  type NodeCounters,
+  type NodeStore,
+  type Profile,
+  type Random,
   type RequestCertificateOptions,
   requestCertificate,
-} from './node/join.js'
+  resolveConfig,
+  systemClock,
+  systemRandom,
+  type ZoneView,
+} from './node/index.js'
 export { type RunningAgent, type StartAgentOptions, startAgent } from './node/runtime.js'
 export { MESH_VERSION } from './version.js'

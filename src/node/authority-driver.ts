@@ -19,11 +19,9 @@
  * events are also logged with wall-clock times (`atWallMs`, `actUntilWallMs`) so that leases of
  * different processes on one machine can be compared (bench/failover does exactly that).
  */
-import { performance } from 'node:perf_hooks'
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
 import { type Authority, type AuthorityEffect, createAuthority } from '../authority/authority.js'
 import { type AuthorityConfig, authorityProfiles } from '../authority/config.js'
 import {
@@ -33,9 +31,13 @@ import {
 } from '../authority/messages.js'
 import { decodeCbor, encodeCbor } from '../ca/encoding.js'
 import type { MemberView } from '../gossip/membership.js'
+import { type Clock, every, type Random, type Timer } from './clock.js'
 import type { AgentConfig } from './config.js'
+import { dialTarget } from './dial.js'
 import type { Host } from './host.js'
 import type { Logger } from './log.js'
+import { createRoster, type RosterEntry } from './roster.js'
+import type { ZoneView } from './zone-view.js'
 
 /** The authority protocol id. */
 export const AUTHORITY_PROTOCOL = '/mesh/authority/1.0.0'
@@ -48,59 +50,6 @@ export const AUTHORITY_QUEUE_MAX = 64
 /** Time limit for opening an authority stream. */
 export const AUTHORITY_DIAL_TIMEOUT_MS = 2_000
 
-/** One remembered member of the roster (persisted). */
-export interface RosterEntry {
-  readonly peerId: string
-  readonly zone: string
-  /** Certificate expiry; the entry is dropped (and the member stops voting) after it. */
-  readonly notAfterMs: number
-  /** Last addresses the member announced, so a restarted node can find the mesh again. */
-  readonly addrs?: readonly string[]
-}
-
-/** Addresses remembered per roster entry. */
-export const ROSTER_ADDRS_MAX = 8
-
-/** Most roster entries remembered. */
-export const ROSTER_ENTRIES_MAX = 4096
-
-/** Encodes a roster for the home's `roster` file. */
-export function encodeRoster(entries: readonly RosterEntry[]): Uint8Array {
-  return encodeCbor({
-    v: 1,
-    members: entries.map(e => ({
-      peerId: e.peerId,
-      zone: e.zone,
-      notAfterMs: e.notAfterMs,
-      addrs: [...(e.addrs ?? [])].slice(0, ROSTER_ADDRS_MAX),
-    })),
-  })
-}
-
-/** Decodes a roster file; anything malformed yields an empty roster (the node then re-learns it). */
-export function decodeRoster(bytes: Uint8Array): RosterEntry[] {
-  try {
-    const value = decodeCbor(bytes, 1 << 20) as { v?: unknown; members?: unknown }
-    if (value.v !== 1 || !Array.isArray(value.members)) return []
-    return value.members
-      .filter(
-        (m): m is RosterEntry =>
-          typeof m?.peerId === 'string' && typeof m?.zone === 'string' && Number.isSafeInteger(m?.notAfterMs),
-      )
-      .map(m => ({
-        peerId: m.peerId,
-        zone: m.zone,
-        notAfterMs: m.notAfterMs,
-        addrs: Array.isArray(m.addrs)
-          ? m.addrs.filter((a: unknown) => typeof a === 'string').slice(0, ROSTER_ADDRS_MAX)
-          : [],
-      }))
-      .slice(0, ROSTER_ENTRIES_MAX)
-  } catch {
-    return []
-  }
-}
-
 /** The authority core's timing from the agent config: the profile's values with the agent's lease keys. */
 export function authorityConfigFor(config: AgentConfig): AuthorityConfig {
   return {
@@ -109,15 +58,6 @@ export function authorityConfigFor(config: AgentConfig): AuthorityConfig {
     renewIntervalMs: config.renewIntervalMs,
     maxClockSkewMs: config.leaseSkewMs,
   }
-}
-
-/** One zone as `mesh zones` shows it, with names instead of peer ids. */
-export interface AuthorityZone {
-  readonly zone: string
-  readonly members: readonly string[]
-  readonly authority: string | null
-  readonly epoch: number
-  readonly leaseRemainingMs: number
 }
 
 /** Called when this node gains or loses a zone's authority. */
@@ -130,7 +70,7 @@ export interface AuthorityDriver {
   /** `{ epoch }` when this node may act as `zone`'s authority right now. */
   isAuthority(zone: string): { epoch: number } | null
   /** Zones this node votes in, as it sees them. */
-  zones(): AuthorityZone[]
+  zones(): ZoneView[]
   /** Registers a listener for acquired/lost; returns an unsubscribe function. */
   onChange(listener: AuthorityListener): () => void
   /** Direct liveness evidence: a connection admitted (alive) or lost (dead). */
@@ -159,38 +99,36 @@ export function createAuthorityDriver(init: {
     handler: (stream: Stream, connection: Connection) => Promise<void>,
   ) => (stream: Stream, connection: Connection) => Promise<void>
   log: Logger
-  random?: () => number
+  clock: Clock
+  random: Random
   /** Our certificate's zone and expiry (we are always in our own roster). */
   selfEntry: () => RosterEntry
   /** The roster remembered from earlier runs. */
   roster?: readonly RosterEntry[]
   /** Persists the roster after each change. */
   saveRoster?: (bytes: Uint8Array) => Promise<void>
-  /** Wall clock (certificate expiry is compared against it). */
-  wallNowMs?: () => number
   /** How long a node that knows no one else of its zone listens before it feeds a roster to the core. */
   rosterSettleMs: number
 }): AuthorityDriver {
   const { host, self, log } = init
-  const mono = (): number => Math.floor(performance.now())
-  const wallOf = (monoMs: number): number => Math.round(Date.now() - performance.now() + monoMs)
+  const { clock } = init
+  const mono = (): number => Math.floor(clock.monotonicMs())
+  const wallOf = (monoMs: number): number => Math.round(clock.nowMs() - clock.monotonicMs() + monoMs)
   const core: Authority = createAuthority({
     self,
     config: authorityConfigFor(init.config),
-    random: init.random ?? Math.random,
+    random: () => init.random.float(),
     nowMs: mono(),
   })
   const limits = { idLengthMax: 128, zoneLengthMax: 64 }
   const outbound = new Map<string, Outbound>()
   const listeners = new Set<AuthorityListener>()
   let rosterKey = ''
-  const wallNow = init.wallNowMs ?? Date.now
-  const known = new Map<string, RosterEntry>((init.roster ?? []).map(e => [e.peerId, e]))
+  const roster = createRoster({ initial: init.roster, save: init.saveRoster, log })
   const startedAtMs = mono()
   const membershipState = new Map<string, 'alive' | 'dead'>()
-  let saving = Promise.resolve()
   let lastSyncMs = Number.NEGATIVE_INFINITY
-  let timer: NodeJS.Timeout | undefined
+  let timer: Timer | undefined
   let stopped = false
 
   const nameOf = (id: string | null): string | null => {
@@ -202,12 +140,10 @@ export function createAuthorityDriver(init: {
     out.opening = true
     try {
       const peer = peerIdFromString(to)
-      let target: Parameters<Host['dialProtocol']>[0] = peer
-      if (host.getConnections(peer).length === 0) {
-        const addrs = init.members().find(m => m.peerId === to)?.addrs ?? known.get(to)?.addrs ?? []
-        if (addrs.length === 0) throw new Error('no address known')
-        target = addrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${to}`))
-      }
+      const connected = host.getConnections(peer).length > 0
+      const addrs = init.members().find(m => m.peerId === to)?.addrs ?? roster.get(to)?.addrs ?? []
+      if (!connected && addrs.length === 0) throw new Error('no address known')
+      const target = dialTarget(to, addrs, () => connected)
       const stream = await host.dialProtocol(target, AUTHORITY_PROTOCOL, {
         signal: AbortSignal.timeout(AUTHORITY_DIAL_TIMEOUT_MS),
       })
@@ -266,7 +202,7 @@ export function createAuthorityDriver(init: {
             {
               zone: effect.zone,
               epoch: effect.epoch,
-              atWallMs: Date.now(),
+              atWallMs: clock.nowMs(),
               actUntilWallMs: wallOf(effect.actUntilMs),
             },
             'authority acquired',
@@ -281,7 +217,7 @@ export function createAuthorityDriver(init: {
           break
         case 'lost':
           log.info(
-            { zone: effect.zone, epoch: effect.epoch, reason: effect.reason, atWallMs: Date.now() },
+            { zone: effect.zone, epoch: effect.epoch, reason: effect.reason, atWallMs: clock.nowMs() },
             'authority lost',
           )
           for (const l of listeners) l({ zone: effect.zone, epoch: effect.epoch, held: false })
@@ -309,60 +245,18 @@ export function createAuthorityDriver(init: {
 
   /** Learns members from the membership table, persists the roster, feeds changes to the core. */
   const syncMembership = (): void => {
-    const wall = wallNow()
-    let changed = false
     const selfEntry = init.selfEntry()
-    for (const entry of [
-      selfEntry,
-      ...init
-        .members()
-        .filter(m => m.roles.includes('agent'))
-        .map(m => ({
-          peerId: m.peerId,
-          zone: m.zone,
-          notAfterMs: m.certificateNotAfterMs ?? wall + 60_000,
-          addrs: m.addrs.slice(0, ROSTER_ADDRS_MAX),
-        })),
-    ]) {
-      const previous = known.get(entry.peerId)
-      if (previous === undefined && known.size >= ROSTER_ENTRIES_MAX) continue
-      const addrs =
-        entry.addrs !== undefined && entry.addrs.length > 0 ? entry.addrs : (previous?.addrs ?? [])
-      if (
-        previous === undefined ||
-        previous.zone !== entry.zone ||
-        previous.notAfterMs < entry.notAfterMs ||
-        (previous.addrs ?? []).join(' ') !== addrs.join(' ')
-      ) {
-        known.set(entry.peerId, {
-          ...entry,
-          notAfterMs: Math.max(entry.notAfterMs, previous?.notAfterMs ?? 0),
-          addrs,
-        })
-        changed = true
-      }
-    }
-    for (const [id, entry] of known) {
-      if (entry.notAfterMs < wall && id !== self) {
-        known.delete(id)
-        changed = true
-      }
-    }
-    if (changed && init.saveRoster !== undefined) {
-      const bytes = encodeRoster([...known.values()])
-      saving = saving
-        .then(() => init.saveRoster?.(bytes))
-        .catch(err => log.warn({ err: String(err) }, 'cannot save roster'))
-    }
-    const others = [...known.values()].filter(e => e.peerId !== self && e.zone === selfEntry.zone)
+    roster.merge(selfEntry, init.members(), clock.nowMs())
+    const others = roster.entries().filter(e => e.peerId !== self && e.zone === selfEntry.zone)
     if (others.length === 0 && mono() - startedAtMs < init.rosterSettleMs) return
-    const roster = [...known.values()]
+    const members = roster
+      .entries()
       .map(e => ({ id: e.peerId, zone: e.zone }))
       .sort((a, b) => (a.id < b.id ? -1 : 1))
-    const key = roster.map(r => `${r.id}@${r.zone}`).join(',')
+    const key = members.map(r => `${r.id}@${r.zone}`).join(',')
     if (key !== rosterKey) {
       rosterKey = key
-      core.step({ type: 'roster', members: roster }, mono())
+      core.step({ type: 'roster', members }, mono())
     }
     for (const m of init.members()) {
       const state = m.state === 'alive' ? 'alive' : 'dead'
@@ -375,13 +269,7 @@ export function createAuthorityDriver(init: {
 
   /** Removes a revoked member from the roster for good. */
   const forget = (peerId: string): void => {
-    if (known.delete(peerId)) {
-      rosterKey = ''
-      if (init.saveRoster !== undefined) {
-        const bytes = encodeRoster([...known.values()])
-        saving = saving.then(() => init.saveRoster?.(bytes)).catch(() => {})
-      }
-    }
+    if (roster.forget(peerId)) rosterKey = ''
   }
 
   const handle = async (stream: Stream, connection: Connection): Promise<void> => {
@@ -419,7 +307,7 @@ export function createAuthorityDriver(init: {
   return {
     async start() {
       await host.handle(AUTHORITY_PROTOCOL, init.gated(handle), { maxInboundStreams: 8 })
-      timer = setInterval(() => {
+      timer = every(clock, AUTHORITY_TICK_MS, () => {
         try {
           if (mono() - lastSyncMs >= AUTHORITY_ROSTER_SYNC_MS) {
             lastSyncMs = mono()
@@ -430,13 +318,12 @@ export function createAuthorityDriver(init: {
         } catch (err) {
           log.error({ err: (err as Error).message }, 'authority core failed')
         }
-      }, AUTHORITY_TICK_MS)
-      timer.unref()
+      })
     },
 
     stop() {
       stopped = true
-      if (timer !== undefined) clearInterval(timer)
+      timer?.cancel()
       for (const out of outbound.values()) out.stream?.abort(new Error('stopping'))
       outbound.clear()
     },
@@ -462,6 +349,6 @@ export function createAuthorityDriver(init: {
 
     hint,
     forget,
-    remembered: () => [...known.values()].filter(e => e.peerId !== self),
+    remembered: () => roster.entries().filter(e => e.peerId !== self),
   }
 }

@@ -8,8 +8,8 @@ import type { IssuerEffect } from '../ca/issuer.js'
 import { ROLES, type Role } from '../ca/types.js'
 import { FilterParseError, type TargetFilter } from '../gossip/filter.js'
 import { MESH_VERSION } from '../version.js'
-import type { MeshNode } from './agent.js'
 import { ControlError, type ControlHandler } from './control-socket.js'
+import type { MeshNode } from './node-types.js'
 
 /** Longest exec timeout the agent accepts from the CLI. */
 export const EXEC_TIMEOUT_MS_MAX = 3_600_000

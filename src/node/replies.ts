@@ -15,7 +15,6 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
 import { isRecord } from '../ca/encoding.js'
 import { toHex } from '../ca/hash.js'
 import { openEnvelope } from '../gossip/envelope.js'
@@ -26,6 +25,8 @@ import {
   REPLY_BYTES_MAX,
 } from '../gossip/reply.js'
 import type { ReplyTo } from '../gossip/request.js'
+import { type Clock, type Random, sleep, type Timer } from './clock.js'
+import { dialTarget } from './dial.js'
 import type { Host } from './host.js'
 import type { Logger } from './log.js'
 
@@ -95,16 +96,14 @@ export function requestIdOfReply(reply: Uint8Array): string | undefined {
 export function createReplyRouter(init: {
   host: Host
   log: Logger
-  nowMs: () => number
+  clock: Clock
+  random: Random
   self: string
 }): ReplyRouter {
-  const { host, log } = init
+  const { host, log, clock } = init
   const routes = new Map<string, Route>()
   const consumers = new Map<string, (reply: Uint8Array) => void>()
-  const queues = new Map<
-    string,
-    { replies: Array<{ idHex: string; reply: Uint8Array }>; timer: NodeJS.Timeout }
-  >()
+  const queues = new Map<string, { replies: Array<{ idHex: string; reply: Uint8Array }>; timer: Timer }>()
   const counters: ReplyRouterCounters = {
     routed: 0,
     forwarded: 0,
@@ -157,7 +156,7 @@ export function createReplyRouter(init: {
     const queue = queues.get(peer)
     if (queue === undefined) return
     queues.delete(peer)
-    clearTimeout(queue.timer)
+    queue.timer.cancel()
     const { frames, dropped } = packReplyBatches(queue.replies.map(r => r.reply))
     counters.unroutable += dropped
     try {
@@ -177,7 +176,7 @@ export function createReplyRouter(init: {
   const enqueue = (peer: string, idHex: string, reply: Uint8Array): void => {
     let queue = queues.get(peer)
     if (queue === undefined) {
-      const timer = setTimeout(() => void flush(peer), REPLY_BATCH_DELAY_MS)
+      const timer = clock.setTimer(() => void flush(peer), REPLY_BATCH_DELAY_MS)
       queue = { replies: [], timer }
       queues.set(peer, queue)
     }
@@ -192,20 +191,17 @@ export function createReplyRouter(init: {
       return
     }
     counters.direct += replies.length
-    const addrs = route.replyTo.addrs.map(a => {
-      const withPeer = a.includes('/p2p/') ? a : `${a}/p2p/${route.replyTo.peerId}`
-      return multiaddr(withPeer)
-    })
     void (async () => {
       for (let attempt = 0; attempt < DIRECT_ATTEMPTS_MAX && !stopped; attempt++) {
         // Jitter spreads a fleet's fallback dials so the requester is not hit by all at once.
-        await new Promise(r => setTimeout(r, Math.random() * 200 * 2 ** attempt))
+        await sleep(clock, init.random.float() * 200 * 2 ** attempt)
         try {
           const signal = AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS)
-          const target =
-            host.getConnections(peerIdFromString(route.replyTo.peerId)).length > 0
-              ? peerIdFromString(route.replyTo.peerId)
-              : addrs
+          const target = dialTarget(
+            route.replyTo.peerId,
+            route.replyTo.addrs,
+            peer => host.getConnections(peer).length > 0,
+          )
           const stream = await host.dialProtocol(target, REPLY_PROTOCOL, { signal })
           const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
           for (const frame of packReplyBatches(replies).frames) await lp.write(frame, { signal })
@@ -301,7 +297,7 @@ export function createReplyRouter(init: {
 
     stop() {
       stopped = true
-      for (const queue of queues.values()) clearTimeout(queue.timer)
+      for (const queue of queues.values()) queue.timer.cancel()
       queues.clear()
       for (const writer of writers.values()) void writer.then(w => w.stream.close()).catch(() => {})
       writers.clear()

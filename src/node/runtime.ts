@@ -5,7 +5,6 @@
  */
 import { isAbsolute, join } from 'node:path'
 import { fingerprintOf, formatFingerprint } from '../ca/fingerprint.js'
-import { createMeshNode, type MeshNode } from './agent.js'
 import { type AgentConfig, resolveConfig } from './config.js'
 import { controlHandlers } from './control.js'
 import { type ControlServer, controlSocketPath, createControlServer } from './control-socket.js'
@@ -19,6 +18,8 @@ import {
   saveRoster,
 } from './home.js'
 import { createLogger, type Logger } from './log.js'
+import { createMeshNode } from './node.js'
+import type { MeshNode } from './node-types.js'
 import { readStateFile } from './state-file.js'
 
 /** A running agent. */

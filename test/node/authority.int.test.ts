@@ -2,7 +2,7 @@
 // lease, stopping it hands the lease to another with a higher epoch, and `exec --once` runs exactly
 // once per request throughout, on the current holder, with its epoch in the reply.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { MeshNode } from '../../src/node/agent.js'
+import type { MeshNode } from '../../src/node/node-types.js'
 import { startTestMesh, type TestMesh, waitFor } from './harness.js'
 
 function holders(nodes: MeshNode[]): MeshNode[] {

@@ -17,8 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
 import type { Role } from '../../src/ca/index.js'
 import { createTicket, parseTicket } from '../../src/ca/ticket.js'
-import { createMeshNode, type MeshNode } from '../../src/node/agent.js'
-import { DEFAULT_JOIN_RATE_LIMIT } from '../../src/node/enrolment.js'
+import { DEFAULT_JOIN_RATE_LIMIT } from '../../src/node/enrolment/index.js'
 import {
   generateSigningKey,
   libp2pKeyOf,
@@ -33,6 +32,8 @@ import {
   JOIN_ANSWER_BYTES_MAX,
   JOIN_PROTOCOL,
 } from '../../src/node/join-protocol.js'
+import { createMeshNode, internalsOf } from '../../src/node/node.js'
+import type { MeshNode } from '../../src/node/node-types.js'
 import { createTestCa, startTestMesh, type TestMesh, testConfig, waitFor } from './harness.js'
 
 const FAST = { pollIntervalMs: 100, attemptTimeoutMs: 5_000, timeoutMs: 10_000 }
@@ -129,7 +130,7 @@ describe('enrolment: joining a mesh on 127.0.0.1', () => {
     })
     extra.push(node)
     let firstGossipMs: number | undefined
-    node.host.services.pubsub.addEventListener('message', () => {
+    internalsOf(node).host.services.pubsub.addEventListener('message', () => {
       firstGossipMs ??= performance.now() - t0
     })
     await node.start()

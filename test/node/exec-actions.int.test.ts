@@ -6,8 +6,8 @@
 // requester's own pipeline refuses (a timeout beyond the request lifetime limit) fails at once unpublished.
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ExecRefusedError } from '../../src/node/agent.js'
 import type { AgentConfig } from '../../src/node/config.js'
+import { ExecRefusedError } from '../../src/node/exec.js'
 import { startTestMesh, type TestMesh, testConfig, waitFor } from './harness.js'
 
 /** Declared actions; each node's config picks some, its policy decides who may run them. */

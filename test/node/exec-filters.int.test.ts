@@ -4,7 +4,7 @@
 // each node's counters once all seven have seen it) all equal a set computed by hand from the table.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TargetFilter } from '../../src/gossip/filter.js'
-import type { MeshNode } from '../../src/node/agent.js'
+import type { MeshNode } from '../../src/node/node-types.js'
 import { startTestMesh, type TestMesh, waitFor } from './harness.js'
 
 /** The mesh: name, zone and the tags each node publishes as facts. */

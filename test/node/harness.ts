@@ -7,10 +7,19 @@ import { type SigningKey, signingKeyFromSeed } from '../../src/ca/ed25519.js'
 import { hash } from '../../src/ca/hash.js'
 import { emptyIssuerState } from '../../src/ca/issuer-state.js'
 import type { Role } from '../../src/ca/types.js'
-import { createMeshNode, type MeshNode, type MeshNodeInit } from '../../src/node/agent.js'
 import { type AgentConfig, defaultConfig } from '../../src/node/config.js'
 import type { Identity } from '../../src/node/home.js'
 import { secureRandomBytes } from '../../src/node/home.js'
+import { createMeshNode, internalsOf, type NodeInternals } from '../../src/node/node.js'
+import type { MeshNode, MeshNodeInit } from '../../src/node/node-types.js'
+
+/** A node with its internals (host, admission, enrolment, actions, authority) at hand, for tests. */
+export type TestNode = MeshNode & NodeInternals
+
+/** `node` with its internals merged in (the node's members close over its state, so copying is safe). */
+export function withInternals(node: MeshNode): TestNode {
+  return { ...node, ...internalsOf(node) }
+}
 
 /** A throwaway certificate authority. */
 export interface TestCa {
@@ -70,10 +79,10 @@ export interface NodeSpec {
 /** A running in-process mesh. */
 export interface TestMesh {
   readonly ca: TestCa
-  readonly nodes: MeshNode[]
-  node(name: string): MeshNode
+  readonly nodes: TestNode[]
+  node(name: string): TestNode
   /** Adds and starts one more node, dialled to the first node. */
-  add(spec: NodeSpec): Promise<MeshNode>
+  add(spec: NodeSpec): Promise<TestNode>
   /** Waits (bounded) until every node lists every other as alive. */
   converge(timeoutMs?: number): Promise<void>
   stop(): Promise<void>
@@ -89,14 +98,14 @@ export async function waitFor(check: () => boolean, timeoutMs: number, what: str
 }
 
 /** The node called `name` among `nodes`; throws when there is none. */
-function nodeNamed(nodes: readonly MeshNode[], name: string): MeshNode {
+function nodeNamed(nodes: readonly TestNode[], name: string): TestNode {
   const found = nodes.find(n => n.name === name)
   if (found === undefined) throw new Error(`no node ${name}`)
   return found
 }
 
 /** Waits (bounded) until every node lists every other as alive. */
-async function convergeAll(nodes: readonly MeshNode[], timeoutMs = 20_000): Promise<void> {
+async function convergeAll(nodes: readonly TestNode[], timeoutMs = 20_000): Promise<void> {
   const names = nodes.map(n => n.name).sort()
   await waitFor(
     () =>
@@ -113,7 +122,7 @@ async function convergeAll(nodes: readonly MeshNode[], timeoutMs = 20_000): Prom
 }
 
 /** Stops every node, ignoring failures (each stop is idempotent). */
-async function stopAll(nodes: readonly MeshNode[]): Promise<void> {
+async function stopAll(nodes: readonly TestNode[]): Promise<void> {
   await Promise.all(nodes.map(n => n.stop().catch(() => {})))
 }
 
@@ -128,8 +137,8 @@ export async function startTestMesh(
   options: { transport?: 'tcp' | 'memory'; ca?: TestCa } = {},
 ): Promise<TestMesh> {
   const ca = options.ca ?? createTestCa()
-  const nodes: MeshNode[] = []
-  const make = async (spec: NodeSpec): Promise<MeshNode> => {
+  const nodes: TestNode[] = []
+  const make = async (spec: NodeSpec): Promise<TestNode> => {
     const node = await createTestNode(ca, spec, options.transport ?? 'tcp')
     await node.start()
     return node
@@ -168,14 +177,14 @@ export async function createTestNode(
   ca: TestCa,
   spec: NodeSpec,
   transport: 'tcp' | 'memory' = 'tcp',
-): Promise<MeshNode> {
+): Promise<TestNode> {
   const roles = spec.roles ?? (spec.ca === true ? ['ca', 'agent'] : ['agent'])
   const identity = spec.identity ?? ca.identity(spec.name, spec.zone, roles)
   const listen =
     transport === 'memory'
       ? [`/memory/mesh-${process.pid}-${Date.now()}-${seedCounter++}`]
       : ['/ip4/127.0.0.1/tcp/0']
-  return createMeshNode({
+  const node = await createMeshNode({
     node: identity,
     caPublicKey: ca.key.publicKey,
     operator:
@@ -188,13 +197,14 @@ export async function createTestNode(
     transport,
     ...spec.init,
   })
+  return withInternals(node)
 }
 
 /** A hand-built mesh whose connections are exactly the given links. */
 export interface TestTopology {
   readonly ca: TestCa
-  readonly nodes: MeshNode[]
-  node(name: string): MeshNode
+  readonly nodes: TestNode[]
+  node(name: string): TestNode
   /** Names of the peers `name` has ever had a connection with (recorded from before its start). */
   connectionsSeen(name: string): ReadonlySet<string>
   /** Waits (bounded) until every node lists every other as alive. */
@@ -217,7 +227,7 @@ export async function startTopology(
   options: { transport?: 'tcp' | 'memory'; ca?: TestCa; timeoutMs?: number } = {},
 ): Promise<TestTopology> {
   const ca = options.ca ?? createTestCa()
-  const nodes: MeshNode[] = []
+  const nodes: TestNode[] = []
   const seen = new Map<string, Set<string>>() // name → peer ids it connected with
   const topology: TestTopology = {
     ca,
@@ -234,7 +244,7 @@ export async function startTopology(
     links.some(([x, y]) => (x === a && y === b) || (x === b && y === a))
   try {
     // Create every node first (peer ids are needed for the denials), start them after.
-    const created: MeshNode[] = []
+    const created: TestNode[] = []
     for (const spec of specs) {
       const ids = new Set<string>()
       seen.set(spec.name, ids)

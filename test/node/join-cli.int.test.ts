@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fingerprintOf, formatFingerprint } from '../../src/ca/fingerprint.js'
 import { join } from '../../src/cli/join.js'
 import { type CliIo, createCli } from '../../src/cli.js'
-import { createMeshNode, type MeshNode } from '../../src/node/agent.js'
 import {
   initHome,
   loadHome,
@@ -18,6 +17,8 @@ import {
   saveNodeCertificate,
   saveRevocations,
 } from '../../src/node/home.js'
+import { createMeshNode } from '../../src/node/node.js'
+import type { MeshNode } from '../../src/node/node-types.js'
 import { testConfig, waitFor } from './harness.js'
 
 function captureIo(): CliIo & { out: () => string; err: () => string } {

@@ -12,10 +12,11 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
-import { createMeshNode, type MeshNode } from '../../src/node/agent.js'
 import { generateSigningKey, libp2pKeyOf, secureRandomBytes } from '../../src/node/home.js'
 import { TOPICS } from '../../src/node/host.js'
 import { requestCertificate } from '../../src/node/join.js'
+import { createMeshNode, internalsOf } from '../../src/node/node.js'
+import type { MeshNode } from '../../src/node/node-types.js'
 import { createTestCa, startTestMesh, type TestMesh, testConfig, waitFor } from './harness.js'
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
@@ -80,7 +81,7 @@ describe('refused peers get no gossip', () => {
       outsiders.push(node)
       const name = spec.identity.certificate.certificate.name
       received.set(name, 0)
-      node.host.services.pubsub.addEventListener('message', () => {
+      internalsOf(node).host.services.pubsub.addEventListener('message', () => {
         received.set(name, (received.get(name) ?? 0) + 1)
       })
       await node.start()
@@ -108,7 +109,7 @@ describe('refused peers get no gossip', () => {
       members.reduce((sum, m, i) => sum + m.admission.counters.refused - (refusedBefore[i] ?? 0), 0),
     ).toBeGreaterThanOrEqual(3)
     for (const outsider of outsiders) {
-      expect(outsider.host.services.pubsub.getSubscribers(TOPICS.presence)).toEqual([])
+      expect(internalsOf(outsider).host.services.pubsub.getSubscribers(TOPICS.presence)).toEqual([])
     }
   })
 
@@ -243,14 +244,14 @@ describe('revocation', () => {
     })
     extra.push(restarted)
     await restarted.start()
-    const refusedBefore = restarted.admission.counters.refused
+    const refusedBefore = internalsOf(restarted).admission.counters.refused
     await victim.dial(restarted.addrs()[0]!).catch(() => {})
     await waitFor(
-      () => restarted.admission.counters.refused > refusedBefore,
+      () => internalsOf(restarted).admission.counters.refused > refusedBefore,
       5_000,
       'the restarted node to refuse',
     )
-    expect(restarted.admission.certificateOf(victim.peerId)).toBeUndefined()
+    expect(internalsOf(restarted).admission.certificateOf(victim.peerId)).toBeUndefined()
     expect(restarted.isRevoked(joined.certificate.certificate.serial)).toBe(true)
   })
 })

@@ -3,6 +3,7 @@
 // answers with an error saying why. The requester's clock is set 8 s behind so its fresh request
 // looks issued before the target started, while still inside the validity window and clock-skew budget.
 import { afterAll, describe, expect, it } from 'vitest'
+import { systemClock } from '../../src/node/clock.js'
 import { startTestMesh, type TestMesh } from './harness.js'
 
 describe('replay protection across restarts', () => {
@@ -19,7 +20,7 @@ describe('replay protection across restarts', () => {
         zone: 'core',
         operator: true,
         config: timings,
-        init: { nowMs: () => Date.now() - 8_000 },
+        init: { clock: { ...systemClock, nowMs: () => Date.now() - 8_000 } },
       },
       { name: 't1', zone: 'web', config: timings },
     ])

@@ -1,0 +1,145 @@
+/**
+ * Connection upkeep: keeps this node connected to a handful of members, finds the mesh again when it
+ * has no connection (bootstrap addresses, then members remembered from earlier runs), dials peers that
+ * discovery (mDNS, bootstrap) reports, and repairs admitted peers that ended up without a gossip
+ * stream (their stream setup failed under load: they would never hear or be heard).
+ */
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { MemberView } from '../gossip/membership.js'
+import { type Clock, every, type Random, type Timer } from './clock.js'
+import { dialAddresses } from './dial.js'
+import type { Host } from './host.js'
+import type { Logger } from './log.js'
+import type { RosterEntry } from './roster.js'
+
+/** Connections a node keeps open before it stops dialling more members. */
+export const CONNECTIONS_TARGET = 6
+/** Members dialled per upkeep round while below the target. */
+export const DIALS_PER_ROUND = 2
+/** Remembered members dialled per round when the node has no connection at all. */
+export const REMEMBERED_DIALS_PER_ROUND = 3
+
+/** What upkeep needs. */
+export interface ConnectionsComponents {
+  readonly host: Host
+  readonly members: () => readonly MemberView[]
+  /** Members remembered from earlier runs, with their last addresses. */
+  readonly remembered: () => readonly RosterEntry[]
+  readonly clock: Clock
+  readonly random: Random
+  readonly log: Logger
+}
+
+/** Settings. */
+export interface ConnectionsInit {
+  readonly bootstrap: readonly string[]
+  /** Dial time limit; an admitted peer without a gossip stream after twice this is reconnected. */
+  readonly helloTimeoutMs: number
+  readonly upkeepIntervalMs: number
+}
+
+/** Connection upkeep. */
+export interface Connections {
+  start(): void
+  stop(): void
+  /** Records that `peerId` passed hello now (starts its gossip-stream grace period). */
+  admitted(peerId: string): void
+  /** One upkeep round (also run by the timer). */
+  maintain(): void
+  /** Connections dropped because an admitted peer had no gossip stream. */
+  gossipRepairs(): number
+}
+
+/** Creates the upkeep component. */
+export function createConnections(components: ConnectionsComponents, init: ConnectionsInit): Connections {
+  const { host, clock, random, log } = components
+  /** When each connected peer passed hello (for the gossip-stream repair). */
+  const admittedAt = new Map<string, number>()
+  const dialing = new Set<string>()
+  let gossipRepairs = 0
+  let running = false
+  let timer: Timer | undefined
+
+  const dialPeer = async (target: PeerId | Multiaddr[], key: string): Promise<void> => {
+    if (dialing.has(key) || !running) return
+    dialing.add(key)
+    try {
+      await host.dial(target, { signal: AbortSignal.timeout(init.helloTimeoutMs) })
+    } catch (err) {
+      log.debug({ peer: key, err: (err as Error).message }, 'dial failed')
+    } finally {
+      dialing.delete(key)
+    }
+  }
+
+  /** Up to `count` distinct random picks from `items`. */
+  const pick = <T>(items: readonly T[], count: number): T[] => {
+    const pool = [...items]
+    const out: T[] = []
+    while (out.length < count && pool.length > 0) out.push(...pool.splice(random.int(pool.length), 1))
+    return out
+  }
+
+  const repairGossip = (): void => {
+    const gossipPeers = new Set(host.services.pubsub.getPeers().map(p => p.toString()))
+    for (const [peer, at] of admittedAt) {
+      if (host.getConnections(peerIdFromString(peer)).length === 0) {
+        admittedAt.delete(peer)
+      } else if (!gossipPeers.has(peer) && clock.nowMs() - at > 2 * init.helloTimeoutMs) {
+        admittedAt.delete(peer)
+        gossipRepairs += 1
+        log.warn({ peer }, 'admitted peer has no gossip stream; reconnecting')
+        void host.hangUp(peerIdFromString(peer)).catch(() => {})
+      }
+    }
+  }
+
+  const maintain = (): void => {
+    repairGossip()
+    const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
+    if (connected.size === 0) {
+      for (const addr of init.bootstrap) void dialPeer([multiaddr(addr)], addr)
+      // Bootstrap nodes may have moved or died: members remembered from earlier runs lead back in.
+      const remembered = components.remembered().filter(e => (e.addrs?.length ?? 0) > 0)
+      for (const entry of pick(remembered, REMEMBERED_DIALS_PER_ROUND)) {
+        void dialPeer(dialAddresses(entry.peerId, entry.addrs ?? []), entry.peerId)
+      }
+    }
+    if (connected.size >= CONNECTIONS_TARGET) return
+    const self = host.peerId.toString()
+    const candidates = components
+      .members()
+      .filter(m => m.peerId !== self && m.state !== 'dead' && !connected.has(m.peerId) && m.addrs.length > 0)
+    for (const member of pick(candidates, DIALS_PER_ROUND)) {
+      void dialPeer(dialAddresses(member.peerId, member.addrs), member.peerId)
+    }
+  }
+
+  const onDiscovery = (evt: CustomEvent<{ id: PeerId; multiaddrs: Multiaddr[] }>): void => {
+    const id = evt.detail.id.toString()
+    if (id === host.peerId.toString() || host.getConnections(evt.detail.id).length > 0) return
+    void dialPeer(evt.detail.multiaddrs.length > 0 ? evt.detail.multiaddrs : evt.detail.id, id)
+  }
+
+  return {
+    start() {
+      if (running) return
+      running = true
+      host.addEventListener('peer:discovery', onDiscovery)
+      timer = every(clock, init.upkeepIntervalMs, maintain)
+      maintain()
+    },
+    stop() {
+      running = false
+      timer?.cancel()
+      host.removeEventListener('peer:discovery', onDiscovery)
+    },
+    admitted(peerId) {
+      admittedAt.set(peerId, clock.nowMs())
+    },
+    maintain,
+    gossipRepairs: () => gossipRepairs,
+  }
+}

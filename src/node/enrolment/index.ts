@@ -1,0 +1,102 @@
+/**
+ * Enrolment, the network side of admission on a running node (the driver around the pure CA core):
+ * the join service for uncertified joiners (join-service.ts), the CA service for members on CA nodes
+ * (ca-service.ts), both answering through the CA client (ca-client.ts), and certificate renewal
+ * (renewal.ts). It declares the narrow parts it needs in types.ts; the composition root fills them.
+ */
+
+import { CA_PROTOCOL, JOIN_PROTOCOL } from '../join-protocol.js'
+import { createRateLimiter } from '../rate-limit.js'
+import {
+  DEFAULT_RENEWAL_RECHECK_MAX_MS,
+  DEFAULT_RENEWAL_RETRY_BASE_MS,
+  DEFAULT_RENEWAL_RETRY_MAX_MS,
+  DEFAULT_RENEWAL_RETRY_MIN_MS,
+  type RenewalPolicy,
+} from '../renewal.js'
+import { createCaClient } from './ca-client.js'
+import { createCaHandler } from './ca-service.js'
+import { createJoinHandler } from './join-service.js'
+import { createRenewal } from './renewal.js'
+import {
+  CA_EXCHANGES_CONCURRENT_MAX,
+  DEFAULT_JOIN_RATE_LIMIT,
+  type EnrolmentComponents,
+  type EnrolmentCounters,
+  type EnrolmentInit,
+  JOIN_STREAMS_PER_CONNECTION_MAX,
+  type RenewalOutcome,
+} from './types.js'
+
+export * from './types.js'
+
+/** The enrolment service of one node. */
+export interface Enrolment {
+  /** Registers the protocol handlers and starts the renewal timer. Idempotent. */
+  start(): Promise<void>
+  /** Unregisters the handlers and stops the timer. Idempotent. */
+  stop(): Promise<void>
+  /** Renews now (joins an attempt in flight). Never rejects. */
+  renewNow(): Promise<RenewalOutcome>
+  readonly counters: EnrolmentCounters
+}
+
+/** Creates (but does not start) the enrolment service. */
+export function createEnrolment(components: EnrolmentComponents, init: EnrolmentInit): Enrolment {
+  const { host } = components
+  const limiter = createRateLimiter(init.rateLimit ?? DEFAULT_JOIN_RATE_LIMIT)
+  const policy: RenewalPolicy = {
+    retryBaseMs: init.renewal?.retryBaseMs ?? DEFAULT_RENEWAL_RETRY_BASE_MS,
+    retryMaxMs: init.renewal?.retryMaxMs ?? DEFAULT_RENEWAL_RETRY_MAX_MS,
+    retryMinMs: init.renewal?.retryMinMs ?? DEFAULT_RENEWAL_RETRY_MIN_MS,
+    recheckMaxMs: init.renewal?.recheckMaxMs ?? DEFAULT_RENEWAL_RECHECK_MAX_MS,
+    maxClockSkewMs: init.certificateClockSkewMs,
+  }
+  const counters: EnrolmentCounters = {
+    joinStreams: 0,
+    joinAnswered: 0,
+    joinRateLimited: 0,
+    joinBusy: 0,
+    joinMalformed: 0,
+    joinTooLarge: 0,
+    forwarded: 0,
+    forwardFailed: 0,
+    caRequests: 0,
+    caBusy: 0,
+    renewalAttempts: 0,
+    renewed: 0,
+    renewalFailed: 0,
+    rateLimit: limiter.counters,
+  }
+  const ca = createCaClient(components, counters)
+  const handleJoin = createJoinHandler(components, init, { counters, limiter, ca })
+  const handleCa = createCaHandler(components, { counters, ca })
+  const renewal = createRenewal(components, init, { counters, ca, policy })
+  let started = false
+  let caHandled = false
+
+  return {
+    counters,
+    renewNow: renewal.renewNow,
+    async start() {
+      if (started) return
+      started = true
+      await host.handle(JOIN_PROTOCOL, handleJoin, { maxInboundStreams: JOIN_STREAMS_PER_CONNECTION_MAX })
+      if (components.issuer() !== undefined) {
+        caHandled = true
+        await host.handle(CA_PROTOCOL, components.gated(handleCa), {
+          maxInboundStreams: CA_EXCHANGES_CONCURRENT_MAX,
+        })
+      }
+      if (init.renew !== false) renewal.start()
+    },
+    async stop() {
+      if (!started) return
+      started = false
+      renewal.stop()
+      await host.unhandle(JOIN_PROTOCOL).catch(() => {})
+      if (caHandled) await host.unhandle(CA_PROTOCOL).catch(() => {})
+      caHandled = false
+    },
+  }
+}

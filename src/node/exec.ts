@@ -1,0 +1,182 @@
+/**
+ * `exec` on the requesting node: signs a request with the operator identity, runs it through this
+ * node's own pipeline (which also runs it here when it matches us), publishes it, and collects the
+ * signed replies that the reply router delivers until every expected node has answered, the timeout
+ * passes or the caller aborts.
+ */
+
+import type { CertificateVerifier } from '../ca/types.js'
+import type { TargetFilter } from '../gossip/filter.js'
+import type { MemberView } from '../gossip/membership.js'
+import { expectedNodes } from '../gossip/membership.js'
+import { verifyReply } from '../gossip/reply.js'
+import { type CollectEvent, createReplyCollector, type ExecResult } from '../gossip/reply-collector.js'
+import { createRequest } from '../gossip/request.js'
+import type { RequestOutcome, RequestRefusalCode } from '../gossip/validate.js'
+import type { Clock, Random } from './clock.js'
+import type { Signer } from './credentials.js'
+import type { Logger } from './log.js'
+import type { ReplyRouter } from './replies.js'
+
+/** Length of a request id, bytes. */
+export const REQUEST_ID_BYTES = 16
+/** Most of our addresses carried in a request's replyTo. */
+export const REPLY_TO_ADDRS_MAX = 16
+
+/** Options of {@link Exec.exec} (and MeshNode.exec). */
+export interface ExecOptions {
+  readonly action: string
+  readonly args?: readonly string[]
+  readonly filter?: TargetFilter
+  /** How long to wait for replies; also the request's lifetime. */
+  readonly timeoutMs: number
+  readonly signal?: AbortSignal
+  /** Called for each ack, completion, duplicate or stray reply as it arrives. */
+  readonly onEvent?: (
+    event: CollectEvent | { kind: 'published'; id: string; expected: readonly string[] },
+  ) => void
+}
+
+/** {@link Exec.exec} refused to publish a request its own validation pipeline refuses; `code` says why. */
+export class ExecRefusedError extends Error {
+  override name = 'ExecRefusedError'
+  readonly code: RequestRefusalCode
+  constructor(code: RequestRefusalCode, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** What exec needs. */
+export interface ExecComponents {
+  /** The identity that signs requests, or undefined when this node may not issue any. */
+  readonly operator: () => Signer | undefined
+  readonly isRunning: () => boolean
+  readonly peerId: string
+  readonly addrs: () => string[]
+  readonly members: () => readonly MemberView[]
+  /** Names of the current zone authorities (the expected set of `--once`). */
+  readonly authorities: () => Set<string>
+  /** Runs a request through this node's pipeline (and executor). */
+  readonly handle: (bytes: Uint8Array, upstream: undefined) => RequestOutcome
+  readonly publish: (bytes: Uint8Array) => Promise<unknown>
+  readonly router: Pick<ReplyRouter, 'consume' | 'remember'>
+  readonly verifier: CertificateVerifier
+  readonly clock: Clock
+  readonly random: Random
+  readonly log: Logger
+}
+
+/** Settings. */
+export interface ExecInit {
+  readonly requestLifetimeMsMax: number
+}
+
+/** The exec component. */
+export interface Exec {
+  exec(options: ExecOptions): Promise<ExecResult>
+  /** Replies that failed verification. */
+  repliesRefused(): number
+}
+
+/** Creates the exec component. */
+export function createExec(components: ExecComponents, init: ExecInit): Exec {
+  const { clock, log, router } = components
+  let repliesRefused = 0
+
+  const refusalMessage = (
+    outcome: Extract<RequestOutcome, { kind: 'refused' }>,
+    timeoutMs: number,
+  ): string => {
+    if (outcome.code === 'lifetime-too-long') {
+      return `a timeout of ${timeoutMs} ms is longer than the longest request lifetime nodes accept (requestLifetimeMsMax, ${init.requestLifetimeMsMax} ms)`
+    }
+    return `request refused by this node's own checks (${outcome.code}): ${outcome.detail}`
+  }
+
+  /** Resolves when `isDone()` after a wake, at the deadline, or on abort. */
+  const waitUntil = (
+    deadlineMs: number,
+    signal: AbortSignal | undefined,
+    setWake: (wake: () => void) => void,
+  ) =>
+    new Promise<void>(resolve => {
+      const timer = clock.setTimer(done, Math.max(0, deadlineMs - clock.nowMs()), { keepAlive: true })
+      signal?.addEventListener('abort', done, { once: true })
+      setWake(done)
+      function done(): void {
+        timer.cancel()
+        signal?.removeEventListener('abort', done)
+        resolve()
+      }
+    })
+
+  const exec = async (options: ExecOptions): Promise<ExecResult> => {
+    const operator = components.operator()
+    if (operator === undefined) {
+      throw new Error(
+        'this node holds no operator identity; run exec on a node created by mesh init, or join one with --role operator',
+      )
+    }
+    if (!components.isRunning()) throw new Error('the node is not running')
+    const issuedAtMs = clock.nowMs()
+    const request = createRequest({
+      id: components.random.bytes(REQUEST_ID_BYTES),
+      issuer: operator.certificate.bytes,
+      key: operator.key,
+      issuedAtMs,
+      expiresAtMs: issuedAtMs + options.timeoutMs,
+      filter: options.filter ?? {},
+      action: options.action,
+      args: options.args ?? [],
+      replyTo: { peerId: components.peerId, addrs: components.addrs().slice(0, REPLY_TO_ADDRS_MAX) },
+    })
+    const expected = expectedNodes(components.members(), request.filter, components.authorities())
+    const collector = createReplyCollector({
+      requestId: request.body.id,
+      requestIdHex: request.idHex,
+      action: options.action,
+      expected,
+      deadlineMs: issuedAtMs + options.timeoutMs,
+    })
+    let wake: () => void = () => {}
+    const unconsume = router.consume(request.idHex, bytes => {
+      const verdict = verifyReply(bytes, {
+        verifier: components.verifier,
+        nowMs: clock.nowMs(),
+        requestId: request.body.id,
+      })
+      if (!verdict.ok) {
+        repliesRefused += 1
+        log.warn({ request: request.idHex, reason: verdict.reason, detail: verdict.detail }, 'reply refused')
+        return
+      }
+      const event = collector.accept(verdict.verified, clock.nowMs())
+      options.onEvent?.(event)
+      if (collector.state !== 'pending') wake()
+    })
+    try {
+      router.remember(request.idHex, undefined, request.body.replyTo, request.body.expiresAtMs)
+      // Gossipsub does not deliver our own messages: validate (marks the replay cache) and run locally.
+      const own = components.handle(request.bytes, undefined)
+      // Every node runs the same pipeline: what we refuse would be refused everywhere while we waited
+      // out the whole timeout (e.g. a timeout beyond requestLifetimeMsMax), so it is not published.
+      if (own.kind === 'refused') throw new ExecRefusedError(own.code, refusalMessage(own, options.timeoutMs))
+      options.onEvent?.({ kind: 'published', id: request.idHex, expected })
+      await components
+        .publish(request.bytes)
+        .catch(err => log.warn({ err: String(err) }, 'request not published'))
+      if (collector.state === 'pending') {
+        await waitUntil(issuedAtMs + options.timeoutMs, options.signal, w => {
+          wake = w
+        })
+      }
+      collector.tick(clock.nowMs())
+      return collector.result()
+    } finally {
+      unconsume()
+    }
+  }
+
+  return { exec, repliesRefused: () => repliesRefused }
+}

@@ -1,0 +1,27 @@
+/**
+ * The library: an embeddable mesh node (options in; no files, no flags, no process-wide state), the
+ * joiner that obtains a certificate, and the public types. The agent layer (src/agent/) and the CLI
+ * are built on these.
+ */
+export type {
+  ActionContext,
+  ActionHandler,
+  ActionHandlerOptions,
+  ActionHandlerResult,
+} from './actions.js'
+export {
+  type Clock,
+  createManualClock,
+  type ManualClock,
+  type Random,
+  systemClock,
+  systemRandom,
+} from './clock.js'
+export { type AgentConfig, ConfigError, defaultConfig, type Profile, resolveConfig } from './config.js'
+export { type ExecOptions, ExecRefusedError } from './exec.js'
+export type { IssuerDriver } from './issuer-driver.js'
+export { JoinError, type JoinResult, type RequestCertificateOptions, requestCertificate } from './join.js'
+export { type CaMaterial, generateSigningKey, type Identity } from './keys.js'
+export { createMeshNode } from './node.js'
+export type { MeshNode, MeshNodeInit, NodeCounters, NodeStore } from './node-types.js'
+export type { ZoneView } from './zone-view.js'

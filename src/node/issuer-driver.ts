@@ -1,0 +1,89 @@
+/**
+ * The one driver around the pure CA issuer (src/ca/issuer.ts), used by a running CA node and by
+ * `mesh init` alike: it serialises inputs (network signing requests, operator commands, the expiry
+ * tick) through one queue and carries out each input's effects in order — persist first, then publish
+ * revocations, then answer — so nobody is told a result the disk does not yet hold. When a persist
+ * fails, memory is ahead of disk: the driver refuses every later input until it is created anew.
+ */
+import type { Issuer, IssuerEffect, IssuerInput, PendingSummary } from '../ca/issuer.js'
+import type { IssuerState } from '../ca/issuer-state.js'
+import type { Clock } from './clock.js'
+import type { Logger } from './log.js'
+
+/** The driver around the issuer core. */
+export interface IssuerDriver {
+  /** Feeds one input and returns the answers (replies and command replies), after persisting. */
+  run(input: IssuerInput): Promise<IssuerEffect[]>
+  listPending(): PendingSummary[]
+  /** Feeds the expiry tick through the same queue. Never rejects. */
+  tick(): Promise<void>
+}
+
+/** What the driver needs. */
+export interface IssuerDriverComponents {
+  readonly issuer: Issuer
+  /** Persists the issuer's state; must be durable when it resolves. */
+  readonly save: (state: IssuerState) => Promise<void>
+  /** Carries out a `publish-revocations` effect (adopt, spread, save). */
+  readonly publishRevocations: (list: Uint8Array) => Promise<void>
+  readonly clock: Clock
+  readonly log: Logger
+}
+
+/** Creates the driver. */
+export function createIssuerDriver(components: IssuerDriverComponents): IssuerDriver {
+  const { issuer, clock, log } = components
+  let chain: Promise<unknown> = Promise.resolve()
+  /** Set when a persist failed: memory is then ahead of disk, so the CA stops. */
+  let broken: Error | undefined
+
+  const carryOut = async (effects: IssuerEffect[]): Promise<IssuerEffect[]> => {
+    const answers: IssuerEffect[] = []
+    // Order matters: persist (e.g. a used ticket nonce) before anyone is told the result.
+    for (const effect of effects) {
+      if (effect.type === 'persist') {
+        try {
+          await components.save(effect.state)
+        } catch (err) {
+          broken = err as Error
+          log.error(
+            { err: broken.message },
+            'cannot save the CA state; the CA stops until the agent restarts',
+          )
+          return []
+        }
+      } else if (effect.type === 'publish-revocations') {
+        await components.publishRevocations(effect.list)
+      } else answers.push(effect)
+    }
+    return answers
+  }
+
+  const serialised = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = chain.then(() => {
+      if (broken !== undefined) {
+        throw new Error(
+          `the CA state could not be saved (${broken.message}); fix the disk and restart the agent`,
+        )
+      }
+      return work()
+    })
+    chain = next.catch(() => {})
+    return next
+  }
+
+  return {
+    run: input =>
+      serialised(() => {
+        issuer.step(input, clock.nowMs())
+        return carryOut(issuer.drainEffects())
+      }),
+    listPending: () => issuer.listPending(),
+    async tick() {
+      await serialised(() => {
+        issuer.tick(clock.nowMs())
+        return carryOut(issuer.drainEffects())
+      }).catch(() => {})
+    },
+  }
+}

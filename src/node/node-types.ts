@@ -1,0 +1,116 @@
+/**
+ * The library's surface: what an embedding program passes to `createMeshNode` and what it gets back.
+ * Only what embedders use is here, each member documented; the parts a node is built from stay inside
+ * the composition root (src/node/node.ts).
+ */
+
+import type { IssuerState } from '../ca/issuer-state.js'
+import type { SignedCertificate } from '../ca/types.js'
+import type { MemberView } from '../gossip/membership.js'
+import type { ExecResult } from '../gossip/reply-collector.js'
+import type { OutcomeCode } from '../gossip/validate.js'
+import type { ActionHandler, ActionHandlerOptions } from './actions.js'
+import type { Clock, Random } from './clock.js'
+import type { AgentConfig } from './config.js'
+import type { ExecOptions } from './exec.js'
+import type { IssuerDriver } from './issuer-driver.js'
+import type { CaMaterial, Identity } from './keys.js'
+import type { Logger } from './log.js'
+import type { ZoneView } from './zone-view.js'
+
+/** Persistence the node asks for; the agent writes files, an embedding program may do anything. */
+export interface NodeStore {
+  saveIssuerState?(state: IssuerState): Promise<void>
+  saveRevocations?(bytes: Uint8Array): Promise<void>
+  saveNodeCertificate?(certificate: SignedCertificate): Promise<void>
+  /** The zone-authority roster (certified members seen), so a restart still knows every voter. */
+  saveRoster?(bytes: Uint8Array): Promise<void>
+}
+
+/** Options of `createMeshNode`. */
+export interface MeshNodeInit {
+  readonly node: Identity
+  readonly caPublicKey: Uint8Array
+  /** Identity that signs `exec` requests; default the node's own when it has the operator role. */
+  readonly operator?: Identity
+  /** CA material; makes this node able to issue certificates and revoke. */
+  readonly ca?: CaMaterial
+  /** The newest revocation list known at start. */
+  readonly revocations?: Uint8Array
+  /** A libp2p pnet pre-shared key file's contents: an outer fence only peers with the key get through. */
+  readonly pnetKey?: Uint8Array
+  /** The roster saved by an earlier run (see NodeStore.saveRoster). */
+  readonly roster?: Uint8Array
+  readonly config: AgentConfig
+  /** `memory` for in-process tests; default `tcp`. */
+  readonly transport?: 'tcp' | 'memory'
+  readonly store?: NodeStore
+  readonly logger?: Logger
+  /** Time and timers; default the system clock. Tests pass a manual or shifted one. */
+  readonly clock?: Clock
+  /** Randomness for choices and ids; default the system's. */
+  readonly random?: Random
+}
+
+/** Counters for introspection (`mesh status`) and benchmarks. */
+export interface NodeCounters {
+  /** Request validation outcomes by code (gossip and our own requests). */
+  readonly requests: Readonly<Partial<Record<OutcomeCode, number>>>
+  /** Heartbeats refused by the presence topic's checks. */
+  readonly presenceRefused: number
+  /** Replies to our requests that failed verification. */
+  readonly repliesRefused: number
+  /** Connections dropped because an admitted peer had no gossip stream. */
+  readonly gossipRepairs: number
+  /** Requests not run because they were issued before this process started (replay protection). */
+  readonly notRunBeforeStart: number
+  /** Every gossip topic's verdicts by code. */
+  readonly topics: Readonly<Record<string, Readonly<Record<string, number>>>>
+}
+
+/** A running mesh node. */
+export interface MeshNode {
+  /** This node's name, from its certificate. */
+  readonly name: string
+  /** This node's zone, from its certificate. */
+  readonly zone: string
+  /** The libp2p peer id (base58), derived from the node key. */
+  readonly peerId: string
+  /** Starts listening, joins the mesh and starts every timer. Idempotent. */
+  start(): Promise<void>
+  /** Stops timers, running actions and libp2p. Idempotent. */
+  stop(): Promise<void>
+  /** Our dialable addresses, each with /p2p/. */
+  addrs(): string[]
+  /** Dials a peer by multiaddr (with /p2p/). */
+  dial(addr: string, signal?: AbortSignal): Promise<void>
+  /** The membership table including this node. */
+  members(): MemberView[]
+  /** Every zone known, with its members and authority. */
+  zones(): ZoneView[]
+  /**
+   * Issues a signed request and collects the replies. Rejects only for local problems: no operator,
+   * not running, or `ExecRefusedError` when this node's own validation refuses the request (then
+   * nothing is published).
+   */
+  exec(options: ExecOptions): Promise<ExecResult>
+  /** `{ epoch }` while this node holds `zone`'s authority lease. */
+  isAuthority(zone: string): { epoch: number } | null
+  /**
+   * Calls `listener` when this node gains (`held: true`) or loses the authority of `zone`, so an
+   * embedding appliance can run singleton duties. Returns an unsubscribe function.
+   */
+  onAuthority(
+    zone: string,
+    listener: (event: { zone: string; epoch: number; held: boolean }) => void,
+  ): () => void
+  /** Adds an in-process action (for embedding programs). */
+  registerAction(name: string, handler: ActionHandler, options?: ActionHandlerOptions): void
+  /** The CA operations (sign, reject, revoke, tickets, pending list) on CA nodes; undefined elsewhere. */
+  readonly issuer: IssuerDriver | undefined
+  /** Current certificate of this node (renewal replaces it). */
+  certificate(): SignedCertificate
+  counters(): NodeCounters
+  /** Whether `serial` is on the newest revocation list this node has. */
+  isRevoked(serial: string): boolean
+}

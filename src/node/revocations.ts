@@ -1,0 +1,79 @@
+/**
+ * Revocation lists on a running node: the newest valid list it has seen, from the home, hello, gossip,
+ * its own issuer or a renewal answer. Adopting a list tells the subscribers (admission cuts revoked
+ * peers, membership and the authority roster drop them) and asks the store to save it.
+ */
+import {
+  createRevocationLookup,
+  newer,
+  type RevocationLookup,
+  type SignedRevocationList,
+  verifyRevocationList,
+} from '../ca/revocation.js'
+import type { Logger } from './log.js'
+import type { TopicVerdict } from './topic-validators.js'
+
+/** Called with each newly adopted list. */
+export type RevocationListener = (list: SignedRevocationList) => void
+
+/** The node's revocation state. */
+export interface Revocations {
+  isRevoked(serial: string): boolean
+  isPeerRevoked(peerId: string): boolean
+  /** The newest list adopted, if any. */
+  current(): SignedRevocationList | undefined
+  /** Adopts `bytes` if it is a valid list of our CA newer than ours; true when adopted. */
+  offer(bytes: Uint8Array, origin: string): boolean
+  /** The gossip verdict: invalid lists are rejected, valid but not newer ones ignored. */
+  verdict(bytes: Uint8Array, origin: string): TopicVerdict
+  /** Subscribes to adoptions; returns an unsubscribe function. */
+  onAdopted(listener: RevocationListener): () => void
+}
+
+/** Creates the revocation state, adopting `initial` (the list saved in the home) if valid. */
+export function createRevocations(init: {
+  readonly caPublicKey: Uint8Array
+  readonly initial?: Uint8Array
+  readonly save?: (bytes: Uint8Array) => Promise<void>
+  readonly log: Logger
+}): Revocations {
+  const { log } = init
+  let list: SignedRevocationList | undefined
+  let lookup: RevocationLookup = createRevocationLookup(undefined)
+  const listeners = new Set<RevocationListener>()
+  const offer = (bytes: Uint8Array, origin: string): boolean => {
+    const verdict = verifyRevocationList(bytes, init.caPublicKey)
+    if (!verdict.ok) {
+      log.warn({ origin, reason: verdict.reason }, 'revocation list refused')
+      return false
+    }
+    if (!newer(verdict.signed.list, list?.list)) return false
+    list = verdict.signed
+    lookup = createRevocationLookup(verdict.signed.list)
+    log.info(
+      { version: verdict.signed.list.version, entries: verdict.signed.list.entries.length, origin },
+      'revocation list adopted',
+    )
+    for (const listener of listeners) listener(verdict.signed)
+    void init.save?.(bytes).catch(err => log.error({ err: String(err) }, 'cannot save revocations'))
+    return true
+  }
+  if (init.initial !== undefined) offer(init.initial, 'home')
+  return {
+    isRevoked: serial => lookup.isRevoked(serial),
+    isPeerRevoked: peerId => lookup.isPeerRevoked(peerId),
+    current: () => list,
+    offer,
+    verdict(bytes, origin) {
+      const checked = verifyRevocationList(bytes, init.caPublicKey)
+      if (!checked.ok) return { kind: 'refused', code: checked.reason, action: 'reject' }
+      return offer(bytes, origin)
+        ? { kind: 'accept' }
+        : { kind: 'refused', code: 'not-newer', action: 'ignore' }
+    },
+    onAdopted(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+  }
+}
