@@ -3,6 +3,8 @@
  * plain options (no files required), register in-process actions, issue requests, and run singleton
  * duties while holding a zone's authority. The CLI and `mesh agent` are built on the same pieces.
  */
+export { loadHome } from './agent/home.js'
+export { type RunningAgent, type StartAgentOptions, startAgent } from './agent/runtime.js'
 export type { SigningKey } from './ca/ed25519.js'
 export { fingerprintOf, formatFingerprint, parseFingerprint, shortFingerprint } from './ca/fingerprint.js'
 export type { Certificate, Role, SignedCertificate } from './ca/types.js'
@@ -25,12 +27,11 @@ export {
   type ZoneView,
 } from './node/agent.js'
 export { type AgentConfig, ConfigError, defaultConfig, type Profile, resolveConfig } from './node/config.js'
-export { generateSigningKey, loadHome } from './node/home.js'
 export {
   JoinError,
   type JoinResult,
   type RequestCertificateOptions,
   requestCertificate,
 } from './node/join.js'
-export { type RunningAgent, type StartAgentOptions, startAgent } from './node/runtime.js'
+export { generateSigningKey } from './node/keys.js'
 export { MESH_VERSION } from './version.js'

@@ -54,9 +54,9 @@ import { type AuthorityDriver, createAuthorityDriver, decodeRoster } from './aut
 import type { AgentConfig } from './config.js'
 import { createEnrolment, type Enrolment } from './enrolment.js' // enrolment (issue 3)
 import { createFactsProvider, type FactsProvider } from './facts.js'
-import type { CaMaterial, Identity } from './home.js'
-import { libp2pKeyOf, secureRandomBytes } from './home.js'
 import { createHost, type Host, TOPICS } from './host.js'
+import type { CaMaterial, Identity } from './keys.js'
+import { libp2pKeyOf, secureRandomBytes } from './keys.js'
 import { type Logger, silentLogger } from './log.js'
 import { createReplyRouter, REPLY_PROTOCOL, type ReplyRouter } from './replies.js'
 

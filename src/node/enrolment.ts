@@ -27,7 +27,6 @@ import type { SigningResult } from '../ca/issuer.js'
 import { createSigningRequest, SIGNING_REQUEST_NONCE_BYTES } from '../ca/signing-request.js'
 import type { SignedCertificate } from '../ca/types.js'
 import type { MeshNode } from './agent.js'
-import { secureRandomBytes } from './home.js'
 import {
   CA_PROTOCOL,
   checkIssued,
@@ -41,6 +40,7 @@ import {
   type JoinAnswer,
   type JoinErrorAnswerCode,
 } from './join-protocol.js'
+import { secureRandomBytes } from './keys.js'
 import type { Logger } from './log.js'
 import { createRateLimiter, type RateLimitCounters, type RateLimitPolicy } from './rate-limit.js'
 import {

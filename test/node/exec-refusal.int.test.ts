@@ -15,8 +15,8 @@ import { filterToCbor, type TargetFilter } from '../../src/gossip/filter.js'
 import { createRequest } from '../../src/gossip/request.js'
 import type { OutcomeCode } from '../../src/gossip/validate.js'
 import type { MeshNode } from '../../src/node/agent.js'
-import { type Identity, secureRandomBytes } from '../../src/node/home.js'
 import { TOPICS } from '../../src/node/host.js'
+import { type Identity, secureRandomBytes } from '../../src/node/keys.js'
 import { createTestCa, randomKey, startTopology, type TestTopology, waitFor } from './harness.js'
 
 const ca = createTestCa()

@@ -9,8 +9,8 @@ import { emptyIssuerState } from '../../src/ca/issuer-state.js'
 import type { Role } from '../../src/ca/types.js'
 import { createMeshNode, type MeshNode, type MeshNodeInit } from '../../src/node/agent.js'
 import { type AgentConfig, defaultConfig } from '../../src/node/config.js'
-import type { Identity } from '../../src/node/home.js'
-import { secureRandomBytes } from '../../src/node/home.js'
+import type { Identity } from '../../src/node/keys.js'
+import { secureRandomBytes } from '../../src/node/keys.js'
 
 /** A throwaway certificate authority. */
 export interface TestCa {

@@ -7,17 +7,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadHome, saveIssuerState, saveNodeCertificate, saveRevocations } from '../../src/agent/home.js'
+import { initHome } from '../../src/agent/init.js'
 import { fingerprintOf, formatFingerprint } from '../../src/ca/fingerprint.js'
 import { join } from '../../src/cli/join.js'
 import { type CliIo, createCli } from '../../src/cli.js'
 import { createMeshNode, type MeshNode } from '../../src/node/agent.js'
-import {
-  initHome,
-  loadHome,
-  saveIssuerState,
-  saveNodeCertificate,
-  saveRevocations,
-} from '../../src/node/home.js'
 import { testConfig, waitFor } from './harness.js'
 
 function captureIo(): CliIo & { out: () => string; err: () => string } {

@@ -13,9 +13,9 @@ import { createLibp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
 import { createMeshNode, type MeshNode } from '../../src/node/agent.js'
-import { generateSigningKey, libp2pKeyOf, secureRandomBytes } from '../../src/node/home.js'
 import { TOPICS } from '../../src/node/host.js'
 import { requestCertificate } from '../../src/node/join.js'
+import { generateSigningKey, libp2pKeyOf, secureRandomBytes } from '../../src/node/keys.js'
 import { createTestCa, startTestMesh, type TestMesh, testConfig, waitFor } from './harness.js'
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))

@@ -5,10 +5,11 @@
  */
 import { isAbsolute, join } from 'node:path'
 import { fingerprintOf, formatFingerprint } from '../ca/fingerprint.js'
-import { createMeshNode, type MeshNode } from './agent.js'
-import { type AgentConfig, resolveConfig } from './config.js'
-import { controlHandlers } from './control.js'
-import { type ControlServer, controlSocketPath, createControlServer } from './control-socket.js'
+import { type ControlServer, controlSocketPath, createControlServer } from '../control/index.js'
+import { createMeshNode, type MeshNode } from '../node/agent.js'
+import { type AgentConfig, resolveConfig } from '../node/config.js'
+import { createLogger, type Logger } from '../node/log.js'
+import { controlHandlers } from './control-methods.js'
 import {
   HomeError,
   homePaths,
@@ -18,7 +19,6 @@ import {
   saveRevocations,
   saveRoster,
 } from './home.js'
-import { createLogger, type Logger } from './log.js'
 import { readStateFile } from './state-file.js'
 
 /** A running agent. */

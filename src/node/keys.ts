@@ -1,0 +1,42 @@
+/**
+ * Key material the library works with: identities (a signing key and its certificate), the CA material
+ * of CA nodes, fresh signing keys and secure random bytes, and the libp2p key of a signing key. No files:
+ * reading and writing them in a home directory is the agent layer's job (src/agent/home.ts).
+ */
+import { randomBytes } from 'node:crypto'
+import { privateKeyFromRaw } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { type SigningKey, signingKeyFromSeed } from '../ca/ed25519.js'
+import type { IssuerState } from '../ca/issuer-state.js'
+import type { SignedCertificate } from '../ca/types.js'
+
+/** An identity: a key and the certificate issued for it. */
+export interface Identity {
+  readonly key: SigningKey
+  readonly certificate: SignedCertificate
+}
+
+/** CA material, present only on CA nodes. */
+export interface CaMaterial {
+  readonly caKey: SigningKey
+  readonly ticketSecret: Uint8Array
+  readonly issuerState: IssuerState
+}
+
+/** The libp2p private key of a signing key (the PeerId is the same key, LIBP2P-NOTES §2). */
+export function libp2pKeyOf(key: SigningKey): PrivateKey {
+  const raw = new Uint8Array(64)
+  raw.set(key.secretKey, 0)
+  raw.set(key.publicKey, 32)
+  return privateKeyFromRaw(raw)
+}
+
+/** A fresh signing key from the OS random source. */
+export function generateSigningKey(): SigningKey {
+  return signingKeyFromSeed(new Uint8Array(randomBytes(32)))
+}
+
+/** Cryptographically secure random bytes (the `randomBytes` port of the pure cores). */
+export function secureRandomBytes(count: number): Uint8Array {
+  return new Uint8Array(randomBytes(count))
+}
