@@ -3,13 +3,14 @@
  * plain options (no files required), register in-process actions, issue requests, and run singleton
  * duties while holding a zone's authority. The CLI and `mesh agent` are built on the same pieces.
  */
+export { loadHome } from './agent/home.js'
+export { type RunningAgent, type StartAgentOptions, startAgent } from './agent/runtime.js'
 export type { SigningKey } from './ca/ed25519.js'
 export { fingerprintOf, formatFingerprint, parseFingerprint, shortFingerprint } from './ca/fingerprint.js'
 export type { Certificate, Role, SignedCertificate } from './ca/types.js'
 export type { FactFilter, TargetFilter } from './gossip/filter.js'
 export type { MemberView } from './gossip/membership.js'
 export type { CollectedReply, ExecResult } from './gossip/reply-collector.js'
-export { loadHome } from './node/home.js'
 export {
   type ActionContext,
   type ActionHandler,
@@ -43,5 +44,4 @@ export {
   systemRandom,
   type ZoneView,
 } from './node/index.js'
-export { type RunningAgent, type StartAgentOptions, startAgent } from './node/runtime.js'
 export { MESH_VERSION } from './version.js'

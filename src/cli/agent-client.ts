@@ -1,10 +1,5 @@
 /** Talking to the local agent over its control socket (no libp2p is loaded on this path). */
-import {
-  type ControlClient,
-  ControlError,
-  connectControl,
-  controlSocketPath,
-} from '../node/control-socket.js'
+import { type ControlClient, ControlError, connectControl, controlSocketPath } from '../control/index.js'
 import { CliError } from './errors.js'
 import type { GlobalOptions } from './io.js'
 

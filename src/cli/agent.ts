@@ -3,7 +3,7 @@ import { CliError } from './errors.js'
 import type { CliIo, GlobalOptions } from './io.js'
 
 export async function agent(io: CliIo, globals: GlobalOptions): Promise<number> {
-  const { startAgent } = await import('../node/runtime.js')
+  const { startAgent } = await import('../agent/runtime.js')
   let running: Awaited<ReturnType<typeof startAgent>>
   try {
     running = await startAgent({ home: globals.home, env: io.env })

@@ -7,8 +7,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
+import type { RunningAgent } from '../agent/runtime.js'
 import { silentLogger } from '../node/log.js'
-import type { RunningAgent } from '../node/runtime.js'
 import { CliError } from './errors.js'
 import { init } from './init.js'
 import type { CliIo, GlobalOptions, Output } from './io.js'
@@ -35,7 +35,7 @@ const quiet: Output = { write: () => true }
 export async function demo(io: CliIo, globals: GlobalOptions, options: DemoOptions): Promise<number> {
   if (options.nodes < 2 || options.nodes > 20)
     throw new CliError('usage', 'the demo runs 2 to 20 nodes (--nodes)')
-  const { startAgent } = await import('../node/runtime.js')
+  const { startAgent } = await import('../agent/runtime.js')
   const root = await mkdtemp(joinPath(tmpdir(), 'mesh-demo-'))
   const say = (line: string) => io.stdout.write(`${line}\n`)
   const agents: RunningAgent[] = []

@@ -1,6 +1,8 @@
 /** `mesh init`: start a new mesh in --home. */
+
+import { HomeError } from '../agent/home.js'
+import { initHome } from '../agent/init.js'
 import { formatFingerprint, shortFingerprint } from '../ca/fingerprint.js'
-import { HomeError, initHome } from '../node/home.js'
 import { CliError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 

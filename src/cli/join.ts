@@ -6,17 +6,17 @@
  */
 
 import { join as joinPath } from 'node:path'
-import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
 import {
-  generateSigningKey,
   isInitialised,
   NETWORK_KEY_FILE,
   saveNodeIdentity,
   saveRevocations,
   writeConfigFile,
-} from '../node/home.js'
+} from '../agent/home.js'
+import { ensureHomeDir, readStateFile, writeFileAtomic } from '../agent/state-file.js'
+import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
 import { JoinError, requestCertificate } from '../node/join.js'
-import { ensureHomeDir, readStateFile, writeFileAtomic } from '../node/state-file.js'
+import { generateSigningKey } from '../node/keys.js'
 import { CliError, UsageError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 

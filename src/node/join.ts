@@ -35,7 +35,6 @@ import {
 import { parseTicket, type Ticket, TicketError } from '../ca/ticket.js'
 import type { SignedCertificate } from '../ca/types.js'
 import { formatDurationMs } from '../duration.js'
-import { libp2pKeyOf, secureRandomBytes } from './home.js'
 import {
   checkIssued,
   checkMeshProof,
@@ -44,6 +43,7 @@ import {
   JOIN_ANSWER_BYTES_MAX,
   JOIN_PROTOCOL,
 } from './join-protocol.js'
+import { libp2pKeyOf, secureRandomBytes } from './keys.js'
 
 /** Default overall time limit with a ticket (the certificate is issued at once). */
 export const JOIN_TIMEOUT_MS_DEFAULT = 60_000

@@ -14,17 +14,11 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadHome, saveNodeIdentity, saveRevocations } from '../../src/agent/home.js'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
 import type { Role } from '../../src/ca/index.js'
 import { createTicket, parseTicket } from '../../src/ca/ticket.js'
 import { DEFAULT_JOIN_RATE_LIMIT } from '../../src/node/enrolment/index.js'
-import {
-  generateSigningKey,
-  libp2pKeyOf,
-  loadHome,
-  saveNodeIdentity,
-  saveRevocations,
-} from '../../src/node/home.js'
 import { JoinError, type JoinResult, requestCertificate } from '../../src/node/join.js'
 import {
   decodeJoinAnswer,
@@ -32,6 +26,7 @@ import {
   JOIN_ANSWER_BYTES_MAX,
   JOIN_PROTOCOL,
 } from '../../src/node/join-protocol.js'
+import { generateSigningKey, libp2pKeyOf } from '../../src/node/keys.js'
 import { createMeshNode, internalsOf } from '../../src/node/node.js'
 import type { MeshNode } from '../../src/node/node-types.js'
 import { createTestCa, startTestMesh, type TestMesh, testConfig, waitFor } from './harness.js'

@@ -7,16 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadHome, saveIssuerState, saveNodeCertificate, saveRevocations } from '../../src/agent/home.js'
+import { initHome } from '../../src/agent/init.js'
 import { fingerprintOf, formatFingerprint } from '../../src/ca/fingerprint.js'
 import { join } from '../../src/cli/join.js'
 import { type CliIo, createCli } from '../../src/cli.js'
-import {
-  initHome,
-  loadHome,
-  saveIssuerState,
-  saveNodeCertificate,
-  saveRevocations,
-} from '../../src/node/home.js'
 import { createMeshNode } from '../../src/node/node.js'
 import type { MeshNode } from '../../src/node/node-types.js'
 import { testConfig, waitFor } from './harness.js'

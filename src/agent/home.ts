@@ -1,7 +1,9 @@
 /**
- * The node's home directory (--home): what lives there, and loading and saving it.
+ * The agent's home directory (--home): what lives there, and loading and saving it. Creating a new
+ * mesh in a home (`mesh init`) is in init.ts; the key types and key generation are the library's
+ * (src/node/keys.ts).
  *
- *   config.toml          listen/announce/bootstrap and user settings (see config.ts)
+ *   config.toml          listen/announce/bootstrap and user settings (see src/node/config.ts)
  *   node.key, node.cert  this node's ed25519 key and its certificate
  *   mesh.ca              the CA public key (its hash is the mesh fingerprint)
  *   operator.key/.cert   the local admin's operator identity (on nodes made by `mesh init`)
@@ -13,25 +15,15 @@
  * Every file is written atomically with mode 0600 inside a 0700 directory. A missing or corrupt file is
  * a clear error naming the file; nothing is ever silently regenerated.
  */
-import { randomBytes } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { privateKeyFromRaw } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
-import { generateKey } from '@libp2p/pnet'
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml'
 import { decodeCertificate } from '../ca/certificate.js'
-import { type SigningKey, signingKeyFromSeed } from '../ca/ed25519.js'
-import { fingerprintOf } from '../ca/fingerprint.js'
-import { createIssuer, type Issuer, type IssuerEffect } from '../ca/issuer.js'
+import type { SigningKey } from '../ca/ed25519.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
-import {
-  decodeKeyFile,
-  decodeTicketSecretFile,
-  encodeKeyFile,
-  encodeTicketSecretFile,
-} from '../ca/key-file.js'
-import type { Role, SignedCertificate } from '../ca/types.js'
+import { decodeKeyFile, decodeTicketSecretFile, encodeKeyFile } from '../ca/key-file.js'
+import type { SignedCertificate } from '../ca/types.js'
+import type { CaMaterial, Identity } from '../node/keys.js'
 import { cleanStaleTempFiles, ensureHomeDir, readStateFile, writeFileAtomic } from './state-file.js'
 
 /** File name of the optional pnet network key inside a home. */
@@ -67,19 +59,6 @@ export function homePaths(home: string) {
   }
 }
 
-/** An identity: a key and the certificate issued for it. */
-export interface Identity {
-  readonly key: SigningKey
-  readonly certificate: SignedCertificate
-}
-
-/** CA material, present only on CA nodes. */
-export interface CaMaterial {
-  readonly caKey: SigningKey
-  readonly ticketSecret: Uint8Array
-  readonly issuerState: IssuerState
-}
-
 /** Everything a node keeps in its home. */
 export interface HomeState {
   readonly home: string
@@ -91,24 +70,6 @@ export interface HomeState {
   readonly roster?: Uint8Array
   /** The parsed config.toml (validated later by resolveConfig). */
   readonly configFile: Record<string, unknown>
-}
-
-/** The libp2p private key of a signing key (the PeerId is the same key, LIBP2P-NOTES §2). */
-export function libp2pKeyOf(key: SigningKey): PrivateKey {
-  const raw = new Uint8Array(64)
-  raw.set(key.secretKey, 0)
-  raw.set(key.publicKey, 32)
-  return privateKeyFromRaw(raw)
-}
-
-/** A fresh signing key from the OS random source. */
-export function generateSigningKey(): SigningKey {
-  return signingKeyFromSeed(new Uint8Array(randomBytes(32)))
-}
-
-/** Cryptographically secure random bytes (the `randomBytes` port of the pure cores). */
-export function secureRandomBytes(count: number): Uint8Array {
-  return new Uint8Array(randomBytes(count))
 }
 
 /** True when `home` already holds a node key. */
@@ -263,101 +224,4 @@ export async function saveRoster(home: string, bytes: Uint8Array): Promise<void>
 /** Saves the CA's issuer state. */
 export async function saveIssuerState(home: string, state: IssuerState): Promise<void> {
   await writeFileAtomic(homePaths(home).issuerState, encodeIssuerState(state))
-}
-
-/** Options of {@link initHome}. */
-export interface InitOptions {
-  readonly name: string
-  readonly zone: string
-  readonly listen?: readonly string[]
-  readonly announce?: readonly string[]
-  readonly certificateTtlMs?: number
-  /** Also create a pnet pre-shared network key (an outer fence; joiners need a copy). */
-  readonly networkKey?: boolean
-}
-
-/** What `mesh init` created. */
-export interface InitResult {
-  readonly fingerprint: Uint8Array
-  readonly node: Identity
-  readonly operator: Identity
-}
-
-/** Runs one issuer input and returns its command reply, carrying out persistence first. */
-async function issueNow(home: string, issuer: Issuer, input: Parameters<Issuer['step']>[0], nowMs: number) {
-  issuer.step(input, nowMs)
-  let reply: Extract<IssuerEffect, { type: 'command-reply' }> | undefined
-  for (const effect of issuer.drainEffects()) {
-    if (effect.type === 'persist') await saveIssuerState(home, effect.state)
-    else if (effect.type === 'publish-revocations') await saveRevocations(home, effect.list)
-    else if (effect.type === 'command-reply') reply = effect
-  }
-  if (reply === undefined || !reply.result.ok) {
-    throw new HomeError(
-      'corrupt',
-      `the CA refused to issue: ${reply && !reply.result.ok ? reply.result.message : 'no answer'}`,
-    )
-  }
-  return reply.result
-}
-
-/**
- * Creates a new mesh in `home`: CA key, ticket secret, this node (roles ca and agent) and a local
- * operator identity. Refuses to touch a home that already holds a node.
- * @throws HomeError `already-initialised`
- */
-export async function initHome(home: string, options: InitOptions, nowMs: number): Promise<InitResult> {
-  if (await isInitialised(home)) {
-    throw new HomeError(
-      'already-initialised',
-      `${home} already holds a node; choose another --home or remove it first`,
-    )
-  }
-  const p = homePaths(home)
-  await ensureHomeDir(home)
-  await ensureHomeDir(p.caDir)
-  const caKey = generateSigningKey()
-  const ticketSecret = secureRandomBytes(32)
-  await writeFileAtomic(p.caKey, encodeKeyFile(caKey))
-  await writeFileAtomic(p.ticketSecret, encodeTicketSecretFile(ticketSecret))
-  const issuer = createIssuer({
-    caKey,
-    ticketSecret,
-    randomBytes: secureRandomBytes,
-    config: options.certificateTtlMs !== undefined ? { certificateTtlMs: options.certificateTtlMs } : {},
-  })
-  const issue = async (key: SigningKey, name: string, zone: string, roles: Role[]) => {
-    const result = await issueNow(
-      home,
-      issuer,
-      { type: 'issue', requestId: name, publicKey: key.publicKey, name, zone, roles },
-      nowMs,
-    )
-    if (result.command !== 'issue') throw new HomeError('corrupt', 'unexpected CA answer')
-    const decoded = decodeCertificate(result.certificate)
-    if (!decoded.ok)
-      throw new HomeError('corrupt', `the CA issued an unreadable certificate: ${decoded.detail}`)
-    return { key, certificate: decoded.signed }
-  }
-  const nodeKey = generateSigningKey()
-  const node = await issue(nodeKey, options.name, options.zone, ['ca', 'agent'])
-  const operatorKey = generateSigningKey()
-  const operator = await issue(operatorKey, `${options.name}-operator`, options.zone, ['operator'])
-  await saveIssuerState(home, issuer.state())
-  await saveRevocations(home, issuer.revocationList().bytes)
-  await writeFileAtomic(p.operatorKey, encodeKeyFile(operatorKey))
-  await writeFileAtomic(p.operatorCert, operator.certificate.bytes)
-  if (options.networkKey === true) {
-    const psk = new Uint8Array(95)
-    generateKey(psk)
-    await writeFileAtomic(join(home, NETWORK_KEY_FILE), psk)
-  }
-  await writeConfigFile(home, {
-    listen: [...(options.listen ?? ['/ip4/0.0.0.0/tcp/7600'])],
-    announce: [...(options.announce ?? [])],
-    ...(options.networkKey === true ? { pnetKeyFile: NETWORK_KEY_FILE } : {}),
-  })
-  // The node key last: its presence is what marks the home as initialised.
-  await saveNodeIdentity(home, node, caKey.publicKey)
-  return { fingerprint: fingerprintOf(caKey.publicKey), node, operator }
 }

@@ -15,7 +15,7 @@ import {
   readStateFile,
   StateFileError,
   writeFileAtomic,
-} from '../../src/node/state-file.js'
+} from '../../src/agent/state-file.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/atomic-writer.mjs', import.meta.url))
 // The fixture imports a .ts module: run it with the pinned Node (22.18+ strips types natively).

@@ -1,100 +1,14 @@
-// Proves the control channel's contract over real Unix sockets in a temp home: calls round-trip with
-// streamed events and typed errors, limits refuse oversized lines and floods, cancel and disconnect abort
-// the handler, a stale socket left by a SIGKILLed process is replaced, a live one is not, and mode is 0600.
+// Proves the control server's contract over real Unix sockets in a temp home: calls round-trip with
+// streamed events and typed errors, limits refuse oversized lines and floods, a stale socket left by a
+// SIGKILLed process is replaced, a live one is not, and mode is 0600.
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { createConnection } from 'node:net'
-import { tmpdir } from 'node:os'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  type ControlClient,
-  ControlError,
-  type ControlHandler,
-  type ControlServer,
-  callControl,
-  connectControl,
-  controlSocketPath,
-  createControlServer,
-} from '../../src/node/control-socket.js'
+import { describe, expect, it } from 'vitest'
+import { ControlError, connectControl, createControlServer } from '../../src/control/index.js'
+import { aborted, codeOf, connect, home, path, rawExchange, serve, useControlHome } from './harness.js'
 
-let home: string
-let path: string
-const servers: ControlServer[] = []
-const clients: ControlClient[] = []
-
-beforeEach(async () => {
-  home = await mkdtemp(join(tmpdir(), 'mesh-ctl-'))
-  path = controlSocketPath(home)
-})
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await Promise.all(servers.splice(0).map(s => s.stop()))
-  await rm(home, { recursive: true, force: true })
-})
-
-/** Resolves when `signal` aborts. */
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    if (signal.aborted) resolve()
-    else signal.addEventListener('abort', () => resolve(), { once: true })
-  })
-}
-
-async function serve(
-  handlers: Record<string, ControlHandler>,
-  limits?: Parameters<typeof createControlServer>[0]['limits'],
-): Promise<ControlServer> {
-  const server = createControlServer({ path, handlers, ...(limits === undefined ? {} : { limits }) })
-  servers.push(server)
-  await server.start()
-  return server
-}
-
-async function connect(): Promise<ControlClient> {
-  const client = await connectControl(path)
-  clients.push(client)
-  return client
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise
-    return undefined
-  } catch (err) {
-    expect(err).toBeInstanceOf(ControlError)
-    return (err as ControlError).code
-  }
-}
-
-/** Sends raw bytes and collects the lines the server sends until it closes or `lines` arrived. */
-function rawExchange(
-  payload: string | Buffer,
-  lines: number,
-): Promise<{ frames: unknown[]; closed: boolean }> {
-  return new Promise(resolve => {
-    const socket = createConnection(path)
-    let text = ''
-    const frames: unknown[] = []
-    const done = (closed: boolean) => {
-      socket.destroy()
-      resolve({ frames, closed })
-    }
-    socket.on('data', chunk => {
-      text += chunk.toString('utf8')
-      let newline = text.indexOf('\n')
-      while (newline >= 0) {
-        frames.push(JSON.parse(text.slice(0, newline)))
-        text = text.slice(newline + 1)
-        newline = text.indexOf('\n')
-      }
-      if (frames.length >= lines) done(false)
-    })
-    socket.on('error', () => undefined)
-    socket.on('close', () => done(true))
-    socket.write(payload)
-  })
-}
+useControlHome()
 
 describe('calls', () => {
   it('round-trip params and results', async () => {
@@ -175,56 +89,6 @@ describe('calls', () => {
     const client = await connect()
     expect(await codeOf(client.call('hang', null, { timeoutMs: 50 }))).toBe('timeout')
     await expect.poll(() => handlerSignal?.aborted).toBe(true)
-  })
-})
-
-describe('cancellation', () => {
-  it('a client abort aborts the server handler', async () => {
-    let started: () => void = () => undefined
-    const running = new Promise<void>(resolve => (started = resolve))
-    let handlerStopped = false
-    await serve({
-      hang: async (_params, { signal }) => {
-        started()
-        await aborted(signal)
-        handlerStopped = true
-        return 'late'
-      },
-    })
-    const client = await connect()
-    const controller = new AbortController()
-    const call = client.call('hang', null, { signal: controller.signal })
-    await running
-    controller.abort()
-    expect(await codeOf(call)).toBe('aborted')
-    await expect.poll(() => handlerStopped).toBe(true)
-    // The connection stays usable after a cancel.
-    expect(await codeOf(client.call('nope'))).toBe('unknown-method')
-  })
-
-  it('a client disconnect aborts its handlers', async () => {
-    let signal: AbortSignal | undefined
-    const server = await serve({
-      hang: async (_params, context) => {
-        signal = context.signal
-        await aborted(context.signal)
-      },
-    })
-    const client = await connect()
-    const outcome = codeOf(client.call('hang'))
-    await expect.poll(() => signal !== undefined).toBe(true)
-    client.close()
-    expect(await outcome).toBe('connection-closed')
-    await expect.poll(() => signal?.aborted).toBe(true)
-    await expect.poll(() => server.clientCount()).toBe(0)
-  })
-
-  it('an already aborted signal never sends the call', async () => {
-    let calls = 0
-    await serve({ count: async () => ++calls })
-    const client = await connect()
-    expect(await codeOf(client.call('count', null, { signal: AbortSignal.abort() }))).toBe('aborted')
-    expect(await client.call('count')).toBe(1)
   })
 })
 
@@ -359,37 +223,5 @@ describe('the socket file', () => {
   it('a path too long to bind is refused up front', async () => {
     const server = createControlServer({ path: join(home, 'x'.repeat(120), 'agent.sock'), handlers: {} })
     expect(await codeOf(server.start())).toBe('path-too-long')
-  })
-})
-
-describe('the client', () => {
-  it('says clearly when no agent runs', async () => {
-    const error = await connectControl(path).catch(e => e)
-    expect(error).toBeInstanceOf(ControlError)
-    expect(error).toMatchObject({
-      code: 'agent-not-running',
-      message: `no agent running in ${home}; start it with 'mesh agent'`,
-    })
-    expect(await codeOf(callControl(path, 'ping'))).toBe('agent-not-running')
-  })
-
-  it('makes one-shot calls', async () => {
-    await serve({ ping: async () => 'pong' })
-    expect(await callControl(path, 'ping')).toBe('pong')
-  })
-
-  it('fails later calls after close', async () => {
-    await serve({ ping: async () => 'pong' })
-    const client = await connect()
-    client.close()
-    client.close()
-    expect(await codeOf(client.call('ping'))).toBe('connection-closed')
-  })
-
-  it('imports node built-ins only (no libp2p on the CLI path)', async () => {
-    const source = await readFile(new URL('../../src/node/control-socket.ts', import.meta.url), 'utf8')
-    const imports = [...source.matchAll(/^import .* from '([^']+)'/gm)].map(m => m[1])
-    expect(imports.length).toBeGreaterThan(0)
-    for (const specifier of imports) expect(specifier).toMatch(/^node:/)
   })
 })

@@ -1,15 +1,15 @@
 /**
- * The agent's control-socket methods: what `mesh members`, `mesh exec`, `mesh ticket create` and
+ * The agent's control methods, served on the control socket (src/control/): what `mesh members`, `mesh exec`, `mesh ticket create` and
  * `mesh ca …` ask the running agent. Parameters arrive as untrusted JSON and are checked here; results
  * are plain JSON in the shapes of CLI.md.
  */
 import { fingerprintOf, formatFingerprint } from '../ca/fingerprint.js'
 import type { IssuerEffect } from '../ca/issuer.js'
 import { ROLES, type Role } from '../ca/types.js'
+import { ControlError, type ControlHandler } from '../control/index.js'
 import { FilterParseError, type TargetFilter } from '../gossip/filter.js'
+import type { MeshNode } from '../node/node-types.js'
 import { MESH_VERSION } from '../version.js'
-import { ControlError, type ControlHandler } from './control-socket.js'
-import type { MeshNode } from './node-types.js'
 
 /** Longest exec timeout the agent accepts from the CLI. */
 export const EXEC_TIMEOUT_MS_MAX = 3_600_000

@@ -5,9 +5,12 @@
  */
 import { isAbsolute, join } from 'node:path'
 import { fingerprintOf, formatFingerprint } from '../ca/fingerprint.js'
-import { type AgentConfig, resolveConfig } from './config.js'
-import { controlHandlers } from './control.js'
-import { type ControlServer, controlSocketPath, createControlServer } from './control-socket.js'
+import { type ControlServer, controlSocketPath, createControlServer } from '../control/index.js'
+import { type AgentConfig, resolveConfig } from '../node/config.js'
+import { createLogger, type Logger } from '../node/log.js'
+import { createMeshNode } from '../node/node.js'
+import type { MeshNode } from '../node/node-types.js'
+import { controlHandlers } from './control-methods.js'
 import {
   HomeError,
   homePaths,
@@ -17,9 +20,6 @@ import {
   saveRevocations,
   saveRoster,
 } from './home.js'
-import { createLogger, type Logger } from './log.js'
-import { createMeshNode } from './node.js'
-import type { MeshNode } from './node-types.js'
 import { readStateFile } from './state-file.js'
 
 /** A running agent. */
