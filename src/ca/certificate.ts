@@ -1,30 +1,29 @@
 /**
  * Certificates: the CA's signature binding a name, zone and roles to a node's ed25519 key (its PeerId).
  *
- * Wire form: `encodeCbor({ body: encodeCbor(fields), sig })`, the signature by the CA key over the
- * exact body bytes. Verification is one ordered pipeline returning a closed reason:
+ * Wire form: the signed envelope of src/wire/envelope.ts, `{ body, sig }`, signed by the CA key under
+ * {@link DOMAIN_CERTIFICATE}; the body's `version` is {@link CERTIFICATE_VERSION}. Verification is one ordered pipeline returning a closed reason:
  * size → decode → issuer → signature → revocation → validity window. The first failing step names
  * the verdict, so an expired certificate from another CA is `wrong-issuer`, not `expired`.
  */
-import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type SigningKey, signBytes, verifyBytes } from './ed25519.js'
-import { encodeCbor } from './encoding.js'
-import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import { DecodeError } from '../wire/cbor.js'
+import { DOMAIN_CERTIFICATE } from '../wire/domains.js'
+import { PUBLIC_KEY_BYTES, type SigningKey } from '../wire/ed25519.js'
+import { type OpenedEnvelope, openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
 import {
-  canonicalRoles,
-  FieldError,
   isValidName,
   readBytes,
-  readConstant,
+  readFormatVersion,
   readInteger,
   readName,
   readRecord,
-  readRoles,
-  readString,
+  readText,
   tryRead,
-} from './fields.js'
+} from '../wire/fields.js'
+import { bytesEqual, hash, toHex } from '../wire/hash.js'
 import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
-import { bytesEqual, hash, toHex } from './hash.js'
 import { peerIdOfPublicKey } from './identity.js'
+import { canonicalRoles, readRoles } from './roles.js'
 import type {
   Certificate,
   CertificateRejection,
@@ -34,6 +33,8 @@ import type {
   SignedCertificate,
 } from './types.js'
 
+/** Format version of certificates; version 1 (signed without a domain) is refused. */
+export const CERTIFICATE_VERSION = 2
 /** Largest encoded certificate accepted, in bytes (a real one is about 330). */
 export const CERTIFICATE_BYTES_MAX = 1024
 /** Serial size in bytes before hex encoding. */
@@ -128,7 +129,7 @@ export function issueCertificate(caKey: SigningKey, fields: CertificateFields): 
     throw new CertificateError('validity window must be integers with notBeforeMs <= notAfterMs')
   }
   const certificate: Certificate = {
-    version: 1,
+    version: CERTIFICATE_VERSION,
     serial: fields.serial,
     name: fields.name,
     publicKey: fields.publicKey,
@@ -139,8 +140,7 @@ export function issueCertificate(caKey: SigningKey, fields: CertificateFields): 
     notAfterMs: fields.notAfterMs,
     issuer: fingerprintOf(caKey.publicKey),
   }
-  const body = encodeCbor({ ...certificate, roles: [...roles] })
-  const bytes = encodeEnvelope(body, 'sig', signBytes(caKey, body))
+  const bytes = sealEnvelope(DOMAIN_CERTIFICATE, caKey, { ...certificate, roles: [...roles] })
   return { certificate, bytes, hash: hash(bytes) }
 }
 
@@ -151,35 +151,40 @@ export function decodeCertificate(bytes: Uint8Array): CertificateDecoding {
 }
 
 type CertificateParts =
-  | { ok: true; signed: SignedCertificate; body: Uint8Array; signature: Uint8Array }
+  | { ok: true; signed: SignedCertificate; envelope: OpenedEnvelope }
   | { ok: false; reason: 'malformed' | 'too-large'; detail: string }
 
 function decodeCertificateParts(bytes: Uint8Array): CertificateParts {
-  const envelope = decodeEnvelope(bytes, CERTIFICATE_BYTES_MAX, 'sig', SIGNATURE_BYTES)
-  if (!envelope.ok) return envelope
-  const read = tryRead(() => readCertificate(envelope.content))
-  if (!read.ok) return { ok: false, reason: 'malformed', detail: read.detail }
-  return {
-    ok: true,
-    signed: { certificate: read.value, bytes, hash: hash(bytes) },
-    body: envelope.parts.body,
-    signature: envelope.parts.tag,
-  }
+  const read = tryRead(() => {
+    const envelope = openEnvelope(bytes, CERTIFICATE_BYTES_MAX)
+    return { envelope, certificate: readCertificate(envelope.body) }
+  })
+  if (!read.ok) return read
+  const { envelope, certificate } = read.value
+  return { ok: true, signed: { certificate, bytes, hash: hash(bytes) }, envelope }
 }
 
 function readCertificate(content: unknown): Certificate {
   const record = readRecord(content, 'certificate', FIELD_KEYS)
-  const serial = readString(record, 'serial', SERIAL_BYTES * 2)
-  if (!isSerial(serial)) throw new FieldError('serial is not 32 lower-case hex characters')
+  const version = readFormatVersion(
+    record,
+    'certificate',
+    CERTIFICATE_VERSION,
+    're-create the home with mesh init (CA) or join again with mesh join (member)',
+  )
+  const serial = readText(record, 'serial', SERIAL_BYTES * 2)
+  if (!isSerial(serial)) throw new DecodeError('malformed', 'serial is not 32 lower-case hex characters')
   const publicKey = readBytes(record, 'publicKey', { length: PUBLIC_KEY_BYTES })
-  const peerId = readString(record, 'peerId', PEER_ID_CHARS_MAX)
+  const peerId = readText(record, 'peerId', PEER_ID_CHARS_MAX)
   // The certificate must name the PeerId the transport will authenticate for this key.
-  if (peerIdOfPublicKey(publicKey) !== peerId) throw new FieldError('peerId does not match publicKey')
+  if (peerIdOfPublicKey(publicKey) !== peerId) {
+    throw new DecodeError('malformed', 'peerId does not match publicKey')
+  }
   const notBeforeMs = readInteger(record, 'notBeforeMs')
   const notAfterMs = readInteger(record, 'notAfterMs')
-  if (notAfterMs < notBeforeMs) throw new FieldError('notAfterMs precedes notBeforeMs')
+  if (notAfterMs < notBeforeMs) throw new DecodeError('malformed', 'notAfterMs precedes notBeforeMs')
   return {
-    version: readConstant(record, 'version', 1),
+    version,
     serial,
     name: readName(record, 'name'),
     publicKey,
@@ -232,7 +237,7 @@ function checkSignedPart(
   if (!bytesEqual(parts.signed.certificate.issuer, meshFingerprint)) {
     return reject('wrong-issuer', 'issued by another CA')
   }
-  if (!verifyBytes(caPublicKey, parts.body, parts.signature)) {
+  if (!verifyEnvelope(DOMAIN_CERTIFICATE, caPublicKey, parts.envelope)) {
     return reject('bad-signature', 'signature does not verify with the mesh CA key')
   }
   return { ok: true, signed: parts.signed }

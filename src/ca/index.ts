@@ -2,6 +2,9 @@
  * Admission: the mesh CA, certificates, join tickets, signing requests and revocation lists.
  * Everything here is pure (no I/O, clock or randomness of its own); src/node/ drives it.
  */
+
+export { type SigningKey, signBytes, signingKeyFromSeed, verifyBytes } from '../wire/ed25519.js'
+export { isValidName, NAME_CHARS_MAX } from '../wire/fields.js'
 export {
   type CachingCertificateVerifier,
   CERTIFICATE_BYTES_MAX,
@@ -20,8 +23,6 @@ export {
   newSerial,
   verifyCertificate,
 } from './certificate.js'
-export { type SigningKey, signBytes, signingKeyFromSeed, verifyBytes } from './ed25519.js'
-export { isValidName, NAME_CHARS_MAX } from './fields.js'
 export {
   FINGERPRINT_TEXT_PREFIX,
   FingerprintError,

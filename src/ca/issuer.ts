@@ -18,6 +18,10 @@
  *
  * No I/O, clock or randomness of its own: time comes in as `nowMs`, randomness via `randomBytes`.
  */
+
+import type { SigningKey } from '../wire/ed25519.js'
+import { isValidName } from '../wire/fields.js'
+import { bytesEqual, toHex } from '../wire/hash.js'
 import {
   CertificateError,
   checkValidityWindow,
@@ -25,10 +29,7 @@ import {
   newSerial,
   verifyCertificate,
 } from './certificate.js'
-import type { SigningKey } from './ed25519.js'
-import { canonicalRoles, isValidName } from './fields.js'
 import { fingerprintOf, shortFingerprint } from './fingerprint.js'
-import { bytesEqual, toHex } from './hash.js'
 import { peerIdOfPublicKey } from './identity.js'
 import {
   emptyIssuerState,
@@ -46,6 +47,7 @@ import {
   type SignedRevocationList,
   signRevocationList,
 } from './revocation.js'
+import { canonicalRoles } from './roles.js'
 import { type SigningRequest, verifySigningRequest } from './signing-request.js'
 import {
   checkTicket,

@@ -9,7 +9,8 @@ export const ROLES: readonly Role[] = ['agent', 'operator', 'ca']
 
 /** The signed content of a certificate (all times in ms since the epoch, integers). */
 export interface Certificate {
-  readonly version: 1
+  /** The format version, `CERTIFICATE_VERSION` in certificate.ts. */
+  readonly version: 2
   /** 16 random bytes as lower-case hex; unique per issued certificate. */
   readonly serial: string
   readonly name: string

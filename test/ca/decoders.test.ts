@@ -4,13 +4,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createCertificateVerifier, decodeCertificate, verifyCertificate } from '../../src/ca/certificate.js'
-import { type CborValue, encodeCbor } from '../../src/ca/encoding.js'
 import { FingerprintError, parseFingerprint } from '../../src/ca/fingerprint.js'
 import { decodeIssuerState, IssuerStateError } from '../../src/ca/issuer-state.js'
 import { decodeKeyFile, decodeTicketSecretFile, KeyFileError } from '../../src/ca/key-file.js'
 import { verifyRevocationList } from '../../src/ca/revocation.js'
 import { verifySigningRequest } from '../../src/ca/signing-request.js'
 import { parseTicket, TICKET_PREFIX, TicketError } from '../../src/ca/ticket.js'
+import { type CborValue, encodeCbor } from '../../src/wire/cbor.js'
 import { keyFor, T0 } from './fixtures.js'
 
 const ca = keyFor('ca')

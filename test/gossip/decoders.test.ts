@@ -5,15 +5,16 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { type CborValue, DecodeError, encodeCbor } from '../../src/ca/encoding.js'
 import { DEFAULT_POLICY } from '../../src/gossip/authorize.js'
-import { DOMAIN_PRESENCE, DOMAIN_REPLY, DOMAIN_REQUEST, sealEnvelope } from '../../src/gossip/envelope.js'
 import { verifyHeartbeat } from '../../src/gossip/presence.js'
 import { createReplayCache } from '../../src/gossip/replay.js'
 import { decodeReplyBatch, verifyReply } from '../../src/gossip/reply.js'
 import { decodeRequest, RequestDecodeError } from '../../src/gossip/request.js'
 import { createRequestValidator } from '../../src/gossip/validate.js'
+import { type CborValue, DecodeError, encodeCbor } from '../../src/wire/cbor.js'
+import { DOMAIN_PRESENCE, DOMAIN_REPLY, DOMAIN_REQUEST } from '../../src/wire/domains.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { sealEnvelope } from '../../src/wire/envelope.js'
 import { FakeCa } from './fixtures.js'
 
 const NOW = 1_800_000_000_000

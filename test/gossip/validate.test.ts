@@ -5,10 +5,7 @@
  * the counters and that the replay cache was only marked by requests that passed the crypto checks.
  */
 import { describe, expect, it } from 'vitest'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { encodeCbor } from '../../src/ca/encoding.js'
 import { type AuthorizationPolicy, DEFAULT_POLICY } from '../../src/gossip/authorize.js'
-import { DOMAIN_REQUEST, sealEnvelope } from '../../src/gossip/envelope.js'
 import type { FilterSubject, TargetFilter } from '../../src/gossip/filter.js'
 import { createReplayCache } from '../../src/gossip/replay.js'
 import {
@@ -26,6 +23,10 @@ import {
   type RequestOutcome,
   toTopicValidatorResult,
 } from '../../src/gossip/validate.js'
+import { encodeCbor } from '../../src/wire/cbor.js'
+import { DOMAIN_REQUEST } from '../../src/wire/domains.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { sealEnvelope } from '../../src/wire/envelope.js'
 import { FakeCa, type TestIdentity, testId } from './fixtures.js'
 
 const NOW = 1_800_000_000_000

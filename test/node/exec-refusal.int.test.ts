@@ -8,15 +8,16 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeCertificate } from '../../src/ca/certificate.js'
-import type { CborValue } from '../../src/ca/encoding.js'
 import type { Role } from '../../src/ca/types.js'
-import { DOMAIN_REQUEST, sealEnvelope } from '../../src/gossip/envelope.js'
 import { filterToCbor, type TargetFilter } from '../../src/gossip/filter.js'
 import { createRequest } from '../../src/gossip/request.js'
 import type { OutcomeCode } from '../../src/gossip/validate.js'
 import type { MeshNode } from '../../src/node/agent.js'
 import { type Identity, secureRandomBytes } from '../../src/node/home.js'
 import { TOPICS } from '../../src/node/host.js'
+import type { CborValue } from '../../src/wire/cbor.js'
+import { DOMAIN_REQUEST } from '../../src/wire/domains.js'
+import { sealEnvelope } from '../../src/wire/envelope.js'
 import { createTestCa, randomKey, startTopology, type TestTopology, waitFor } from './harness.js'
 
 const ca = createTestCa()

@@ -3,14 +3,14 @@
  * certificates from a throwaway CA. Every wait is bounded; `stop()` stops every node it started.
  */
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
-import { type SigningKey, signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { hash } from '../../src/ca/hash.js'
 import { emptyIssuerState } from '../../src/ca/issuer-state.js'
 import type { Role } from '../../src/ca/types.js'
 import { createMeshNode, type MeshNode, type MeshNodeInit } from '../../src/node/agent.js'
 import { type AgentConfig, defaultConfig } from '../../src/node/config.js'
 import type { Identity } from '../../src/node/home.js'
 import { secureRandomBytes } from '../../src/node/home.js'
+import { type SigningKey, signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { hash } from '../../src/wire/hash.js'
 
 /** A throwaway certificate authority. */
 export interface TestCa {

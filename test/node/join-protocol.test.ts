@@ -5,7 +5,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
 import { signRevocationList } from '../../src/ca/revocation.js'
 import { secureRandomBytes } from '../../src/node/home.js'
@@ -20,6 +19,7 @@ import {
   type JoinAnswer,
   type JoinRequest,
 } from '../../src/node/join-protocol.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 
 const key = (n: number) => signingKeyFromSeed(new Uint8Array(32).fill(n))
 const ca = key(1)

@@ -21,7 +21,7 @@ import {
   type RosterMember,
   zoneVoters,
 } from '../../src/authority/index.js'
-import { decodeCbor, encodeCbor } from '../../src/ca/encoding.js'
+import { decodeCbor, encodeCbor } from '../../src/wire/cbor.js'
 import { type SimRandom, simRandom } from './random.js'
 
 /** A node as a scenario declares it. */
