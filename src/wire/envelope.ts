@@ -16,26 +16,32 @@ import { SIGNATURE_BYTES, type SigningKey, signBytes, verifyBytes } from './ed25
 import { readBytes, readRecord } from './fields.js'
 import { bytesEqual, MAC_BYTES, mac } from './hash.js'
 
-/** An opened (decoded, not yet verified) signed envelope. `body` is the decoded content of `bodyBytes`. */
-export interface OpenedEnvelope {
-  readonly body: Record<string, unknown>
-  /** The exact signed body bytes, a view of the input; do not mutate. */
-  readonly bodyBytes: Uint8Array
-  readonly sig: Uint8Array
-}
-
-/** An opened (decoded, not yet checked) MACed envelope. */
-export interface OpenedMacEnvelope {
+/** The body of an opened (decoded, not yet authenticated) envelope. */
+export interface OpenedBody {
+  /** The decoded content of `bodyBytes`. */
   readonly body: Record<string, unknown>
   /** The exact authenticated body bytes, a view of the input; do not mutate. */
   readonly bodyBytes: Uint8Array
+}
+
+/** An opened signed envelope (`{ body, sig }`), not yet verified. */
+export interface OpenedEnvelope extends OpenedBody {
+  readonly sig: Uint8Array
+}
+
+/** An opened MACed envelope (`{ body, mac }`), not yet checked. */
+export interface OpenedMacEnvelope extends OpenedBody {
   readonly mac: Uint8Array
 }
 
 /** Signs `body` under `domain` with `key` and returns the envelope bytes. */
 export function sealEnvelope(domain: SignatureDomain, key: SigningKey, body: CborValue): Uint8Array {
-  const bodyBytes = encodeCbor(body)
-  return encodeCbor({ body: bodyBytes, sig: signBytes(key, authenticatedMessage(domain, bodyBytes)) })
+  return seal(domain, body, 'sig', message => signBytes(key, message))
+}
+
+/** MACs `body` under `domain` with `secret` and returns the envelope bytes. */
+export function sealMacEnvelope(domain: MacDomain, secret: Uint8Array, body: CborValue): Uint8Array {
+  return seal(domain, body, 'mac', message => mac(secret, message))
 }
 
 /**
@@ -43,8 +49,17 @@ export function sealEnvelope(domain: SignatureDomain, key: SigningKey, body: Cbo
  * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map or body)
  */
 export function openEnvelope(bytes: Uint8Array, bytesMax: number): OpenedEnvelope {
-  const { body, bodyBytes, tag } = open(bytes, bytesMax, 'sig', SIGNATURE_BYTES)
-  return { body, bodyBytes, sig: tag }
+  const { tag, ...opened } = open(bytes, bytesMax, 'sig', SIGNATURE_BYTES)
+  return { ...opened, sig: tag }
+}
+
+/**
+ * Decodes a MACed envelope of at most `bytesMax` bytes and its body. Does not check the MAC.
+ * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map or body)
+ */
+export function openMacEnvelope(bytes: Uint8Array, bytesMax: number): OpenedMacEnvelope {
+  const { tag, ...opened } = open(bytes, bytesMax, 'mac', MAC_BYTES)
+  return { ...opened, mac: tag }
 }
 
 /** True when `envelope.sig` is `publicKey`'s signature of its body under `domain`. Never throws. */
@@ -54,21 +69,6 @@ export function verifyEnvelope(
   envelope: Pick<OpenedEnvelope, 'bodyBytes' | 'sig'>,
 ): boolean {
   return verifyBytes(publicKey, authenticatedMessage(domain, envelope.bodyBytes), envelope.sig)
-}
-
-/** MACs `body` under `domain` with `secret` and returns the envelope bytes. */
-export function sealMacEnvelope(domain: MacDomain, secret: Uint8Array, body: CborValue): Uint8Array {
-  const bodyBytes = encodeCbor(body)
-  return encodeCbor({ body: bodyBytes, mac: mac(secret, authenticatedMessage(domain, bodyBytes)) })
-}
-
-/**
- * Decodes a MACed envelope of at most `bytesMax` bytes and its body. Does not check the MAC.
- * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map or body)
- */
-export function openMacEnvelope(bytes: Uint8Array, bytesMax: number): OpenedMacEnvelope {
-  const { body, bodyBytes, tag } = open(bytes, bytesMax, 'mac', MAC_BYTES)
-  return { body, bodyBytes, mac: tag }
 }
 
 /** True when `envelope.mac` is the HMAC of its body under `domain` and `secret` (constant time). */
@@ -91,12 +91,22 @@ export function authenticatedMessage(domain: SignatureDomain | MacDomain, bodyBy
   return message
 }
 
+function seal(
+  domain: SignatureDomain | MacDomain,
+  body: CborValue,
+  tagKey: 'sig' | 'mac',
+  authenticate: (message: Uint8Array) => Uint8Array,
+): Uint8Array {
+  const bodyBytes = encodeCbor(body)
+  return encodeCbor({ body: bodyBytes, [tagKey]: authenticate(authenticatedMessage(domain, bodyBytes)) })
+}
+
 function open(
   bytes: Uint8Array,
   bytesMax: number,
   tagKey: 'sig' | 'mac',
   tagBytes: number,
-): { body: Record<string, unknown>; bodyBytes: Uint8Array; tag: Uint8Array } {
+): OpenedBody & { tag: Uint8Array } {
   const outer = readRecord(decodeCanonicalCbor(bytes, bytesMax), 'envelope', ['body', tagKey])
   const bodyBytes = readBytes(outer, 'body', { bytesMax })
   const tag = readBytes(outer, tagKey, { length: tagBytes })
