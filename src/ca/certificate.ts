@@ -2,9 +2,10 @@
  * Certificates: the CA's signature binding a name, zone and roles to a node's ed25519 key (its PeerId).
  *
  * Wire form: the signed envelope of src/wire/envelope.ts, `{ body, sig }`, signed by the CA key under
- * {@link DOMAIN_CERTIFICATE}; the body's `version` is {@link CERTIFICATE_VERSION}. Verification is one ordered pipeline returning a closed reason:
- * size → decode → issuer → signature → revocation → validity window. The first failing step names
- * the verdict, so an expired certificate from another CA is `wrong-issuer`, not `expired`.
+ * {@link DOMAIN_CERTIFICATE}; the body's `version` is {@link CERTIFICATE_VERSION}. Verification is
+ * one ordered pipeline returning a closed reason: size → decode → issuer → signature → revocation →
+ * validity window. The first failing step names the verdict, so an expired certificate from another
+ * CA is `wrong-issuer`, not `expired`.
  */
 import { DecodeError } from '../wire/cbor.js'
 import { DOMAIN_CERTIFICATE } from '../wire/domains.js'

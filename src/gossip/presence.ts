@@ -1,7 +1,7 @@
 /**
  * The signed presence heartbeat each node publishes on the presence topic.
  *
- * Envelope (src/wire/envelope.ts, domain `DOMAIN_PRESENCE` of src/wire/domains.ts) signed by the node key, with body
+ * Envelope (src/wire/envelope.ts, domain `DOMAIN_PRESENCE`) signed by the node key, with body
  * `{ v: 1, name, zone, roles, peerId, addrs, facts, seq, sentAtMs, intervalMs, cert }`. Name, zone, roles and
  * peer id are repeated from the certificate so that receivers need not trust anything else, and
  * verification refuses a heartbeat whose copy differs from the certificate.

@@ -195,7 +195,7 @@ export type ReadResult<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly reason: DecodeError['code']; readonly detail: string }
 
-/** Runs `read`, turning a {@link DecodeError} into `{ ok: false, reason, detail }`; other errors propagate. */
+/** Runs `read`, turning a {@link DecodeError} into `{ ok: false, reason, detail }`; others propagate. */
 export function tryRead<T>(read: () => T): ReadResult<T> {
   try {
     return { ok: true, value: read() }
