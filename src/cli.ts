@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { ROLES } from './ca/types.js'
 import { CliError, UsageError } from './cli/errors.js'
 import type { CliIo, GlobalOptions } from './cli/io.js'
 import { parseDurationMs } from './duration.js'
@@ -124,10 +125,10 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .requiredOption('--zone <zone>', 'zone granted to the new node')
     .addOption(
       new Option('--role <role>', 'role granted (repeatable)')
-        .choices(['agent', 'operator', 'ca'])
+        .choices(ROLES)
         .argParser((v: string, prev: string[] | undefined) => {
-          if (!['agent', 'operator', 'ca'].includes(v)) {
-            throw new InvalidArgumentError(`'${v}' is not one of agent, operator, ca`)
+          if (!(ROLES as readonly string[]).includes(v)) {
+            throw new InvalidArgumentError(`'${v}' is not one of ${ROLES.join(', ')}`)
           }
           return collect(v, prev)
         }),

@@ -5,7 +5,6 @@
  */
 export { loadHome } from './agent/home.js'
 export { type RunningAgent, type StartAgentOptions, startAgent } from './agent/runtime.js'
-export type { SigningKey } from './ca/ed25519.js'
 export { fingerprintOf, formatFingerprint, parseFingerprint, shortFingerprint } from './ca/fingerprint.js'
 export type { Certificate, Role, SignedCertificate } from './ca/types.js'
 export type { FactFilter, TargetFilter } from './gossip/filter.js'
@@ -45,3 +44,4 @@ export {
   type ZoneView,
 } from './node/index.js'
 export { MESH_VERSION } from './version.js'
+export type { SigningKey } from './wire/ed25519.js'

@@ -19,11 +19,11 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml'
 import { decodeCertificate } from '../ca/certificate.js'
-import type { SigningKey } from '../ca/ed25519.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
 import { decodeKeyFile, decodeTicketSecretFile, encodeKeyFile } from '../ca/key-file.js'
 import type { SignedCertificate } from '../ca/types.js'
 import type { CaMaterial, Identity } from '../node/keys.js'
+import type { SigningKey } from '../wire/ed25519.js'
 import { cleanStaleTempFiles, ensureHomeDir, readStateFile, writeFileAtomic } from './state-file.js'
 
 /** File name of the optional pnet network key inside a home. */

@@ -6,12 +6,16 @@
 import { join } from 'node:path'
 import { generateKey } from '@libp2p/pnet'
 import { decodeCertificate } from '../ca/certificate.js'
-import type { SigningKey } from '../ca/ed25519.js'
 import { fingerprintOf } from '../ca/fingerprint.js'
-import { createIssuer, type Issuer, type IssuerEffect } from '../ca/issuer.js'
+import { createIssuer, type IssuerEffect, type IssuerInput } from '../ca/issuer.js'
 import { encodeKeyFile, encodeTicketSecretFile } from '../ca/key-file.js'
 import type { Role } from '../ca/types.js'
+import { systemClock } from '../node/clock.js'
+import { DEFAULT_LISTEN } from '../node/config.js'
+import { createIssuerDriver, type IssuerDriver } from '../node/issuer-driver.js'
 import { generateSigningKey, type Identity, secureRandomBytes } from '../node/keys.js'
+import { silentLogger } from '../node/log.js'
+import type { SigningKey } from '../wire/ed25519.js'
 import {
   HomeError,
   homePaths,
@@ -42,15 +46,12 @@ export interface InitResult {
   readonly operator: Identity
 }
 
-/** Runs one issuer input and returns its command reply, carrying out persistence first. */
-async function issueNow(home: string, issuer: Issuer, input: Parameters<Issuer['step']>[0], nowMs: number) {
-  issuer.step(input, nowMs)
-  let reply: Extract<IssuerEffect, { type: 'command-reply' }> | undefined
-  for (const effect of issuer.drainEffects()) {
-    if (effect.type === 'persist') await saveIssuerState(home, effect.state)
-    else if (effect.type === 'publish-revocations') await saveRevocations(home, effect.list)
-    else if (effect.type === 'command-reply') reply = effect
-  }
+/** Runs one `issue` input through the issuer driver (persist first) and returns the command reply. */
+async function issueNow(driver: IssuerDriver, input: Extract<IssuerInput, { type: 'issue' }>) {
+  const answers = await driver.run(input)
+  const reply = answers.find(
+    (e): e is Extract<IssuerEffect, { type: 'command-reply' }> => e.type === 'command-reply',
+  )
   if (reply === undefined || !reply.result.ok) {
     throw new HomeError(
       'corrupt',
@@ -85,13 +86,23 @@ export async function initHome(home: string, options: InitOptions, nowMs: number
     randomBytes: secureRandomBytes,
     config: options.certificateTtlMs !== undefined ? { certificateTtlMs: options.certificateTtlMs } : {},
   })
+  // The same driver a running CA uses: state and revocation list reach the disk before anything is issued.
+  const driver = createIssuerDriver({
+    issuer,
+    save: state => saveIssuerState(home, state),
+    publishRevocations: list => saveRevocations(home, list),
+    clock: { ...systemClock, nowMs: () => nowMs },
+    log: silentLogger(),
+  })
   const issue = async (key: SigningKey, name: string, zone: string, roles: Role[]) => {
-    const result = await issueNow(
-      home,
-      issuer,
-      { type: 'issue', requestId: name, publicKey: key.publicKey, name, zone, roles },
-      nowMs,
-    )
+    const result = await issueNow(driver, {
+      type: 'issue',
+      requestId: name,
+      publicKey: key.publicKey,
+      name,
+      zone,
+      roles,
+    })
     if (result.command !== 'issue') throw new HomeError('corrupt', 'unexpected CA answer')
     const decoded = decodeCertificate(result.certificate)
     if (!decoded.ok)
@@ -112,7 +123,7 @@ export async function initHome(home: string, options: InitOptions, nowMs: number
     await writeFileAtomic(join(home, NETWORK_KEY_FILE), psk)
   }
   await writeConfigFile(home, {
-    listen: [...(options.listen ?? ['/ip4/0.0.0.0/tcp/7600'])],
+    listen: [...(options.listen ?? DEFAULT_LISTEN)],
     announce: [...(options.announce ?? [])],
     ...(options.networkKey === true ? { pnetKeyFile: NETWORK_KEY_FILE } : {}),
   })

@@ -11,7 +11,7 @@ export interface AuthorityConfig {
   /** A holder starts a renewal this long after it sent its last successful request. */
   readonly renewIntervalMs: number
   /** Bound on how far two nodes' elapsed times may diverge over one lease TTL (drift budget). */
-  readonly maxClockSkewMs: number
+  readonly leaseDriftBudgetMs: number
   /** How long a campaign or renewal waits for replies before it is abandoned. */
   readonly attemptTimeoutMs: number
   /** Extra wait per preference rank before a lower-ranked live candidate campaigns on a free lease. */
@@ -51,7 +51,7 @@ export const authorityProfiles: Readonly<Record<'lan' | 'wan' | 'test', Authorit
   lan: {
     leaseTtlMs: 2_000,
     renewIntervalMs: 1_000,
-    maxClockSkewMs: 200,
+    leaseDriftBudgetMs: 200,
     attemptTimeoutMs: 400,
     campaignStaggerMs: 300,
     retryBackoffMs: 200,
@@ -63,7 +63,7 @@ export const authorityProfiles: Readonly<Record<'lan' | 'wan' | 'test', Authorit
   wan: {
     leaseTtlMs: 8_000,
     renewIntervalMs: 2_000,
-    maxClockSkewMs: 800,
+    leaseDriftBudgetMs: 800,
     attemptTimeoutMs: 2_000,
     campaignStaggerMs: 1_000,
     retryBackoffMs: 1_000,
@@ -75,7 +75,7 @@ export const authorityProfiles: Readonly<Record<'lan' | 'wan' | 'test', Authorit
   test: {
     leaseTtlMs: 1_000,
     renewIntervalMs: 250,
-    maxClockSkewMs: 100,
+    leaseDriftBudgetMs: 100,
     attemptTimeoutMs: 150,
     campaignStaggerMs: 150,
     retryBackoffMs: 100,
@@ -93,9 +93,9 @@ export const authorityProfiles: Readonly<Record<'lan' | 'wan' | 'test', Authorit
 /**
  * Every problem with `c`, as one line each (empty when valid). Checks types (positive safe integers)
  * and the relationships safety and liveness rest on:
- * - renewIntervalMs + attemptTimeoutMs + maxClockSkewMs < leaseTtlMs: a renewal started on time
+ * - renewIntervalMs + attemptTimeoutMs + leaseDriftBudgetMs < leaseTtlMs: a renewal started on time
  *   completes before the holder must stop acting;
- * - 2 × maxClockSkewMs < leaseTtlMs: a lease leaves the holder some time to act;
+ * - 2 × leaseDriftBudgetMs < leaseTtlMs: a lease leaves the holder some time to act;
  * - attemptTimeoutMs ≤ renewIntervalMs, livenessTimeoutMs ≥ renewIntervalMs,
  *   membershipSettleMs ≥ 2 × leaseTtlMs.
  * Never throws.
@@ -105,7 +105,7 @@ export function validateAuthorityConfig(c: AuthorityConfig): string[] {
   const keys: (keyof AuthorityConfig)[] = [
     'leaseTtlMs',
     'renewIntervalMs',
-    'maxClockSkewMs',
+    'leaseDriftBudgetMs',
     'attemptTimeoutMs',
     'campaignStaggerMs',
     'retryBackoffMs',
@@ -125,13 +125,15 @@ export function validateAuthorityConfig(c: AuthorityConfig): string[] {
     }
   }
   if (problems.length > 0) return problems
-  if (c.renewIntervalMs + c.attemptTimeoutMs + c.maxClockSkewMs >= c.leaseTtlMs) {
+  if (c.renewIntervalMs + c.attemptTimeoutMs + c.leaseDriftBudgetMs >= c.leaseTtlMs) {
     problems.push(
-      `renewIntervalMs (${c.renewIntervalMs}) + attemptTimeoutMs (${c.attemptTimeoutMs}) + maxClockSkewMs (${c.maxClockSkewMs}) must be less than leaseTtlMs (${c.leaseTtlMs})`,
+      `renewIntervalMs (${c.renewIntervalMs}) + attemptTimeoutMs (${c.attemptTimeoutMs}) + leaseDriftBudgetMs (${c.leaseDriftBudgetMs}) must be less than leaseTtlMs (${c.leaseTtlMs})`,
     )
   }
-  if (2 * c.maxClockSkewMs >= c.leaseTtlMs) {
-    problems.push(`2 × maxClockSkewMs (${c.maxClockSkewMs}) must be less than leaseTtlMs (${c.leaseTtlMs})`)
+  if (2 * c.leaseDriftBudgetMs >= c.leaseTtlMs) {
+    problems.push(
+      `2 × leaseDriftBudgetMs (${c.leaseDriftBudgetMs}) must be less than leaseTtlMs (${c.leaseTtlMs})`,
+    )
   }
   if (c.attemptTimeoutMs > c.renewIntervalMs) {
     problems.push(

@@ -1,7 +1,7 @@
 /**
  * Lease window arithmetic. All times are milliseconds on ONE node's own clock; nothing here compares
  * timestamps taken on different clocks. Clocks may drift apart at a bounded rate; the skew budget
- * (`maxClockSkewMs`) bounds how far two clocks' elapsed times can diverge over one lease TTL, and it is
+ * (`leaseDriftBudgetMs`) bounds how far two clocks' elapsed times can diverge over one lease TTL, and it is
  * paid twice: the holder stops early by it and voters wait past their grant by it.
  *
  *   holder:  sent request at S ──────────── acts until S + ttl − skew
@@ -13,7 +13,7 @@ export interface LeaseTiming {
   /** Length of one lease, as promised by a voter from the moment it receives a request. */
   readonly leaseTtlMs: number
   /** Bound on how far two clocks' elapsed times can diverge over one lease TTL. */
-  readonly maxClockSkewMs: number
+  readonly leaseDriftBudgetMs: number
 }
 
 /**
@@ -21,7 +21,7 @@ export interface LeaseTiming {
  * the TTL less the skew budget, counted from sending so that message delay only shortens the window.
  */
 export function holderActUntilMs(sentAtMs: number, timing: LeaseTiming): number {
-  return sentAtMs + timing.leaseTtlMs - timing.maxClockSkewMs
+  return sentAtMs + timing.leaseTtlMs - timing.leaseDriftBudgetMs
 }
 
 /** Local time at which a voter's grant, made on receiving the request at `receivedAtMs`, expires. */
@@ -34,7 +34,7 @@ export function grantExpiresAtMs(receivedAtMs: number, timing: LeaseTiming): num
  * budget, so a holder whose clock runs slow has certainly stopped acting.
  */
 export function grantFreeAtMs(expiresAtMs: number, timing: LeaseTiming): number {
-  return expiresAtMs + timing.maxClockSkewMs
+  return expiresAtMs + timing.leaseDriftBudgetMs
 }
 
 /**
@@ -42,7 +42,7 @@ export function grantFreeAtMs(expiresAtMs: number, timing: LeaseTiming): number 
  * any grant it made before it lost its memory is free by then (one lease period plus the budget).
  */
 export function restartQuietUntilMs(startedAtMs: number, timing: LeaseTiming): number {
-  return startedAtMs + timing.leaseTtlMs + timing.maxClockSkewMs
+  return startedAtMs + timing.leaseTtlMs + timing.leaseDriftBudgetMs
 }
 
 /** Milliseconds left before `untilMs` at `nowMs`, never negative. */

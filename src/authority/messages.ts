@@ -4,7 +4,7 @@
  * signs, transports and verifies them, and must only hand the core a message whose `from` is the
  * authenticated signer. {@link parseAuthorityMessage} checks decoded values and never throws.
  */
-import { isRecord } from '../ca/encoding.js'
+import { isRecord } from '../wire/cbor.js'
 
 /** Why a voter refused a request. `held`: it granted another candidate whose lease is not free yet;
  * `stale`: the proposed epoch is not above the highest epoch it knows; `recovering`: it restarted and

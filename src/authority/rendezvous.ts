@@ -4,8 +4,8 @@
  * candidate can campaign without any coordination, and removing one candidate never reorders the
  * others.
  */
-import { encodeCbor } from '../ca/encoding.js'
-import { hash, toHex } from '../ca/hash.js'
+import { encodeCbor } from '../wire/cbor.js'
+import { hash, toHex } from '../wire/hash.js'
 
 /**
  * HRW score of `nodeId` for `zone`: SHA-256 of the canonical CBOR pair [zone, nodeId], as lower-case

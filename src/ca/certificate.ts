@@ -1,30 +1,30 @@
 /**
  * Certificates: the CA's signature binding a name, zone and roles to a node's ed25519 key (its PeerId).
  *
- * Wire form: `encodeCbor({ body: encodeCbor(fields), sig })`, the signature by the CA key over the
- * exact body bytes. Verification is one ordered pipeline returning a closed reason:
- * size → decode → issuer → signature → revocation → validity window. The first failing step names
- * the verdict, so an expired certificate from another CA is `wrong-issuer`, not `expired`.
+ * Wire form: the signed envelope of src/wire/envelope.ts, `{ body, sig }`, signed by the CA key under
+ * {@link DOMAIN_CERTIFICATE}; the body's `version` is {@link CERTIFICATE_VERSION}. Verification is
+ * one ordered pipeline returning a closed reason: size → decode → issuer → signature → revocation →
+ * validity window. The first failing step names the verdict, so an expired certificate from another
+ * CA is `wrong-issuer`, not `expired`.
  */
-import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type SigningKey, signBytes, verifyBytes } from './ed25519.js'
-import { encodeCbor } from './encoding.js'
-import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import { DecodeError } from '../wire/cbor.js'
+import { DOMAIN_CERTIFICATE } from '../wire/domains.js'
+import { PUBLIC_KEY_BYTES, type SigningKey } from '../wire/ed25519.js'
+import { type OpenedEnvelope, openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
 import {
-  canonicalRoles,
-  FieldError,
   isValidName,
   readBytes,
-  readConstant,
+  readFormatVersion,
   readInteger,
   readName,
   readRecord,
-  readRoles,
-  readString,
+  readText,
   tryRead,
-} from './fields.js'
+} from '../wire/fields.js'
+import { bytesEqual, hash, toHex } from '../wire/hash.js'
 import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
-import { bytesEqual, hash, toHex } from './hash.js'
 import { peerIdOfPublicKey } from './identity.js'
+import { canonicalRoles, readRoles } from './roles.js'
 import type {
   Certificate,
   CertificateRejection,
@@ -34,12 +34,14 @@ import type {
   SignedCertificate,
 } from './types.js'
 
+/** Format version of certificates; version 1 (signed without a domain) is refused. */
+export const CERTIFICATE_VERSION = 2
 /** Largest encoded certificate accepted, in bytes (a real one is about 330). */
 export const CERTIFICATE_BYTES_MAX = 1024
 /** Serial size in bytes before hex encoding. */
 export const SERIAL_BYTES = 16
 /** Clock difference tolerated at both ends of the validity window unless the caller says otherwise. */
-export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000
+export const CLOCK_SKEW_TOLERANCE_MS_DEFAULT = 30_000
 /** Default bound of {@link createCertificateVerifier}'s cache, in entries. */
 export const DEFAULT_VERIFIER_CACHE_ENTRIES_MAX = 4096
 
@@ -89,8 +91,8 @@ export interface CertificateCheckOptions {
   /** Raw 32-byte public key of the mesh CA. */
   readonly caPublicKey: Uint8Array
   readonly nowMs: number
-  /** Tolerated clock difference, default {@link DEFAULT_MAX_CLOCK_SKEW_MS}. */
-  readonly maxClockSkewMs?: number
+  /** Tolerated clock difference, default {@link CLOCK_SKEW_TOLERANCE_MS_DEFAULT}. */
+  readonly clockSkewToleranceMs?: number
   /** True when the serial is on the current revocation list. Must not throw. */
   readonly isRevoked?: (serial: string) => boolean
 }
@@ -128,7 +130,7 @@ export function issueCertificate(caKey: SigningKey, fields: CertificateFields): 
     throw new CertificateError('validity window must be integers with notBeforeMs <= notAfterMs')
   }
   const certificate: Certificate = {
-    version: 1,
+    version: CERTIFICATE_VERSION,
     serial: fields.serial,
     name: fields.name,
     publicKey: fields.publicKey,
@@ -139,8 +141,7 @@ export function issueCertificate(caKey: SigningKey, fields: CertificateFields): 
     notAfterMs: fields.notAfterMs,
     issuer: fingerprintOf(caKey.publicKey),
   }
-  const body = encodeCbor({ ...certificate, roles: [...roles] })
-  const bytes = encodeEnvelope(body, 'sig', signBytes(caKey, body))
+  const bytes = sealEnvelope(DOMAIN_CERTIFICATE, caKey, { ...certificate, roles: [...roles] })
   return { certificate, bytes, hash: hash(bytes) }
 }
 
@@ -151,35 +152,40 @@ export function decodeCertificate(bytes: Uint8Array): CertificateDecoding {
 }
 
 type CertificateParts =
-  | { ok: true; signed: SignedCertificate; body: Uint8Array; signature: Uint8Array }
+  | { ok: true; signed: SignedCertificate; envelope: OpenedEnvelope }
   | { ok: false; reason: 'malformed' | 'too-large'; detail: string }
 
 function decodeCertificateParts(bytes: Uint8Array): CertificateParts {
-  const envelope = decodeEnvelope(bytes, CERTIFICATE_BYTES_MAX, 'sig', SIGNATURE_BYTES)
-  if (!envelope.ok) return envelope
-  const read = tryRead(() => readCertificate(envelope.content))
-  if (!read.ok) return { ok: false, reason: 'malformed', detail: read.detail }
-  return {
-    ok: true,
-    signed: { certificate: read.value, bytes, hash: hash(bytes) },
-    body: envelope.parts.body,
-    signature: envelope.parts.tag,
-  }
+  const read = tryRead(() => {
+    const envelope = openEnvelope(bytes, CERTIFICATE_BYTES_MAX)
+    return { envelope, certificate: readCertificate(envelope.body) }
+  })
+  if (!read.ok) return read
+  const { envelope, certificate } = read.value
+  return { ok: true, signed: { certificate, bytes, hash: hash(bytes) }, envelope }
 }
 
 function readCertificate(content: unknown): Certificate {
   const record = readRecord(content, 'certificate', FIELD_KEYS)
-  const serial = readString(record, 'serial', SERIAL_BYTES * 2)
-  if (!isSerial(serial)) throw new FieldError('serial is not 32 lower-case hex characters')
+  const version = readFormatVersion(
+    record,
+    'certificate',
+    CERTIFICATE_VERSION,
+    're-create the home with mesh init (CA) or join again with mesh join (member)',
+  )
+  const serial = readText(record, 'serial', SERIAL_BYTES * 2)
+  if (!isSerial(serial)) throw new DecodeError('malformed', 'serial is not 32 lower-case hex characters')
   const publicKey = readBytes(record, 'publicKey', { length: PUBLIC_KEY_BYTES })
-  const peerId = readString(record, 'peerId', PEER_ID_CHARS_MAX)
+  const peerId = readText(record, 'peerId', PEER_ID_CHARS_MAX)
   // The certificate must name the PeerId the transport will authenticate for this key.
-  if (peerIdOfPublicKey(publicKey) !== peerId) throw new FieldError('peerId does not match publicKey')
+  if (peerIdOfPublicKey(publicKey) !== peerId) {
+    throw new DecodeError('malformed', 'peerId does not match publicKey')
+  }
   const notBeforeMs = readInteger(record, 'notBeforeMs')
   const notAfterMs = readInteger(record, 'notAfterMs')
-  if (notAfterMs < notBeforeMs) throw new FieldError('notAfterMs precedes notBeforeMs')
+  if (notAfterMs < notBeforeMs) throw new DecodeError('malformed', 'notAfterMs precedes notBeforeMs')
   return {
-    version: readConstant(record, 'version', 1),
+    version,
     serial,
     name: readName(record, 'name'),
     publicKey,
@@ -193,18 +199,18 @@ function readCertificate(content: unknown): Certificate {
 }
 
 /**
- * Where `nowMs` falls relative to a certificate's window, allowing `maxClockSkewMs` at both ends:
+ * Where `nowMs` falls relative to a certificate's window, allowing `clockSkewToleranceMs` at both ends:
  * `undefined` inside, otherwise the rejection. Pure; tested with tables.
  */
 export function checkValidityWindow(
   certificate: Pick<Certificate, 'notBeforeMs' | 'notAfterMs'>,
   nowMs: number,
-  maxClockSkewMs: number,
+  clockSkewToleranceMs: number,
 ): { reason: 'not-yet-valid' | 'expired'; detail: string } | undefined {
-  if (nowMs + maxClockSkewMs < certificate.notBeforeMs) {
+  if (nowMs + clockSkewToleranceMs < certificate.notBeforeMs) {
     return { reason: 'not-yet-valid', detail: `valid from ${certificate.notBeforeMs}, now ${nowMs}` }
   }
-  if (nowMs - maxClockSkewMs > certificate.notAfterMs) {
+  if (nowMs - clockSkewToleranceMs > certificate.notAfterMs) {
     return { reason: 'expired', detail: `expired at ${certificate.notAfterMs}, now ${nowMs}` }
   }
   return undefined
@@ -232,7 +238,7 @@ function checkSignedPart(
   if (!bytesEqual(parts.signed.certificate.issuer, meshFingerprint)) {
     return reject('wrong-issuer', 'issued by another CA')
   }
-  if (!verifyBytes(caPublicKey, parts.body, parts.signature)) {
+  if (!verifyEnvelope(DOMAIN_CERTIFICATE, caPublicKey, parts.envelope)) {
     return reject('bad-signature', 'signature does not verify with the mesh CA key')
   }
   return { ok: true, signed: parts.signed }
@@ -241,7 +247,7 @@ function checkSignedPart(
 /** The steps that depend on the moment: revocation and validity window. */
 function checkCurrentPart(
   signed: SignedCertificate,
-  options: Pick<CertificateCheckOptions, 'nowMs' | 'maxClockSkewMs' | 'isRevoked'>,
+  options: Pick<CertificateCheckOptions, 'nowMs' | 'clockSkewToleranceMs' | 'isRevoked'>,
 ): CertificateVerdict {
   const { certificate } = signed
   if (options.isRevoked?.(certificate.serial) === true) {
@@ -250,7 +256,7 @@ function checkCurrentPart(
   const window = checkValidityWindow(
     certificate,
     options.nowMs,
-    options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
+    options.clockSkewToleranceMs ?? CLOCK_SKEW_TOLERANCE_MS_DEFAULT,
   )
   if (window !== undefined) return reject(window.reason, window.detail)
   return { ok: true, signed }
@@ -264,7 +270,7 @@ export interface CertificateVerifierInit {
   readonly isRevoked?: (serial: string) => boolean
   /** Most certificates whose signature is remembered; default {@link DEFAULT_VERIFIER_CACHE_ENTRIES_MAX}. */
   readonly cacheEntriesMax?: number
-  readonly maxClockSkewMs?: number
+  readonly clockSkewToleranceMs?: number
 }
 
 /** Counters of a caching verifier, for metrics. */
@@ -296,7 +302,7 @@ export function createCertificateVerifier(init: CertificateVerifierInit): Cachin
   let cacheHits = 0
   let cacheMisses = 0
   let cacheEvictions = 0
-  const current = { isRevoked: init.isRevoked, maxClockSkewMs: init.maxClockSkewMs }
+  const current = { isRevoked: init.isRevoked, clockSkewToleranceMs: init.clockSkewToleranceMs }
 
   const verifier: CertificateVerifier = (bytes, nowMs) => {
     if (bytes.byteLength > CERTIFICATE_BYTES_MAX) {

@@ -7,7 +7,7 @@
  * e.g. `k3xq-7mza-p2vd-wb4e`) is for people comparing keys by eye (`mesh init`, `mesh ca list`); it is
  * never accepted as input because it does not pin anything.
  */
-import { hash } from './hash.js'
+import { hash } from '../wire/hash.js'
 
 /** Fingerprint size in bytes (SHA-256). */
 export const FINGERPRINT_BYTES = 32

@@ -1,7 +1,7 @@
 /** The link between a raw ed25519 public key and the libp2p PeerId the transport authenticates. */
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
-import { PUBLIC_KEY_BYTES } from './ed25519.js'
+import { PUBLIC_KEY_BYTES } from '../wire/ed25519.js'
 
 /**
  * The PeerId string (`12D3KooW…`) of a raw 32-byte ed25519 public key, or `undefined` when the bytes

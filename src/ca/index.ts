@@ -2,26 +2,28 @@
  * Admission: the mesh CA, certificates, join tickets, signing requests and revocation lists.
  * Everything here is pure (no I/O, clock or randomness of its own); src/node/ drives it.
  */
+
+export { type SigningKey, signBytes, signingKeyFromSeed, verifyBytes } from '../wire/ed25519.js'
+export { isValidName, NAME_CHARS_MAX } from '../wire/fields.js'
 export {
   type CachingCertificateVerifier,
   CERTIFICATE_BYTES_MAX,
+  CERTIFICATE_VERSION,
   type CertificateCheckOptions,
   type CertificateDecoding,
   CertificateError,
   type CertificateFields,
   type CertificateVerifierInit,
   type CertificateVerifierStats,
+  CLOCK_SKEW_TOLERANCE_MS_DEFAULT,
   checkValidityWindow,
   createCertificateVerifier,
-  DEFAULT_MAX_CLOCK_SKEW_MS,
   decodeCertificate,
   isSerial,
   issueCertificate,
   newSerial,
   verifyCertificate,
 } from './certificate.js'
-export { type SigningKey, signBytes, signingKeyFromSeed, verifyBytes } from './ed25519.js'
-export { isValidName, NAME_CHARS_MAX } from './fields.js'
 export {
   FINGERPRINT_TEXT_PREFIX,
   FingerprintError,
@@ -68,6 +70,7 @@ export {
   newer,
   REVOCATION_ENTRIES_MAX,
   REVOCATION_LIST_BYTES_MAX,
+  REVOCATION_LIST_FORMAT_VERSION,
   type RevocationEntry,
   type RevocationList,
   RevocationListError,
@@ -82,6 +85,7 @@ export {
   createSigningRequest,
   SIGNING_REQUEST_BYTES_MAX,
   SIGNING_REQUEST_NONCE_BYTES,
+  SIGNING_REQUEST_VERSION,
   type SignedSigningRequest,
   type SigningRequest,
   SigningRequestError,
@@ -98,6 +102,7 @@ export {
   TICKET_NONCE_BYTES,
   TICKET_PREFIX,
   TICKET_SECRET_BYTES,
+  TICKET_VERSION,
   type Ticket,
   TicketError,
   type TicketFields,

@@ -4,22 +4,22 @@
  * effect and passes `decodeIssuerState(bytes)` back to `createIssuer` on start.
  * Secrets (CA key, ticket secret) are not part of it; they live in their own files (key-file.ts).
  */
-import { isSerial } from './certificate.js'
-import { PUBLIC_KEY_BYTES } from './ed25519.js'
-import { DecodeError, decodeCbor, encodeCbor } from './encoding.js'
+
+import { DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
+import { PUBLIC_KEY_BYTES } from '../wire/ed25519.js'
 import {
-  FieldError,
   readArray,
   readBytes,
   readConstant,
   readInteger,
   readName,
   readRecord,
-  readRoles,
-  readString,
+  readText,
   tryRead,
-} from './fields.js'
+} from '../wire/fields.js'
+import { isSerial } from './certificate.js'
 import { REVOCATION_ENTRIES_MAX, type RevocationEntry } from './revocation.js'
+import { readRoles } from './roles.js'
 import type { Role } from './types.js'
 
 /** Ceilings of the issuer's tables; configured limits may be lower, never higher. */
@@ -140,8 +140,8 @@ export function decodeIssuerState(bytes: Uint8Array): IssuerState {
 }
 
 function readSerial(record: Record<string, unknown>, key: string): string {
-  const serial = readString(record, key, SERIAL_CHARS)
-  if (!isSerial(serial)) throw new FieldError(`${key} is not a serial`)
+  const serial = readText(record, key, SERIAL_CHARS)
+  if (!isSerial(serial)) throw new DecodeError('malformed', `${key} is not a serial`)
   return serial
 }
 
@@ -159,7 +159,7 @@ function readState(content: unknown): IssuerState {
         return {
           serial: readSerial(entry, 'serial'),
           name: readName(entry, 'name'),
-          peerId: readString(entry, 'peerId', PEER_ID_CHARS_MAX),
+          peerId: readText(entry, 'peerId', PEER_ID_CHARS_MAX),
           revokedAtMs: readInteger(entry, 'revokedAtMs'),
           notAfterMs: readInteger(entry, 'notAfterMs'),
         }
@@ -185,8 +185,8 @@ function readState(content: unknown): IssuerState {
     }),
     usedNonces: readArray(record, 'usedNonces', USED_NONCES_MAX, item => {
       const used = readRecord(item, 'used nonce', ['nonce', 'expiresAtMs', 'publicKey', 'serial'])
-      const nonce = readString(used, 'nonce', NONCE_HEX_CHARS)
-      if (!/^[0-9a-f]{32}$/.test(nonce)) throw new FieldError('nonce is not 32 hex characters')
+      const nonce = readText(used, 'nonce', NONCE_HEX_CHARS)
+      if (!/^[0-9a-f]{32}$/.test(nonce)) throw new DecodeError('malformed', 'nonce is not 32 hex characters')
       return {
         nonce,
         expiresAtMs: readInteger(used, 'expiresAtMs'),
@@ -201,17 +201,18 @@ function readState(content: unknown): IssuerState {
         ['id', 'status', 'publicKey', 'peerId', 'name', 'zone', 'requestedAtMs', 'expiresAtMs'],
         ['serial'],
       )
-      const status = readString(request, 'status', 16)
+      const status = readText(request, 'status', 16)
       if (status !== 'pending' && status !== 'signed' && status !== 'rejected') {
-        throw new FieldError('request status is unknown')
+        throw new DecodeError('malformed', 'request status is unknown')
       }
       const serial = Object.hasOwn(request, 'serial') ? readSerial(request, 'serial') : undefined
-      if ((status === 'signed') !== (serial !== undefined)) throw new FieldError('serial iff signed')
+      if ((status === 'signed') !== (serial !== undefined))
+        throw new DecodeError('malformed', 'serial iff signed')
       return {
-        id: readString(request, 'id', REQUEST_ID_CHARS_MAX),
+        id: readText(request, 'id', REQUEST_ID_CHARS_MAX),
         status,
         publicKey: readBytes(request, 'publicKey', { length: PUBLIC_KEY_BYTES }),
-        peerId: readString(request, 'peerId', PEER_ID_CHARS_MAX),
+        peerId: readText(request, 'peerId', PEER_ID_CHARS_MAX),
         name: readName(request, 'name'),
         zone: readName(request, 'zone'),
         requestedAtMs: readInteger(request, 'requestedAtMs'),

@@ -18,6 +18,10 @@
  *
  * No I/O, clock or randomness of its own: time comes in as `nowMs`, randomness via `randomBytes`.
  */
+
+import type { SigningKey } from '../wire/ed25519.js'
+import { isValidName } from '../wire/fields.js'
+import { bytesEqual, toHex } from '../wire/hash.js'
 import {
   CertificateError,
   checkValidityWindow,
@@ -25,10 +29,7 @@ import {
   newSerial,
   verifyCertificate,
 } from './certificate.js'
-import type { SigningKey } from './ed25519.js'
-import { canonicalRoles, isValidName } from './fields.js'
 import { fingerprintOf, shortFingerprint } from './fingerprint.js'
-import { bytesEqual, toHex } from './hash.js'
 import { peerIdOfPublicKey } from './identity.js'
 import {
   emptyIssuerState,
@@ -46,6 +47,7 @@ import {
   type SignedRevocationList,
   signRevocationList,
 } from './revocation.js'
+import { canonicalRoles } from './roles.js'
 import { type SigningRequest, verifySigningRequest } from './signing-request.js'
 import {
   checkTicket,
@@ -76,7 +78,7 @@ export interface IssuerConfig {
   /** Most live issued-certificate records. Default and ceiling {@link ISSUED_ENTRIES_MAX}. */
   readonly issuedMax: number
   /** Clock difference tolerated between nodes. Default 60 s. */
-  readonly maxClockSkewMs: number
+  readonly clockSkewToleranceMs: number
   /** Longest ticket lifetime `create-ticket` accepts. Default 30 days. */
   readonly ticketTtlMaxMs: number
 }
@@ -88,7 +90,7 @@ export const DEFAULT_ISSUER_CONFIG: IssuerConfig = {
   pendingMax: PENDING_REQUESTS_MAX,
   usedNoncesMax: USED_NONCES_MAX,
   issuedMax: ISSUED_ENTRIES_MAX,
-  maxClockSkewMs: 60_000,
+  clockSkewToleranceMs: 60_000,
   ticketTtlMaxMs: 30 * DAY_MS,
 }
 
@@ -122,10 +124,11 @@ export function validateIssuerConfig(partial: Partial<IssuerConfig> = {}): Issue
     if (config[key] > ceiling) problems.push(`${key} must be at most ${ceiling}`)
   }
   // Renewal happens in the second half of the lifetime; both halves must outlast the skew budget.
-  if (config.certificateTtlMs <= 4 * config.maxClockSkewMs) {
-    problems.push('certificateTtlMs must exceed 4 × maxClockSkewMs')
+  if (config.certificateTtlMs <= 4 * config.clockSkewToleranceMs) {
+    problems.push('certificateTtlMs must exceed 4 × clockSkewToleranceMs')
   }
-  if (config.pendingTtlMs <= config.maxClockSkewMs) problems.push('pendingTtlMs must exceed maxClockSkewMs')
+  if (config.pendingTtlMs <= config.clockSkewToleranceMs)
+    problems.push('pendingTtlMs must exceed clockSkewToleranceMs')
   if (problems.length > 0) throw new IssuerConfigError(problems)
   return config
 }
@@ -436,7 +439,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     const verdict = verifySigningRequest(bytes, {
       nowMs,
       maxAgeMs: config.pendingTtlMs,
-      maxClockSkewMs: config.maxClockSkewMs,
+      clockSkewToleranceMs: config.clockSkewToleranceMs,
     })
     if (!verdict.ok) {
       refuse(requestId, verdict.reason, `signing request refused (${verdict.reason}): ${verdict.detail}`)
@@ -488,7 +491,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     }
     usedNonces.set(ticket.nonceHex, {
       nonce: ticket.nonceHex,
-      expiresAtMs: ticket.expiresAtMs + config.maxClockSkewMs,
+      expiresAtMs: ticket.expiresAtMs + config.clockSkewToleranceMs,
       publicKey: record.publicKey,
       serial: record.serial,
     })
@@ -500,7 +503,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     const verdict = verifyCertificate(bytes, {
       caPublicKey: caKey.publicKey,
       nowMs,
-      maxClockSkewMs: config.maxClockSkewMs,
+      clockSkewToleranceMs: config.clockSkewToleranceMs,
       isRevoked,
     })
     if (!verdict.ok) {
@@ -802,13 +805,13 @@ export function createIssuer(init: IssuerInit): Issuer {
       changed = true
     }
     for (const [serial, record] of issued) {
-      if (checkValidityWindow(record, nowMs, config.maxClockSkewMs)?.reason !== 'expired') continue
+      if (checkValidityWindow(record, nowMs, config.clockSkewToleranceMs)?.reason !== 'expired') continue
       issued.delete(serial)
       if (record.renewalOf !== undefined) renewals.delete(record.renewalOf)
       changed = true
     }
     const live = new Map(
-      [...revocation.entries].filter(([, entry]) => entry.notAfterMs + config.maxClockSkewMs >= nowMs),
+      [...revocation.entries].filter(([, entry]) => entry.notAfterMs + config.clockSkewToleranceMs >= nowMs),
     )
     const listChanged = live.size !== revocation.entries.size
     if (listChanged) {

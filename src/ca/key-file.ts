@@ -6,10 +6,10 @@
  * never falls back to a new key: every problem is a typed {@link KeyFileError} the CLI reports.
  * Writing the bytes atomically with mode 0600 is the driver's job.
  */
-import { PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, type SigningKey, signingKeyFromSeed } from './ed25519.js'
-import { DecodeError, decodeCbor, encodeCbor } from './encoding.js'
-import { readBytes, readRecord, readString, tryRead } from './fields.js'
-import { bytesEqual } from './hash.js'
+import { DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
+import { PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, type SigningKey, signingKeyFromSeed } from '../wire/ed25519.js'
+import { readBytes, readRecord, readText, tryRead } from '../wire/fields.js'
+import { bytesEqual } from '../wire/hash.js'
 import { TICKET_SECRET_BYTES } from './ticket.js'
 
 /** Largest key or secret file accepted, in bytes (a real one is about 100). */
@@ -79,7 +79,7 @@ function readFile(bytes: Uint8Array, keys: readonly string[], type: string): Rec
   }
   const header = tryRead(() => {
     const record = readRecord(content, `${type} file`, keys)
-    return { record, version: record.version, type: readString(record, 'type', 32) }
+    return { record, version: record.version, type: readText(record, 'type', 32) }
   })
   if (!header.ok) throw new KeyFileError('malformed', header.detail)
   if (header.value.version !== 1 || header.value.type !== type) {

@@ -1,30 +1,34 @@
 /**
  * Revocation lists: the CA's signed, versioned statement of which certificates are withdrawn.
  *
- * Wire form: `encodeCbor({ body: encodeCbor(list), sig })`, signed by the CA key. Every node keeps the
+ * Wire form: the signed envelope of src/wire/envelope.ts, `{ body, sig }`, signed by the CA key under
+ * {@link DOMAIN_REVOCATION_LIST}; the body's `version` is {@link REVOCATION_LIST_FORMAT_VERSION} (the
+ * list's own, increasing number is `listVersion`). Every node keeps the
  * newest list it has verified ({@link newer}); a higher version always replaces a lower one, so an
  * old list replayed by anyone is ignored. Entries carry the certificate's `notAfterMs` so the CA can
  * drop them once the certificate would be refused as expired anyway, keeping the list bounded.
  */
 
-import { isSerial } from './certificate.js'
-import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type SigningKey, signBytes, verifyBytes } from './ed25519.js'
-import { decodeCbor, encodeCbor } from './encoding.js'
-import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import { type CborValue, DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
+import { DOMAIN_REVOCATION_LIST } from '../wire/domains.js'
+import { PUBLIC_KEY_BYTES, type SigningKey } from '../wire/ed25519.js'
+import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
 import {
-  FieldError,
   readArray,
   readBytes,
-  readConstant,
+  readFormatVersion,
   readInteger,
   readName,
   readRecord,
-  readString,
+  readText,
   tryRead,
-} from './fields.js'
+} from '../wire/fields.js'
+import { bytesEqual } from '../wire/hash.js'
+import { isSerial } from './certificate.js'
 import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
-import { bytesEqual } from './hash.js'
 
+/** Format version of revocation lists; version 1 (signed without a domain) is refused. */
+export const REVOCATION_LIST_FORMAT_VERSION = 2
 /** Most entries in one list. */
 export const REVOCATION_ENTRIES_MAX = 4096
 /** Largest encoded list, in bytes (a full list of long names is about 0.9 MiB). */
@@ -100,17 +104,17 @@ export function signRevocationList(
     issuer: fingerprintOf(caKey.publicKey),
     entries,
   }
-  const body = encodeCbor({
-    version: 1,
+  const body: CborValue = {
+    version: REVOCATION_LIST_FORMAT_VERSION,
     listVersion: list.version,
     issuedAtMs: list.issuedAtMs,
     issuer: list.issuer,
     entries: entries.map(entry => ({ ...entry })),
-  })
+  }
   // Re-reading what we are about to sign keeps the writer and the reader on one definition.
-  const read = tryRead(() => readRevocationList(decodeCbor(body, Number.POSITIVE_INFINITY)))
+  const read = tryRead(() => readRevocationList(decodeCbor(encodeCbor(body), Number.POSITIVE_INFINITY)))
   if (!read.ok) throw new RevocationListError('invalid-fields', read.detail)
-  const bytes = encodeEnvelope(body, 'sig', signBytes(caKey, body))
+  const bytes = sealEnvelope(DOMAIN_REVOCATION_LIST, caKey, body)
   if (bytes.byteLength > REVOCATION_LIST_BYTES_MAX) {
     throw new RevocationListError('too-large', `list is ${bytes.byteLength} bytes`)
   }
@@ -122,17 +126,19 @@ export function verifyRevocationList(bytes: Uint8Array, caPublicKey: Uint8Array)
   if (caPublicKey.byteLength !== PUBLIC_KEY_BYTES) {
     return { ok: false, reason: 'wrong-issuer', detail: 'CA public key must be 32 bytes' }
   }
-  const envelope = decodeEnvelope(bytes, REVOCATION_LIST_BYTES_MAX, 'sig', SIGNATURE_BYTES)
-  if (!envelope.ok) return envelope
-  const read = tryRead(() => readRevocationList(envelope.content))
-  if (!read.ok) return { ok: false, reason: 'malformed', detail: read.detail }
-  if (!bytesEqual(read.value.issuer, fingerprintOf(caPublicKey))) {
+  const read = tryRead(() => {
+    const envelope = openEnvelope(bytes, REVOCATION_LIST_BYTES_MAX)
+    return { envelope, list: readRevocationList(envelope.body) }
+  })
+  if (!read.ok) return read
+  const { envelope, list } = read.value
+  if (!bytesEqual(list.issuer, fingerprintOf(caPublicKey))) {
     return { ok: false, reason: 'wrong-issuer', detail: 'list of another CA' }
   }
-  if (!verifyBytes(caPublicKey, envelope.parts.body, envelope.parts.tag)) {
+  if (!verifyEnvelope(DOMAIN_REVOCATION_LIST, caPublicKey, envelope)) {
     return { ok: false, reason: 'bad-signature', detail: 'signature does not verify with the mesh CA key' }
   }
-  return { ok: true, signed: { list: read.value, bytes } }
+  return { ok: true, signed: { list, bytes } }
 }
 
 function readRevocationList(content: unknown): RevocationList {
@@ -143,12 +149,17 @@ function readRevocationList(content: unknown): RevocationList {
     'issuer',
     'entries',
   ])
-  readConstant(record, 'version', 1)
+  readFormatVersion(
+    record,
+    'revocation list',
+    REVOCATION_LIST_FORMAT_VERSION,
+    'upgrade mesh on the CA machine and re-create the home with mesh init',
+  )
   const entries = readArray(record, 'entries', REVOCATION_ENTRIES_MAX, readEntry)
   for (let i = 1; i < entries.length; i++) {
     // Sorted and unique: one canonical encoding per set of entries.
     if ((entries[i - 1]?.serial ?? '') >= (entries[i]?.serial ?? '')) {
-      throw new FieldError('entries are not sorted by unique serial')
+      throw new DecodeError('malformed', 'entries are not sorted by unique serial')
     }
   }
   return {
@@ -167,12 +178,13 @@ function readEntry(item: unknown): RevocationEntry {
     'revokedAtMs',
     'notAfterMs',
   ])
-  const serial = readString(record, 'serial', 32)
-  if (!isSerial(serial)) throw new FieldError('entry serial is not 32 lower-case hex characters')
+  const serial = readText(record, 'serial', 32)
+  if (!isSerial(serial))
+    throw new DecodeError('malformed', 'entry serial is not 32 lower-case hex characters')
   return {
     serial,
     name: readName(record, 'name'),
-    peerId: readString(record, 'peerId', PEER_ID_CHARS_MAX),
+    peerId: readText(record, 'peerId', PEER_ID_CHARS_MAX),
     revokedAtMs: readInteger(record, 'revokedAtMs'),
     notAfterMs: readInteger(record, 'notAfterMs'),
   }

@@ -2,33 +2,37 @@
  * Signing requests (CSRs): a node asking the CA for a certificate, signed with the key to be
  * certified (proof of possession: nobody can get a certificate for a key they do not hold).
  *
- * Wire form: `encodeCbor({ body: encodeCbor(fields), sig })`, the signature by the requester's own
- * key over the exact body bytes. Three kinds, told apart by what they carry:
+ * Wire form: the signed envelope of src/wire/envelope.ts, `{ body, sig }`, signed by the requester's
+ * own key under {@link DOMAIN_SIGNING_REQUEST}; the body's `version` is {@link SIGNING_REQUEST_VERSION}.
+ * Three kinds, told apart by what they carry:
  * - with `ticket`: admission by ticket; the requested name and zone are ignored;
  * - with `certificate`: renewal, authenticated by the still-valid certificate of the same key;
  * - with neither: a request that waits for an operator (`mesh ca sign`), using `name` and `zone`.
  */
-import { CERTIFICATE_BYTES_MAX } from './certificate.js'
-import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type SigningKey, signBytes, verifyBytes } from './ed25519.js'
-import { encodeCbor } from './encoding.js'
-import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+
+import { DecodeError } from '../wire/cbor.js'
+import { DOMAIN_SIGNING_REQUEST } from '../wire/domains.js'
+import { PUBLIC_KEY_BYTES, type SigningKey } from '../wire/ed25519.js'
+import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
 import {
-  FieldError,
   isValidName,
   readBytes,
-  readConstant,
+  readFormatVersion,
   readInteger,
   readName,
   readOptionalBytes,
-  readOptionalString,
+  readOptionalText,
   readRecord,
-  readString,
+  readText,
   tryRead,
-} from './fields.js'
-import { hash } from './hash.js'
+} from '../wire/fields.js'
+import { hash } from '../wire/hash.js'
+import { CERTIFICATE_BYTES_MAX } from './certificate.js'
 import { peerIdOfPublicKey } from './identity.js'
 import { TICKET_CHARS_MAX } from './ticket.js'
 
+/** Format version of signing requests; version 1 (signed without a domain) is refused. */
+export const SIGNING_REQUEST_VERSION = 2
 /** Largest encoded signing request, in bytes (room for a full ticket and a full certificate). */
 export const SIGNING_REQUEST_BYTES_MAX = 6144
 /** Nonce size in bytes. */
@@ -43,7 +47,7 @@ export interface SigningRequestFields {
   /** Wished name and zone; only used for requests without a ticket or certificate. */
   readonly name?: string
   readonly zone?: string
-  /** A ticket line (`mesh1.…`), for admission by ticket. */
+  /** A ticket line (`mesh2.…`), for admission by ticket. */
   readonly ticket?: string
   /** The current certificate's bytes, for renewal. */
   readonly certificate?: Uint8Array
@@ -55,7 +59,7 @@ export interface SigningRequestFields {
 
 /** A decoded signing request. */
 export interface SigningRequest extends SigningRequestFields {
-  readonly version: 1
+  readonly version: typeof SIGNING_REQUEST_VERSION
   /** Raw 32-byte ed25519 public key to certify. */
   readonly publicKey: Uint8Array
   /** The PeerId derived from `publicKey`. */
@@ -83,7 +87,7 @@ export interface SigningRequestCheckOptions {
   /** Oldest acceptable `createdAtMs`, as an age in ms. A polling joiner resends one request for this long. */
   readonly maxAgeMs: number
   /** Tolerated clock difference for requests dated in the future. */
-  readonly maxClockSkewMs: number
+  readonly clockSkewToleranceMs: number
 }
 
 /** Raised by {@link createSigningRequest} for fields that could not form a valid request. */
@@ -117,9 +121,14 @@ export function createSigningRequest(key: SigningKey, fields: SigningRequestFiel
       throw new SigningRequestError('invalid-fields', `invalid ${label} ${JSON.stringify(value)}`)
     }
   }
-  const request: SigningRequest = { version: 1, publicKey: key.publicKey, peerId, ...fields }
-  const body = encodeCbor({
-    version: 1,
+  const request: SigningRequest = {
+    version: SIGNING_REQUEST_VERSION,
+    publicKey: key.publicKey,
+    peerId,
+    ...fields,
+  }
+  const bytes = sealEnvelope(DOMAIN_SIGNING_REQUEST, key, {
+    version: SIGNING_REQUEST_VERSION,
     publicKey: key.publicKey,
     peerId,
     name: fields.name,
@@ -129,7 +138,6 @@ export function createSigningRequest(key: SigningKey, fields: SigningRequestFiel
     createdAtMs: fields.createdAtMs,
     nonce: fields.nonce,
   })
-  const bytes = encodeEnvelope(body, 'sig', signBytes(key, body))
   if (bytes.byteLength > SIGNING_REQUEST_BYTES_MAX) {
     throw new SigningRequestError('too-large', `request is ${bytes.byteLength} bytes`)
   }
@@ -144,15 +152,16 @@ export function verifySigningRequest(
   bytes: Uint8Array,
   options: SigningRequestCheckOptions,
 ): SigningRequestVerdict {
-  const envelope = decodeEnvelope(bytes, SIGNING_REQUEST_BYTES_MAX, 'sig', SIGNATURE_BYTES)
-  if (!envelope.ok) return envelope
-  const read = tryRead(() => readSigningRequest(envelope.content))
-  if (!read.ok) return { ok: false, reason: 'malformed', detail: read.detail }
-  const request = read.value
-  if (!verifyBytes(request.publicKey, envelope.parts.body, envelope.parts.tag)) {
+  const read = tryRead(() => {
+    const envelope = openEnvelope(bytes, SIGNING_REQUEST_BYTES_MAX)
+    return { envelope, request: readSigningRequest(envelope.body) }
+  })
+  if (!read.ok) return read
+  const { envelope, request } = read.value
+  if (!verifyEnvelope(DOMAIN_SIGNING_REQUEST, request.publicKey, envelope)) {
     return { ok: false, reason: 'bad-signature', detail: 'not signed by the key it asks to certify' }
   }
-  if (request.createdAtMs > options.nowMs + options.maxClockSkewMs) {
+  if (request.createdAtMs > options.nowMs + options.clockSkewToleranceMs) {
     return {
       ok: false,
       reason: 'from-future',
@@ -167,17 +176,25 @@ export function verifySigningRequest(
 
 function readSigningRequest(content: unknown): SigningRequest {
   const record = readRecord(content, 'signing request', REQUIRED_KEYS, OPTIONAL_KEYS)
+  const version = readFormatVersion(
+    record,
+    'signing request',
+    SIGNING_REQUEST_VERSION,
+    'upgrade mesh on the joining machine and run mesh join again',
+  )
   const publicKey = readBytes(record, 'publicKey', { length: PUBLIC_KEY_BYTES })
-  const peerId = readString(record, 'peerId', PEER_ID_CHARS_MAX)
-  if (peerIdOfPublicKey(publicKey) !== peerId) throw new FieldError('peerId does not match publicKey')
+  const peerId = readText(record, 'peerId', PEER_ID_CHARS_MAX)
+  if (peerIdOfPublicKey(publicKey) !== peerId) {
+    throw new DecodeError('malformed', 'peerId does not match publicKey')
+  }
   const request: SigningRequest = {
-    version: readConstant(record, 'version', 1),
+    version,
     publicKey,
     peerId,
     createdAtMs: readInteger(record, 'createdAtMs'),
     nonce: readBytes(record, 'nonce', { length: SIGNING_REQUEST_NONCE_BYTES }),
   }
-  const ticket = readOptionalString(record, 'ticket', TICKET_CHARS_MAX)
+  const ticket = readOptionalText(record, 'ticket', TICKET_CHARS_MAX)
   const certificate = readOptionalBytes(record, 'certificate', { bytesMax: CERTIFICATE_BYTES_MAX })
   return {
     ...request,

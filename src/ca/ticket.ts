@@ -1,34 +1,37 @@
 /**
  * Join tickets: one copy-pastable line that is enough to join a mesh.
  *
- * Text form: `mesh1.` + base64url (no padding) of `encodeCbor({ body: encodeCbor(fields), mac })`,
- * where `mac` is HMAC-SHA-256 over the body bytes keyed by the mesh's ticket secret (held by the CA).
+ * Text form: `mesh2.` + base64url (no padding) of the MACed envelope of src/wire/envelope.ts,
+ * `{ body, mac }`, where `mac` is HMAC-SHA-256 keyed by the mesh's ticket secret (held by the CA) over
+ * {@link DOMAIN_TICKET} and the body. The digit in the prefix and the body's `version` are both
+ * {@link TICKET_VERSION}; a `mesh1.` line is refused as coming from an older mesh.
  * The joiner reads a ticket without the secret ({@link parseTicket}) to learn where to dial and which
  * CA fingerprint to demand; only the CA can tell whether it is genuine ({@link checkTicket}). The
  * base64url is parsed strictly (canonical spelling only), so every change to the line is either
  * unreadable or fails the MAC.
  */
-import { encodeCbor } from './encoding.js'
-import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import { DecodeError } from '../wire/cbor.js'
+import { DOMAIN_TICKET } from '../wire/domains.js'
+import { openMacEnvelope, sealMacEnvelope, verifyMacEnvelope } from '../wire/envelope.js'
 import {
-  canonicalRoles,
-  FieldError,
   isValidName,
   readArray,
   readBytes,
-  readConstant,
+  readFormatVersion,
   readInteger,
   readName,
   readRecord,
-  readRoles,
   tryRead,
-} from './fields.js'
+} from '../wire/fields.js'
+import { bytesEqual, toHex } from '../wire/hash.js'
 import { FINGERPRINT_BYTES } from './fingerprint.js'
-import { bytesEqual, mac, toHex } from './hash.js'
+import { canonicalRoles, readRoles } from './roles.js'
 import type { Role } from './types.js'
 
-/** Start of every ticket line; the digit is the format version. */
-export const TICKET_PREFIX = 'mesh1.'
+/** Format version of tickets; version 1 (MACed without a domain) is refused. */
+export const TICKET_VERSION = 2
+/** Start of every ticket line; the digit is {@link TICKET_VERSION}. */
+export const TICKET_PREFIX = `mesh${TICKET_VERSION}.`
 /** Largest decoded ticket, in bytes (one with eight long addresses is about 1.3 KiB). */
 export const TICKET_BYTES_MAX = 2048
 /** Largest ticket line, in characters, implied by {@link TICKET_BYTES_MAX}. */
@@ -42,7 +45,9 @@ export const BOOTSTRAP_ADDRESSES_MAX = 8
 /** Longest bootstrap multiaddr, in characters. */
 export const MULTIADDR_CHARS_MAX = 256
 
-const MAC_BYTES = 32
+const OLDER_TICKET_REMEDY = 'create a new ticket with mesh ticket create on the CA node'
+/** A ticket line of any version: `mesh<digits>.`. */
+const ANY_VERSION_PREFIX = /^mesh(\d+)\./
 const FIELD_KEYS = ['version', 'mesh', 'bootstrap', 'name', 'zone', 'roles', 'expiresAtMs', 'nonce'] as const
 const BASE64URL_PATTERN = /^[A-Za-z0-9_-]*$/
 
@@ -66,7 +71,7 @@ export interface TicketFields {
 export interface Ticket extends TicketFields {
   /** The line exactly as parsed. */
   readonly text: string
-  /** The authenticated bytes and their MAC. */
+  /** The authenticated body bytes and their MAC (over the ticket domain and the body). */
   readonly body: Uint8Array
   readonly mac: Uint8Array
   /** The nonce as lower-case hex: the key of the CA's used-nonce record. */
@@ -111,8 +116,8 @@ export function createTicket(secret: Uint8Array, fields: TicketFields): string {
   const roles = canonicalRoles(fields.roles)
   const problem = fieldProblem(fields, roles)
   if (problem !== undefined) throw new TicketError('malformed', problem)
-  const body = encodeCbor({
-    version: 1,
+  const bytes = sealMacEnvelope(DOMAIN_TICKET, secret, {
+    version: TICKET_VERSION,
     mesh: fields.meshFingerprint,
     bootstrap: [...fields.bootstrap],
     name: fields.name,
@@ -121,7 +126,6 @@ export function createTicket(secret: Uint8Array, fields: TicketFields): string {
     expiresAtMs: fields.expiresAtMs,
     nonce: fields.nonce,
   })
-  const bytes = encodeEnvelope(body, 'mac', mac(secret, body))
   if (bytes.byteLength > TICKET_BYTES_MAX) {
     throw new TicketError('too-large', `ticket is ${bytes.byteLength} bytes, limit ${TICKET_BYTES_MAX}`)
   }
@@ -157,33 +161,43 @@ export function parseTicket(text: string): Ticket {
   if (line.length > TICKET_CHARS_MAX) {
     throw new TicketError('too-large', `ticket is ${line.length} characters, limit ${TICKET_CHARS_MAX}`)
   }
-  if (!line.startsWith(TICKET_PREFIX))
+  if (!line.startsWith(TICKET_PREFIX)) {
+    const version = ANY_VERSION_PREFIX.exec(line)?.[1]
+    if (version !== undefined && Number(version) < TICKET_VERSION) {
+      throw new TicketError(
+        'malformed',
+        `ticket format version ${version} is from an older mesh; ${OLDER_TICKET_REMEDY}`,
+      )
+    }
     throw new TicketError('malformed', `a ticket starts with '${TICKET_PREFIX}'`)
+  }
   const encoded = line.slice(TICKET_PREFIX.length)
   const bytes = Buffer.from(encoded, 'base64url')
   // Buffer skips stray characters and ignores spare bits: insist on the one canonical spelling.
   if (!BASE64URL_PATTERN.test(encoded) || bytes.toString('base64url') !== encoded) {
     throw new TicketError('malformed', 'ticket is not canonical base64url (was it cut or altered?)')
   }
-  const envelope = decodeEnvelope(new Uint8Array(bytes), TICKET_BYTES_MAX, 'mac', MAC_BYTES)
-  if (!envelope.ok) throw new TicketError(envelope.reason, `unreadable ticket: ${envelope.detail}`)
-  const read = tryRead(() => readTicketFields(envelope.content))
-  if (!read.ok) throw new TicketError('malformed', `unreadable ticket: ${read.detail}`)
+  const read = tryRead(() => {
+    const envelope = openMacEnvelope(new Uint8Array(bytes), TICKET_BYTES_MAX)
+    return { envelope, fields: readTicketFields(envelope.body) }
+  })
+  if (!read.ok) throw new TicketError(read.reason, `unreadable ticket: ${read.detail}`)
+  const { envelope, fields } = read.value
   return {
-    ...read.value,
+    ...fields,
     text: line,
-    body: envelope.parts.body,
-    mac: envelope.parts.tag,
-    nonceHex: toHex(read.value.nonce),
+    body: envelope.bodyBytes,
+    mac: envelope.mac,
+    nonceHex: toHex(fields.nonce),
   }
 }
 
 function readTicketFields(content: unknown): TicketFields {
   const record = readRecord(content, 'ticket', FIELD_KEYS)
-  readConstant(record, 'version', 1)
+  readFormatVersion(record, 'ticket', TICKET_VERSION, OLDER_TICKET_REMEDY)
   const bootstrap = readArray(record, 'bootstrap', BOOTSTRAP_ADDRESSES_MAX, item => {
     if (typeof item !== 'string' || !isAddressText(item))
-      throw new FieldError('bootstrap holds a non-address')
+      throw new DecodeError('malformed', 'bootstrap holds a non-address')
     return item
   })
   return {
@@ -205,7 +219,7 @@ export function checkTicket(ticket: Ticket, options: TicketCheckOptions): Ticket
   if (!bytesEqual(ticket.meshFingerprint, options.meshFingerprint)) {
     return { ok: false, reason: 'wrong-mesh', detail: 'ticket was issued by another mesh' }
   }
-  if (!bytesEqual(mac(options.secret, ticket.body), ticket.mac)) {
+  if (!verifyMacEnvelope(DOMAIN_TICKET, options.secret, { bodyBytes: ticket.body, mac: ticket.mac })) {
     return { ok: false, reason: 'bad-mac', detail: 'ticket authenticator does not match (altered or forged)' }
   }
   if (options.nowMs > ticket.expiresAtMs) {

@@ -4,12 +4,14 @@
  */
 
 /** What a certificate allows its holder to be. */
-export type Role = 'agent' | 'operator' | 'ca'
-export const ROLES: readonly Role[] = ['agent', 'operator', 'ca']
+export type Role = (typeof ROLES)[number]
+/** Every role, in canonical order (the one owner of the list). */
+export const ROLES = ['agent', 'operator', 'ca'] as const
 
 /** The signed content of a certificate (all times in ms since the epoch, integers). */
 export interface Certificate {
-  readonly version: 1
+  /** The format version, `CERTIFICATE_VERSION` in certificate.ts. */
+  readonly version: 2
   /** 16 random bytes as lower-case hex; unique per issued certificate. */
   readonly serial: string
   readonly name: string

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import type { RunningAgent } from '../agent/runtime.js'
+import { sleep, systemClock } from '../node/clock.js'
 import { silentLogger } from '../node/log.js'
 import { CliError } from './errors.js'
 import { init } from './init.js'
@@ -77,35 +78,35 @@ export async function demo(io: CliIo, globals: GlobalOptions, options: DemoOptio
       if (reply?.type !== 'command-reply' || !reply.result.ok || reply.result.command !== 'create-ticket') {
         throw new CliError('demo-failed', `could not create a ticket for ${name}`)
       }
-      const t0 = Date.now()
+      const t0 = systemClock.nowMs()
       await join(
         silentIo,
         { home: homeOf(name), json: false, jsonl: false },
         { ticket: reply.result.ticket, listen: [LOOPBACK] },
       )
       await start(name)
-      say(`  ${name}: joined zone ${zone} with a ticket in ${Date.now() - t0} ms`)
+      say(`  ${name}: joined zone ${zone} with a ticket in ${systemClock.nowMs() - t0} ms`)
     }
 
-    const deadline = Date.now() + CONVERGE_TIMEOUT_MS
+    const deadline = systemClock.nowMs() + CONVERGE_TIMEOUT_MS
     const everyone = names.map(n => n.name)
     while (
       !agents.every(a => everyone.every(n => a.node.members().some(m => m.name === n && m.state === 'alive')))
     ) {
-      if (Date.now() > deadline || io.signal?.aborted === true)
+      if (systemClock.nowMs() > deadline || io.signal?.aborted === true)
         throw new CliError('demo-failed', 'the demo nodes did not all see each other in time')
-      await new Promise(r => setTimeout(r, 50))
+      await sleep(systemClock, 50)
     }
     say(`  all ${options.nodes} nodes see each other`)
 
     say('')
     say(`$ mesh exec uptime --zone web        (from ${first.name})`)
-    const t0 = Date.now()
+    const t0 = systemClock.nowMs()
     const result = await ca.node.exec({ action: 'uptime', filter: { zone: 'web' }, timeoutMs: 10_000 })
     for (const reply of result.replies)
       say(`${reply.node} [${reply.zone}] ${reply.status} ${reply.durationMs}ms: ${reply.output.trim()}`)
     say(
-      `${result.replies.length}/${result.expected.length} replied in ${Date.now() - t0} ms${result.missing.length > 0 ? `; missing ${result.missing.join(', ')}` : ''}`,
+      `${result.replies.length}/${result.expected.length} replied in ${systemClock.nowMs() - t0} ms${result.missing.length > 0 ? `; missing ${result.missing.join(', ')}` : ''}`,
     )
 
     const mesh = selfCommand()

@@ -3,6 +3,7 @@
 import { HomeError } from '../agent/home.js'
 import { initHome } from '../agent/init.js'
 import { formatFingerprint, shortFingerprint } from '../ca/fingerprint.js'
+import { systemClock } from '../node/clock.js'
 import { CliError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
@@ -26,7 +27,7 @@ export async function init(io: CliIo, globals: GlobalOptions, opts: InitOptions)
         announce: opts.announce,
         networkKey: opts.networkKey,
       },
-      Date.now(),
+      systemClock.nowMs(),
     )
   } catch (err) {
     if (err instanceof HomeError) throw new CliError(err.code, err.message)

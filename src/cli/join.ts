@@ -15,13 +15,12 @@ import {
 } from '../agent/home.js'
 import { ensureHomeDir, readStateFile, writeFileAtomic } from '../agent/state-file.js'
 import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
+import { systemClock } from '../node/clock.js'
+import { DEFAULT_LISTEN } from '../node/config.js'
 import { JoinError, requestCertificate } from '../node/join.js'
 import { generateSigningKey } from '../node/keys.js'
 import { CliError, UsageError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
-
-/** Default listen address written to config.toml when --listen is not given. */
-export const JOIN_LISTEN_DEFAULT = '/ip4/0.0.0.0/tcp/7600'
 
 /** Flags of `mesh join` as src/cli.ts parses them. */
 export interface JoinFlags {
@@ -93,7 +92,7 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
     pnetKey = read.bytes
   }
   const key = generateSigningKey()
-  const startedAtMs = Date.now()
+  const startedAtMs = systemClock.nowMs()
   let result: Awaited<ReturnType<typeof requestCertificate>>
   try {
     result = await requestCertificate({
@@ -122,13 +121,13 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
   await saveRevocations(globals.home, result.revocationList)
   if (pnetKey !== undefined) await writeFileAtomic(joinPath(globals.home, NETWORK_KEY_FILE), pnetKey)
   await writeConfigFile(globals.home, {
-    listen: [...(flags.listen ?? [JOIN_LISTEN_DEFAULT])],
+    listen: [...(flags.listen ?? DEFAULT_LISTEN)],
     announce: [...(flags.announce ?? [])],
     bootstrap: [...result.bootstrap],
     ...(pnetKey !== undefined ? { pnetKeyFile: NETWORK_KEY_FILE } : {}),
   })
   await saveNodeIdentity(globals.home, { key, certificate: result.certificate }, result.caPublicKey)
-  const elapsedMs = Date.now() - startedAtMs
+  const elapsedMs = systemClock.nowMs() - startedAtMs
 
   const certificate = result.certificate.certificate
   const meshFingerprint = formatFingerprint(fingerprintOf(result.caPublicKey))

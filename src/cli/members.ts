@@ -1,4 +1,6 @@
 /** `mesh members` and `mesh zones`, as the local agent sees the mesh. */
+
+import { systemClock } from '../node/clock.js'
 import { table, withAgent } from './agent-client.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
@@ -27,7 +29,7 @@ export async function members(io: CliIo, globals: GlobalOptions): Promise<number
     printJson(io, list)
     return 0
   }
-  const now = Date.now()
+  const now = systemClock.nowMs()
   io.stdout.write(
     `${table([
       ['NAME', 'ZONE', 'ROLES', 'STATE', 'LAST SEEN', 'ADDRESS'],

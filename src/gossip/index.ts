@@ -4,7 +4,6 @@
  * libp2p here; src/node/ drives it.
  */
 export * from './authorize.js'
-export * from './envelope.js'
 export * from './filter.js'
 export * from './membership.js'
 export * from './presence.js'

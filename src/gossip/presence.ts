@@ -1,7 +1,7 @@
 /**
  * The signed presence heartbeat each node publishes on the presence topic.
  *
- * Envelope (envelope.ts, domain `mesh/presence/v1`) signed by the node key, with body
+ * Envelope (src/wire/envelope.ts, domain `DOMAIN_PRESENCE`) signed by the node key, with body
  * `{ v: 1, name, zone, roles, peerId, addrs, facts, seq, sentAtMs, intervalMs, cert }`. Name, zone, roles and
  * peer id are repeated from the certificate so that receivers need not trust anything else, and
  * verification refuses a heartbeat whose copy differs from the certificate.
@@ -10,14 +10,23 @@
  * in ms and adds one per heartbeat, so a restarted node still moves forward.
  */
 
-import type { SigningKey } from '../ca/ed25519.js'
-import type { CborValue } from '../ca/encoding.js'
-import { DecodeError } from '../ca/encoding.js'
+import { CERTIFICATE_BYTES_MAX } from '../ca/certificate.js'
 import type { CertificateRejection, CertificateVerifier, Role, SignedCertificate } from '../ca/types.js'
 import { ROLES } from '../ca/types.js'
-import { DOMAIN_PRESENCE, openEnvelope, sealEnvelope, verifyEnvelope } from './envelope.js'
-import { onlyKeys, readBytes, readInteger, readText, readTextList, readTextMap } from './fields.js'
-import { ADDRESS_CHARS_MAX, CERTIFICATE_BYTES_MAX, REPLY_ADDRS_MAX } from './request.js'
+import { type CborValue, DecodeError } from '../wire/cbor.js'
+import { DOMAIN_PRESENCE } from '../wire/domains.js'
+import type { SigningKey } from '../wire/ed25519.js'
+import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
+import {
+  NAME_CHARS_MAX,
+  onlyKeys,
+  readBytes,
+  readInteger,
+  readText,
+  readTextList,
+  readTextMap,
+} from '../wire/fields.js'
+import { ADDRESS_CHARS_MAX, REPLY_ADDRS_MAX } from './request.js'
 
 /** Largest encoded heartbeat, in bytes. */
 export const PRESENCE_BYTES_MAX = 16 * 1024
@@ -30,8 +39,6 @@ export const HEARTBEAT_INTERVAL_MS_MAX = 10 * 60_000
 export const FACT_KEY_CHARS_MAX = 64
 /** Longest fact value, in characters. */
 export const FACT_VALUE_CHARS_MAX = 256
-/** Longest node name or zone, in characters. */
-export const NAME_CHARS_MAX = 64
 
 /** The signed content of a heartbeat. */
 export interface Heartbeat {
@@ -141,7 +148,7 @@ export interface HeartbeatCheck {
   readonly verifier: CertificateVerifier
   readonly nowMs: number
   /** How far ahead of our clock `sentAtMs` may be, ms. */
-  readonly maxClockSkewMs: number
+  readonly clockSkewToleranceMs: number
   /** Oldest acceptable heartbeat, ms before now (so an old one replayed cannot resurrect a node). */
   readonly maxAgeMs: number
 }
@@ -187,7 +194,7 @@ export function verifyHeartbeat(bytes: Uint8Array, check: HeartbeatCheck): Heart
   if (!verifyEnvelope(DOMAIN_PRESENCE, cert.publicKey, envelope)) {
     return refuse('bad-signature', `heartbeat from ${cert.name} is not signed by its certificate key`)
   }
-  if (heartbeat.sentAtMs > check.nowMs + check.maxClockSkewMs) {
+  if (heartbeat.sentAtMs > check.nowMs + check.clockSkewToleranceMs) {
     return refuse(
       'from-the-future',
       `heartbeat sent ${heartbeat.sentAtMs - check.nowMs} ms ahead of our clock`,
@@ -221,9 +228,9 @@ function heartbeatFromBody(b: Record<string, unknown>): Heartbeat {
     peerId: readText(b, 'peerId', ADDRESS_CHARS_MAX),
     addrs: readTextList(b, 'addrs', REPLY_ADDRS_MAX, ADDRESS_CHARS_MAX),
     facts: readTextMap(b, 'facts', FACTS_MAX, FACT_KEY_CHARS_MAX, FACT_VALUE_CHARS_MAX),
-    seq: readInteger(b, 'seq', 0, Number.MAX_SAFE_INTEGER),
-    sentAtMs: readInteger(b, 'sentAtMs', 0, Number.MAX_SAFE_INTEGER),
-    intervalMs: readInteger(b, 'intervalMs', 1, HEARTBEAT_INTERVAL_MS_MAX),
-    cert: readBytes(b, 'cert', 1, CERTIFICATE_BYTES_MAX),
+    seq: readInteger(b, 'seq'),
+    sentAtMs: readInteger(b, 'sentAtMs'),
+    intervalMs: readInteger(b, 'intervalMs', { min: 1, max: HEARTBEAT_INTERVAL_MS_MAX }),
+    cert: readBytes(b, 'cert', { bytesMin: 1, bytesMax: CERTIFICATE_BYTES_MAX }),
   }
 }

@@ -2,7 +2,7 @@
  * The replay cache: a request id is admitted at most once per node.
  *
  * An entry is kept until its request can no longer pass the validity window anywhere, that is until
- * `expiresAtMs + maxClockSkewMs` has passed on our clock; after that the window check refuses the
+ * `expiresAtMs + clockSkewToleranceMs` has passed on our clock; after that the window check refuses the
  * request, so the entry can go. Entries are pruned soonest-expiring first (a min-heap on that time).
  *
  * Bounded by `entriesMax`. When full, only entries past their keep-until time are evicted; the cache
@@ -50,14 +50,14 @@ export interface ReplayCacheInit {
   /** Most ids kept; default {@link REPLAY_ENTRIES_MAX}. */
   readonly entriesMax?: number
   /** The clock-skew budget of the validity window, ms. */
-  readonly maxClockSkewMs: number
+  readonly clockSkewToleranceMs: number
 }
 
 /** Creates an empty replay cache. @throws RangeError on a non-positive size or negative skew */
 export function createReplayCache(init: ReplayCacheInit): ReplayCache {
   const entriesMax = init.entriesMax ?? REPLAY_ENTRIES_MAX
   if (!Number.isSafeInteger(entriesMax) || entriesMax < 1) throw new RangeError('entriesMax must be ≥ 1')
-  if (!(init.maxClockSkewMs >= 0)) throw new RangeError('maxClockSkewMs must be ≥ 0')
+  if (!(init.clockSkewToleranceMs >= 0)) throw new RangeError('clockSkewToleranceMs must be ≥ 0')
   const keepUntil = new Map<string, number>()
   const heap = new MinHeap()
   const counters: ReplayCounters = { admitted: 0, replayed: 0, overloaded: 0, expired: 0 }
@@ -82,7 +82,7 @@ export function createReplayCache(init: ReplayCacheInit): ReplayCache {
         counters.overloaded++
         return { ok: false, code: 'overloaded' }
       }
-      const untilMs = expiresAtMs + init.maxClockSkewMs
+      const untilMs = expiresAtMs + init.clockSkewToleranceMs
       keepUntil.set(key, untilMs)
       heap.push({ key, untilMs })
       counters.admitted++

@@ -11,7 +11,7 @@
  *       └────────────done───────────────┘     (a late ack after done is a duplicate)
  * ```
  */
-import { bytesEqual } from '../ca/hash.js'
+import { bytesEqual } from '../wire/hash.js'
 import type { ReplyStatus, VerifiedReply } from './reply.js'
 
 /** Most nodes that may answer without being expected before further ones are only counted. */

@@ -1,7 +1,7 @@
 /**
  * Signed replies from a node to a requester, and the batch frame that carries several of them.
  *
- * A reply is an envelope (envelope.ts, domain `mesh/reply/v1`) signed by the replying node's key,
+ * A reply is an envelope (src/wire/envelope.ts, domain `DOMAIN_REPLY`) signed by the replying node's key,
  * carrying that node's certificate, so it can be verified end to end by the requester no matter
  * which peers carried it. That is what allows replies to travel back along the gossip path, batched
  * at each hop ({@link encodeReplyBatch}), with a direct dial only as the fallback: forwarders pass
@@ -11,14 +11,15 @@
  * bounded output, duration, and for `--once` the authority epoch).
  */
 
-import type { SigningKey } from '../ca/ed25519.js'
-import type { CborValue } from '../ca/encoding.js'
-import { DecodeError, decodeCbor, encodeCbor, isRecord } from '../ca/encoding.js'
-import { bytesEqual, toHex } from '../ca/hash.js'
+import { CERTIFICATE_BYTES_MAX } from '../ca/certificate.js'
 import type { CertificateRejection, CertificateVerifier, SignedCertificate } from '../ca/types.js'
-import { DOMAIN_REPLY, openEnvelope, sealEnvelope, verifyEnvelope } from './envelope.js'
-import { onlyKeys, readBytes, readInteger, readOptionalText, readText } from './fields.js'
-import { CERTIFICATE_BYTES_MAX, REQUEST_ID_BYTES } from './request.js'
+import { type CborValue, DecodeError, decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
+import { DOMAIN_REPLY } from '../wire/domains.js'
+import type { SigningKey } from '../wire/ed25519.js'
+import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
+import { onlyKeys, readBytes, readInteger, readOptionalText, readText } from '../wire/fields.js'
+import { bytesEqual, toHex } from '../wire/hash.js'
+import { REQUEST_ID_BYTES } from './request.js'
 
 /** Most output carried in one reply, in UTF-8 bytes; longer output is cut and flagged. */
 export const REPLY_OUTPUT_BYTES_MAX = 16 * 1024
@@ -237,11 +238,11 @@ function replyFromBody(b: Record<string, unknown>): Reply {
   }
   const common = {
     v: 1 as const,
-    requestId: readBytes(b, 'requestId', REQUEST_ID_BYTES, REQUEST_ID_BYTES),
+    requestId: readBytes(b, 'requestId', { length: REQUEST_ID_BYTES }),
     node: readText(b, 'node', REPLY_NAME_CHARS_MAX),
     zone: readText(b, 'zone', REPLY_NAME_CHARS_MAX),
-    cert: readBytes(b, 'cert', 1, CERTIFICATE_BYTES_MAX),
-    sentAtMs: readInteger(b, 'sentAtMs', 0, Number.MAX_SAFE_INTEGER),
+    cert: readBytes(b, 'cert', { bytesMin: 1, bytesMax: CERTIFICATE_BYTES_MAX }),
+    sentAtMs: readInteger(b, 'sentAtMs'),
   }
   if (b.kind === 'ack') {
     onlyKeys(b, ['v', 'kind', 'requestId', 'node', 'zone', 'cert', 'sentAtMs'], 'ack')
@@ -278,15 +279,12 @@ function replyFromBody(b: Record<string, unknown>): Reply {
     ...common,
     kind: 'done',
     status: status as ReplyStatus,
-    exitCode:
-      b.exitCode === null
-        ? null
-        : readInteger(b, 'exitCode', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    exitCode: b.exitCode === null ? null : readInteger(b, 'exitCode', { min: Number.MIN_SAFE_INTEGER }),
     output: readText(b, 'output', REPLY_OUTPUT_BYTES_MAX),
     outputTruncated: b.outputTruncated,
-    durationMs: readInteger(b, 'durationMs', 0, Number.MAX_SAFE_INTEGER),
+    durationMs: readInteger(b, 'durationMs'),
   }
-  if (b.epoch !== undefined) done.epoch = readInteger(b, 'epoch', 0, Number.MAX_SAFE_INTEGER)
+  if (b.epoch !== undefined) done.epoch = readInteger(b, 'epoch')
   const reason = readOptionalText(b, 'reason', REPLY_REASON_CHARS_MAX)
   if (reason !== undefined) done.reason = reason
   return done

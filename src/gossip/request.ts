@@ -1,24 +1,20 @@
 /**
  * The request envelope published on the request topic.
  *
- * Deterministic CBOR `{ body, sig }` (see envelope.ts, domain `mesh/request/v1`) with body
+ * Deterministic CBOR `{ body, sig }` (see src/wire/envelope.ts, domain `DOMAIN_REQUEST`) with body
  * `{ v: 1, id, issuer, issuedAtMs, expiresAtMs, filter, action, args, replyTo: { peerId, addrs } }`,
  * signed by the operator key whose certificate is `issuer`. Decoding checks shape and limits only;
  * the certificate, signature, time window and everything else are checked by validate.ts.
  */
 
-import type { SigningKey } from '../ca/ed25519.js'
-import type { CborValue } from '../ca/encoding.js'
-import { DecodeError } from '../ca/encoding.js'
-import { toHex } from '../ca/hash.js'
-import {
-  DOMAIN_REQUEST,
-  type OpenedEnvelope,
-  openEnvelope,
-  sealEnvelope,
-  verifyEnvelope,
-} from './envelope.js'
-import { onlyKeys, readBytes, readInteger, readText, readTextList } from './fields.js'
+import { CERTIFICATE_BYTES_MAX } from '../ca/certificate.js'
+import { type CborValue, DecodeError } from '../wire/cbor.js'
+import { DOMAIN_REQUEST } from '../wire/domains.js'
+import type { SigningKey } from '../wire/ed25519.js'
+import { type OpenedEnvelope, openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
+import { onlyKeys, readBytes, readInteger, readRecord, readText, readTextList } from '../wire/fields.js'
+import { toHex } from '../wire/hash.js'
+import { ACTION_CHARS_MAX, isValidActionName } from './action-name.js'
 import {
   type CompiledFilter,
   compileFilter,
@@ -32,10 +28,6 @@ import {
 export const REQUEST_BYTES_MAX = 64 * 1024
 /** Size of a request id, in bytes. */
 export const REQUEST_ID_BYTES = 16
-/** Largest issuer certificate carried in a request, in bytes. */
-export const CERTIFICATE_BYTES_MAX = 4096
-/** Longest action name, in characters. */
-export const ACTION_CHARS_MAX = 64
 /** Most arguments per request. */
 export const ARGS_MAX = 64
 /** Longest single argument, in characters. */
@@ -44,9 +36,6 @@ export const ARG_CHARS_MAX = 4096
 export const REPLY_ADDRS_MAX = 16
 /** Longest reply address or peer id, in characters. */
 export const ADDRESS_CHARS_MAX = 256
-
-/** Action names: a letter or digit, then letters, digits, `.`, `_`, `:` or `-`. */
-export const ACTION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
 
 /** Where the requester wants replies: its peer id and dialable addresses. */
 export interface ReplyTo {
@@ -158,25 +147,15 @@ export function decodeRequest(bytes: Uint8Array, bytesMax = REQUEST_BYTES_MAX): 
       'request',
     )
     const action = readText(b, 'action', ACTION_CHARS_MAX)
-    if (!ACTION_PATTERN.test(action))
+    if (!isValidActionName(action))
       throw new DecodeError('malformed', `action '${action}' is not a valid name`)
-    const replyTo = b.replyTo
-    if (
-      replyTo === null ||
-      typeof replyTo !== 'object' ||
-      Array.isArray(replyTo) ||
-      replyTo instanceof Uint8Array
-    ) {
-      throw new DecodeError('malformed', 'replyTo must be a map')
-    }
-    const r = replyTo as Record<string, unknown>
-    onlyKeys(r, ['peerId', 'addrs'], 'replyTo')
+    const r = readRecord(b.replyTo, 'replyTo', ['peerId', 'addrs'])
     body = {
       v: 1,
-      id: readBytes(b, 'id', REQUEST_ID_BYTES, REQUEST_ID_BYTES),
-      issuer: readBytes(b, 'issuer', 1, CERTIFICATE_BYTES_MAX),
-      issuedAtMs: readInteger(b, 'issuedAtMs', 0, Number.MAX_SAFE_INTEGER),
-      expiresAtMs: readInteger(b, 'expiresAtMs', 0, Number.MAX_SAFE_INTEGER),
+      id: readBytes(b, 'id', { length: REQUEST_ID_BYTES }),
+      issuer: readBytes(b, 'issuer', { bytesMin: 1, bytesMax: CERTIFICATE_BYTES_MAX }),
+      issuedAtMs: readInteger(b, 'issuedAtMs'),
+      expiresAtMs: readInteger(b, 'expiresAtMs'),
       filter: filterFromCbor(b.filter),
       action,
       args: readTextList(b, 'args', ARGS_MAX, ARG_CHARS_MAX),

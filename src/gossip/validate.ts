@@ -126,7 +126,7 @@ export function outcomeCode(outcome: RequestOutcome): OutcomeCode {
 /** Time limits of the validity window, ms. */
 export interface WindowLimits {
   /** How far clocks may disagree; applied to issue time (future) and expiry (past). */
-  readonly maxClockSkewMs: number
+  readonly clockSkewToleranceMs: number
   /** Longest allowed `expiresAtMs - issuedAtMs`. */
   readonly requestLifetimeMsMax: number
 }
@@ -143,15 +143,15 @@ export function checkValidityWindow(
 ): 'bad-window' | 'lifetime-too-long' | 'issued-in-future' | 'expired' | undefined {
   if (expiresAtMs <= issuedAtMs) return 'bad-window'
   if (expiresAtMs - issuedAtMs > limits.requestLifetimeMsMax) return 'lifetime-too-long'
-  if (issuedAtMs > nowMs + limits.maxClockSkewMs) return 'issued-in-future'
-  if (nowMs > expiresAtMs + limits.maxClockSkewMs) return 'expired'
+  if (issuedAtMs > nowMs + limits.clockSkewToleranceMs) return 'issued-in-future'
+  if (nowMs > expiresAtMs + limits.clockSkewToleranceMs) return 'expired'
   return undefined
 }
 
 /** What the validator depends on (ports and this node's view of itself). */
 export interface RequestValidatorComponents {
   readonly verifier: CertificateVerifier
-  /** Shared with nothing else; its `maxClockSkewMs` should equal the window's. */
+  /** Shared with nothing else; its `clockSkewToleranceMs` should equal the window's. */
   readonly replay: ReplayCache
   /** This node as the filter sees it (facts and authority may change between calls). */
   readonly self: () => FilterSubject
@@ -187,7 +187,7 @@ export function createRequestValidator(
   components: RequestValidatorComponents,
   init: RequestValidatorInit,
 ): RequestValidator {
-  if (!(init.maxClockSkewMs >= 0)) throw new ValidatorConfigError('maxClockSkewMs must be ≥ 0')
+  if (!(init.clockSkewToleranceMs >= 0)) throw new ValidatorConfigError('clockSkewToleranceMs must be ≥ 0')
   if (!(init.requestLifetimeMsMax > 0)) throw new ValidatorConfigError('requestLifetimeMsMax must be > 0')
   const bytesMax = init.requestBytesMax ?? REQUEST_BYTES_MAX
   if (!(bytesMax > 0)) throw new ValidatorConfigError('requestBytesMax must be > 0')

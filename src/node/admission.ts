@@ -12,9 +12,10 @@
 import type { Connection, ConnectionGater, Libp2p, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
-import { decodeCbor, encodeCbor, isRecord } from '../ca/encoding.js'
 import { REVOCATION_LIST_BYTES_MAX } from '../ca/revocation.js'
 import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
+import { decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
+import type { Clock } from './clock.js'
 
 /** The hello protocol id. */
 export const HELLO_PROTOCOL = '/mesh/hello/1.0.0'
@@ -47,7 +48,7 @@ export interface AdmissionInit {
   /** Our certificate, encoded; a function because renewal replaces it. */
   readonly ownCertificate: () => Uint8Array
   readonly verify: CertificateVerifier
-  readonly nowMs: () => number
+  readonly clock: Clock
   readonly helloTimeoutMs: number
   readonly revocations: RevocationPort
   readonly log: Logger
@@ -92,6 +93,7 @@ interface Waiter {
 
 /** Creates the admission layer. Call {@link Admission.attach} once the libp2p node exists (before start). */
 export function createAdmission(init: AdmissionInit): Admission {
+  const { clock } = init
   const verified = new Map<string, SignedCertificate>()
   const failed = new Set<string>()
   const waiters = new Map<string, Set<Waiter>>()
@@ -104,7 +106,7 @@ export function createAdmission(init: AdmissionInit): Admission {
     const id = peerId.toString()
     const until = denied.get(id)
     if (until === undefined) return false
-    if (until <= init.nowMs()) {
+    if (until <= clock.nowMs()) {
       denied.delete(id)
       return false
     }
@@ -133,7 +135,7 @@ export function createAdmission(init: AdmissionInit): Admission {
     if (!isRecord(message) || !(message.cert instanceof Uint8Array))
       return { ok: false, reason: 'malformed hello' }
     if (message.crl instanceof Uint8Array) init.revocations.offer(message.crl)
-    const verdict = init.verify(message.cert, init.nowMs())
+    const verdict = init.verify(message.cert, clock.nowMs())
     if (!verdict.ok) return { ok: false, reason: `certificate ${verdict.reason}: ${verdict.detail}` }
     if (verdict.signed.certificate.peerId !== connection.remotePeer.toString()) {
       return { ok: false, reason: 'certificate belongs to another peer' }
@@ -258,13 +260,13 @@ export function createAdmission(init: AdmissionInit): Admission {
           if (!verified.has(peerId)) void helloOut(connection)
           return
         }
-        setTimeout(() => {
+        clock.setTimer(() => {
           if (connection.status === 'open' && !verified.has(peerId)) {
             counters.timedOut += 1
             log.debug({ peer: peerId }, 'no hello in time; closing')
             void connection.close().catch(() => {})
           }
-        }, init.helloTimeoutMs).unref()
+        }, init.helloTimeoutMs)
       })
       libp2p.addEventListener('peer:disconnect', evt => {
         const peerId = evt.detail.toString()
@@ -292,14 +294,18 @@ export function createAdmission(init: AdmissionInit): Admission {
         }
         const waiter: Waiter = {
           resolve: cert => {
-            clearTimeout(timer)
+            timer.cancel()
             resolve(cert)
           },
         }
-        const timer = setTimeout(() => {
-          set?.delete(waiter)
-          resolve(undefined)
-        }, timeoutMs)
+        const timer = clock.setTimer(
+          () => {
+            set?.delete(waiter)
+            resolve(undefined)
+          },
+          timeoutMs,
+          { keepAlive: true },
+        )
         set.add(waiter)
       })
     },
@@ -317,7 +323,7 @@ export function createAdmission(init: AdmissionInit): Admission {
         const oldest = denied.keys().next().value
         if (oldest !== undefined) denied.delete(oldest)
       }
-      denied.set(peerId, ttlMs === undefined ? Number.POSITIVE_INFINITY : init.nowMs() + ttlMs)
+      denied.set(peerId, ttlMs === undefined ? Number.POSITIVE_INFINITY : clock.nowMs() + ttlMs)
       verified.delete(peerId)
       settle(peerId, undefined)
       if (node !== undefined) {

@@ -29,8 +29,8 @@ import {
   authorityMessageBytesMax,
   parseAuthorityMessage,
 } from '../authority/messages.js'
-import { decodeCbor, encodeCbor } from '../ca/encoding.js'
 import type { MemberView } from '../gossip/membership.js'
+import { decodeCbor, encodeCbor } from '../wire/cbor.js'
 import { type Clock, every, type Random, type Timer } from './clock.js'
 import type { AgentConfig } from './config.js'
 import { dialTarget } from './dial.js'
@@ -56,7 +56,7 @@ export function authorityConfigFor(config: AgentConfig): AuthorityConfig {
     ...authorityProfiles[config.profile],
     leaseTtlMs: config.leaseTtlMs,
     renewIntervalMs: config.renewIntervalMs,
-    maxClockSkewMs: config.leaseSkewMs,
+    leaseDriftBudgetMs: config.leaseDriftBudgetMs,
   }
 }
 

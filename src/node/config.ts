@@ -7,7 +7,15 @@
  * (tolerant of latency and loss) and `test` (short timers for in-process tests).
  */
 import { z } from 'zod'
+import { CLOCK_SKEW_TOLERANCE_MS_DEFAULT } from '../ca/certificate.js'
+import { ROLES } from '../ca/types.js'
 import { parseDurationMs } from '../duration.js'
+import { ACTION_NAME_PATTERN } from '../gossip/action-name.js'
+import type { PolicyRule } from '../gossip/authorize.js'
+import type { DeclaredActionSpec } from './actions/types.js'
+
+/** Where a node listens unless told otherwise (the one owner of the default port). */
+export const DEFAULT_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/7600']
 
 /** Named timing profiles. */
 export type Profile = 'lan' | 'wan' | 'test'
@@ -44,7 +52,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   {
     key: 'listen',
     kind: 'strings',
-    fallback: ['/ip4/0.0.0.0/tcp/7600'],
+    fallback: DEFAULT_LISTEN,
     env: 'MESH_LISTEN',
     doc: 'multiaddrs to listen on (comma-separated in the environment)',
   },
@@ -111,19 +119,19 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     doc: 'how often the holder renews its lease',
   },
   {
-    key: 'leaseSkewMs',
+    key: 'leaseDriftBudgetMs',
     kind: 'duration',
     perProfile: true,
     fallback: timing(200, 800, 100),
-    env: 'MESH_LEASE_SKEW',
+    env: 'MESH_LEASE_DRIFT_BUDGET',
     unit: 'ms',
     doc: 'bound on how far two clocks drift apart over one lease; the holder stops acting this early',
   },
   {
-    key: 'maxClockSkewMs',
+    key: 'clockSkewToleranceMs',
     kind: 'duration',
-    fallback: 30_000,
-    env: 'MESH_MAX_CLOCK_SKEW',
+    fallback: CLOCK_SKEW_TOLERANCE_MS_DEFAULT,
+    env: 'MESH_CLOCK_SKEW_TOLERANCE',
     unit: 'ms',
     doc: 'clock offset tolerated between nodes for request, heartbeat and certificate validity',
   },
@@ -201,27 +209,6 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   },
 ]
 
-/** A rule of the node's authorization policy (see src/gossip/authorize.ts). */
-export interface PolicyRuleConfig {
-  readonly actions: readonly string[]
-  readonly operators?: readonly string[]
-  readonly roles?: readonly string[]
-  readonly zones?: readonly string[]
-}
-
-/** An action declared in the node's config: run without a shell. */
-export interface DeclaredActionConfig {
-  readonly argv: readonly string[]
-  readonly timeoutMs?: number
-  readonly outputBytesMax?: number
-  /** Request arguments are appended to argv (never through a shell); refused otherwise. */
-  readonly acceptsArgs?: boolean
-  readonly env?: Readonly<Record<string, string>>
-  /** Absolute working directory. */
-  readonly cwd?: string
-  readonly description?: string
-}
-
 /** The merged, validated configuration. */
 export interface AgentConfig {
   readonly profile: Profile
@@ -235,8 +222,8 @@ export interface AgentConfig {
   readonly deadAfterMs: number
   readonly leaseTtlMs: number
   readonly renewIntervalMs: number
-  readonly leaseSkewMs: number
-  readonly maxClockSkewMs: number
+  readonly leaseDriftBudgetMs: number
+  readonly clockSkewToleranceMs: number
   readonly helloTimeoutMs: number
   readonly requestLifetimeMsMax: number
   readonly certificateTtlMs: number
@@ -249,9 +236,9 @@ export interface AgentConfig {
   /** User-defined facts published in presence (`[tags]` in the file). */
   readonly tags: Readonly<Record<string, string>>
   /** Actions declared in `[actions.NAME]`. */
-  readonly actions: Readonly<Record<string, DeclaredActionConfig>>
+  readonly actions: Readonly<Record<string, DeclaredActionSpec>>
   /** Policy rules from `[[policy]]`; empty means the default policy. */
-  readonly policy: readonly PolicyRuleConfig[]
+  readonly policy: readonly PolicyRule[]
 }
 
 /** Where a layer's values came from, for error messages. */
@@ -289,12 +276,12 @@ const actionSchema = z.strictObject({
   cwd: z.string().startsWith('/').optional(),
   description: z.string().max(256).optional(),
 })
-const actionsSchema = z.record(z.string().regex(/^[a-z][\w.-]{0,63}$/), actionSchema)
+const actionsSchema = z.record(z.string().regex(ACTION_NAME_PATTERN), actionSchema)
 const policySchema = z.array(
   z.strictObject({
     actions: z.array(z.string()).min(1),
     operators: z.array(z.string()).optional(),
-    roles: z.array(z.enum(['agent', 'operator', 'ca'])).optional(),
+    roles: z.array(z.enum(ROLES)).optional(),
     zones: z.array(z.string()).optional(),
   }),
 )
@@ -336,7 +323,7 @@ export function resolveConfig(sources: ConfigSources): AgentConfig {
   if (!policy.success)
     problems.push(...policy.error.issues.map(i => `file: policy.${i.path.join('.')}: ${i.message}`))
 
-  const declared: Record<string, DeclaredActionConfig> = {}
+  const declared: Record<string, DeclaredActionSpec> = {}
   for (const [name, action] of Object.entries(actions.success ? actions.data : {})) {
     let timeoutMs: number | undefined
     if (action.timeout !== undefined) {
@@ -361,13 +348,15 @@ export function resolveConfig(sources: ConfigSources): AgentConfig {
 /** Relationships between values that types alone cannot express. */
 export function checkRelationships(c: AgentConfig): string[] {
   const problems: string[] = []
-  if (c.renewIntervalMs + c.leaseSkewMs >= c.leaseTtlMs) {
+  if (c.renewIntervalMs + c.leaseDriftBudgetMs >= c.leaseTtlMs) {
     problems.push(
-      `renewIntervalMs (${c.renewIntervalMs}) + leaseSkewMs (${c.leaseSkewMs}) must be below leaseTtlMs (${c.leaseTtlMs})`,
+      `renewIntervalMs (${c.renewIntervalMs}) + leaseDriftBudgetMs (${c.leaseDriftBudgetMs}) must be below leaseTtlMs (${c.leaseTtlMs})`,
     )
   }
-  if (2 * c.leaseSkewMs >= c.leaseTtlMs) {
-    problems.push(`leaseTtlMs (${c.leaseTtlMs}) must exceed twice leaseSkewMs (${c.leaseSkewMs})`)
+  if (2 * c.leaseDriftBudgetMs >= c.leaseTtlMs) {
+    problems.push(
+      `leaseTtlMs (${c.leaseTtlMs}) must exceed twice leaseDriftBudgetMs (${c.leaseDriftBudgetMs})`,
+    )
   }
   if (c.suspectAfterMs <= c.heartbeatIntervalMs) {
     problems.push(

@@ -2,9 +2,10 @@
  * This node's own credentials: its signing key and its current certificate. Renewal replaces the
  * certificate; hello, heartbeats and replies read it through here, so they always present the newest.
  */
-import type { SigningKey } from '../ca/ed25519.js'
-import { bytesEqual } from '../ca/hash.js'
+
 import type { SignedCertificate } from '../ca/types.js'
+import type { SigningKey } from '../wire/ed25519.js'
+import { bytesEqual } from '../wire/hash.js'
 
 /** A key and the certificate that goes with it (what signs a heartbeat, a reply or a request). */
 export interface Signer {

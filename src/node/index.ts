@@ -8,7 +8,7 @@ export type {
   ActionHandler,
   ActionHandlerOptions,
   ActionHandlerResult,
-} from './actions.js'
+} from './actions/index.js'
 export {
   type Clock,
   createManualClock,

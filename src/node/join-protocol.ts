@@ -20,10 +20,7 @@
  * The member may answer any step with `{v:1, type:'error', code, message}` instead (the joiner never sends errors).
  */
 import { CERTIFICATE_BYTES_MAX, verifyCertificate } from '../ca/certificate.js'
-import { PUBLIC_KEY_BYTES } from '../ca/ed25519.js'
-import { type CborValue, DecodeError, decodeCbor, encodeCbor, isRecord } from '../ca/encoding.js'
 import { fingerprintOf } from '../ca/fingerprint.js'
-import { bytesEqual } from '../ca/hash.js'
 import type { SigningRefusalReason, SigningResult } from '../ca/issuer.js'
 import {
   REVOCATION_LIST_BYTES_MAX,
@@ -32,6 +29,9 @@ import {
 } from '../ca/revocation.js'
 import { SIGNING_REQUEST_BYTES_MAX } from '../ca/signing-request.js'
 import type { SignedCertificate } from '../ca/types.js'
+import { type CborValue, DecodeError, decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
+import { PUBLIC_KEY_BYTES } from '../wire/ed25519.js'
+import { bytesEqual } from '../wire/hash.js'
 
 /** Protocol id of the join exchange (uncertified peers allowed). */
 export const JOIN_PROTOCOL = '/mesh/join/1.0.0'
@@ -229,7 +229,7 @@ export interface IssuedExpectation {
   /** Roles it must carry exactly (from the ticket); absent when the operator chooses. */
   readonly roles?: readonly string[]
   readonly nowMs: number
-  readonly maxClockSkewMs: number
+  readonly clockSkewToleranceMs: number
 }
 
 /** Result of {@link checkIssued}. */
@@ -256,7 +256,7 @@ export function checkIssued(
   const verdict = verifyCertificate(result.certificate, {
     caPublicKey: expect.caPublicKey,
     nowMs: expect.nowMs,
-    maxClockSkewMs: expect.maxClockSkewMs,
+    clockSkewToleranceMs: expect.clockSkewToleranceMs,
   })
   if (!verdict.ok) return { ok: false, detail: `issued certificate is ${verdict.reason} (${verdict.detail})` }
   const certificate = verdict.signed.certificate
@@ -297,7 +297,7 @@ export function checkMeshProof(
     readonly fingerprint: Uint8Array
     readonly remotePeer: string
     readonly nowMs: number
-    readonly maxClockSkewMs: number
+    readonly clockSkewToleranceMs: number
   },
 ): MeshProof {
   if (!bytesEqual(fingerprintOf(hello.caPublicKey), expected.fingerprint)) {
@@ -306,7 +306,7 @@ export function checkMeshProof(
   const verdict = verifyCertificate(hello.cert, {
     caPublicKey: hello.caPublicKey,
     nowMs: expected.nowMs,
-    maxClockSkewMs: expected.maxClockSkewMs,
+    clockSkewToleranceMs: expected.clockSkewToleranceMs,
   })
   if (!verdict.ok) return { ok: false, detail: `its certificate is ${verdict.reason} (${verdict.detail})` }
   if (verdict.signed.certificate.peerId !== expected.remotePeer) {

@@ -22,9 +22,7 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { DEFAULT_MAX_CLOCK_SKEW_MS } from '../ca/certificate.js'
-import type { SigningKey } from '../ca/ed25519.js'
-import { isValidName } from '../ca/fields.js'
+import { CLOCK_SKEW_TOLERANCE_MS_DEFAULT } from '../ca/certificate.js'
 import { fingerprintOf, shortFingerprint } from '../ca/fingerprint.js'
 import type { SigningRefusalReason, SigningResult } from '../ca/issuer.js'
 import {
@@ -35,6 +33,9 @@ import {
 import { parseTicket, type Ticket, TicketError } from '../ca/ticket.js'
 import type { SignedCertificate } from '../ca/types.js'
 import { formatDurationMs } from '../duration.js'
+import type { SigningKey } from '../wire/ed25519.js'
+import { isValidName } from '../wire/fields.js'
+import { type Clock, sleep, systemClock, systemRandom } from './clock.js'
 import {
   checkIssued,
   checkMeshProof,
@@ -43,7 +44,7 @@ import {
   JOIN_ANSWER_BYTES_MAX,
   JOIN_PROTOCOL,
 } from './join-protocol.js'
-import { libp2pKeyOf, secureRandomBytes } from './keys.js'
+import { libp2pKeyOf } from './keys.js'
 
 /** Default overall time limit with a ticket (the certificate is issued at once). */
 export const JOIN_TIMEOUT_MS_DEFAULT = 60_000
@@ -107,9 +108,9 @@ export interface RequestCertificateOptions {
   /** Called once when the request waits for the operator, with its id and our key's short fingerprint. */
   readonly onPending?: (id: string, keyFingerprint: string) => void
   readonly signal?: AbortSignal
-  /** Wall clock, ms since the epoch (request date and certificate checks). */
-  readonly nowMs?: () => number
-  readonly maxClockSkewMs?: number
+  /** Time and timers (request date, certificate checks, polling); default the system clock. */
+  readonly clock?: Clock
+  readonly clockSkewToleranceMs?: number
   /** The mesh's pnet pre-shared key file contents, when the mesh uses one. */
   readonly pnetKey?: Uint8Array
 }
@@ -144,9 +145,10 @@ type AttemptOutcome =
  * @throws JoinError
  */
 export async function requestCertificate(options: RequestCertificateOptions): Promise<JoinResult> {
-  const now = options.nowMs ?? Date.now
+  const clock = options.clock ?? systemClock
+  const now = clock.nowMs
   const plan = makePlan(options)
-  const skewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
+  const skewMs = options.clockSkewToleranceMs ?? CLOCK_SKEW_TOLERANCE_MS_DEFAULT
   const timeoutMs =
     options.timeoutMs ?? (options.ticket !== undefined ? JOIN_TIMEOUT_MS_DEFAULT : APPROVAL_WAIT_MS_DEFAULT)
   const pollIntervalMs = options.pollIntervalMs ?? JOIN_POLL_INTERVAL_MS_DEFAULT
@@ -157,7 +159,7 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
     request = createSigningRequest(options.key, {
       ...plan.fields,
       createdAtMs: now(),
-      nonce: secureRandomBytes(SIGNING_REQUEST_NONCE_BYTES),
+      nonce: systemRandom.bytes(SIGNING_REQUEST_NONCE_BYTES),
     })
   } catch (err) {
     if (err instanceof SigningRequestError) throw new JoinError('invalid-input', err.message)
@@ -203,7 +205,7 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
             publicKey: options.key.publicKey,
             ...plan.expect,
             nowMs: now(),
-            maxClockSkewMs: skewMs,
+            clockSkewToleranceMs: skewMs,
           })
           if (!checked.ok) {
             throw new JoinError(
@@ -245,7 +247,7 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
         const last = outcomes[outcomes.length - 1]
         if (last !== undefined && last.kind !== 'answer') lastProblem = `${last.address}: ${last.detail}`
       }
-      await sleep(pollIntervalMs, overall)
+      await sleep(clock, pollIntervalMs, overall)
       if (overall.aborted) break
     }
     if (options.signal?.aborted === true) throw new JoinError('aborted', 'join was interrupted')
@@ -352,7 +354,7 @@ async function attempt(
       fingerprint: context.fingerprint,
       remotePeer: connection.remotePeer.toString(),
       nowMs: context.nowMs(),
-      maxClockSkewMs: context.skewMs,
+      clockSkewToleranceMs: context.skewMs,
     })
     if (!proof.ok) {
       stream.abort(new Error('mesh proof failed'))
@@ -374,20 +376,4 @@ async function attempt(
   } finally {
     await connection?.close().catch(() => {})
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    if (signal.aborted) {
-      resolve()
-      return
-    }
-    const timer = setTimeout(done, ms)
-    function done(): void {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
 }

@@ -4,9 +4,9 @@
  */
 import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { type SigningKey, signingKeyFromSeed } from '../ca/ed25519.js'
 import type { IssuerState } from '../ca/issuer-state.js'
 import type { SignedCertificate } from '../ca/types.js'
+import { type SigningKey, signingKeyFromSeed } from '../wire/ed25519.js'
 import { systemRandom } from './clock.js'
 
 /** An identity: a key and the certificate issued for it. */

@@ -40,7 +40,7 @@ export interface MembershipDriverComponents {
 export interface MembershipDriverInit {
   readonly heartbeatIntervalMs: number
   /** How far ahead of our clock a heartbeat's send time may be (the request clock-skew tolerance). */
-  readonly requestClockSkewMs: number
+  readonly clockSkewToleranceMs: number
   /** Oldest heartbeat accepted (dead-after). */
   readonly deadAfterMs: number
 }
@@ -72,7 +72,7 @@ export function createMembershipDriver(
   const check = () => ({
     verifier: components.verifier,
     nowMs: clock.nowMs(),
-    maxClockSkewMs: init.requestClockSkewMs,
+    clockSkewToleranceMs: init.clockSkewToleranceMs,
     maxAgeMs: init.deadAfterMs,
   })
 

@@ -11,7 +11,7 @@ import { createMembership } from '../gossip/membership.js'
 import { createReplayCache } from '../gossip/replay.js'
 import { createRequestValidator } from '../gossip/validate.js'
 import { MESH_VERSION } from '../version.js'
-import { type ActionRegistry, createActionRegistry } from './actions.js'
+import { type ActionRegistry, createActionRegistry } from './actions/index.js'
 import { type Admission, createAdmission } from './admission.js'
 import { type AuthorityDriver, createAuthorityDriver } from './authority-driver.js'
 import { every, systemClock, systemRandom, type Timer } from './clock.js'
@@ -79,7 +79,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const verifier = createCertificateVerifier({
     caPublicKey: init.caPublicKey,
     isRevoked: revocations.isRevoked,
-    maxClockSkewMs: config.maxClockSkewMs,
+    clockSkewToleranceMs: config.clockSkewToleranceMs,
   })
 
   let connections: ReturnType<typeof createConnections> | undefined
@@ -87,7 +87,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const admission = createAdmission({
     ownCertificate: () => credentials.certificate().bytes,
     verify: verifier,
-    nowMs: clock.nowMs,
+    clock,
     helloTimeoutMs: config.helloTimeoutMs,
     revocations: {
       current: () => revocations.current()?.bytes,
@@ -111,7 +111,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     connectionsMax: config.connectionsMax,
     gater: admission.gater,
     pnetKey: init.pnetKey,
-    seenTtlMs: config.requestLifetimeMsMax + 2 * config.maxClockSkewMs,
+    seenTtlMs: config.requestLifetimeMsMax + 2 * config.clockSkewToleranceMs,
   })
   const peerId = host.peerId.toString()
   const pubsub = host.services.pubsub
@@ -157,7 +157,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const factsNow = () => publishedFacts(facts.current(), ownCertificate().zone, heldAuthority())
   const zones = () => zoneViews(membership.list(), authority.zones())
 
-  const replay = createReplayCache({ maxClockSkewMs: config.maxClockSkewMs })
+  const replay = createReplayCache({ clockSkewToleranceMs: config.clockSkewToleranceMs })
   const policy =
     config.policy.length === 0
       ? DEFAULT_POLICY
@@ -175,7 +175,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       policy: () => policy,
     },
     {
-      maxClockSkewMs: config.maxClockSkewMs,
+      clockSkewToleranceMs: config.clockSkewToleranceMs,
       requestLifetimeMsMax: config.requestLifetimeMsMax,
       requestBytesMax: config.requestBytesMax,
     },
@@ -189,7 +189,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   })
   const executor = createRequestExecutor(
     { validator, router, actions, signer: credentials.signer, heldAuthority, clock, log },
-    { requestClockSkewMs: config.maxClockSkewMs },
+    { clockSkewToleranceMs: config.clockSkewToleranceMs },
   )
   membershipDriver = createMembershipDriver(
     {
@@ -204,7 +204,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     },
     {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
-      requestClockSkewMs: config.maxClockSkewMs,
+      clockSkewToleranceMs: config.clockSkewToleranceMs,
       deadAfterMs: config.deadAfterMs,
     },
   )
@@ -225,7 +225,10 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       ticketSecret: init.ca.ticketSecret,
       state: init.ca.issuerState,
       randomBytes: random.bytes,
-      config: { certificateTtlMs: config.certificateTtlMs, maxClockSkewMs: config.maxClockSkewMs },
+      config: {
+        certificateTtlMs: config.certificateTtlMs,
+        clockSkewToleranceMs: config.clockSkewToleranceMs,
+      },
     })
     issuer = createIssuerDriver({
       issuer: core,
@@ -262,7 +265,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       random,
       log: log.child({ component: 'enrolment' }),
     },
-    { helloTimeoutMs: config.helloTimeoutMs, certificateClockSkewMs: config.maxClockSkewMs },
+    { helloTimeoutMs: config.helloTimeoutMs, clockSkewToleranceMs: config.clockSkewToleranceMs },
   )
   const topics = installTopicValidators(
     pubsub,

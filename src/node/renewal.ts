@@ -8,7 +8,7 @@
  *
  * The CA refuses renewals before half the lifetime (issuer.ts, `too-early`), so two thirds leaves a
  * sixth of the lifetime for clock differences and a sixth plus a third for retries before expiry.
- * Once the certificate is past `notAfter − maxClockSkewMs` the CA would refuse it as expired (it
+ * Once the certificate is past `notAfter − clockSkewToleranceMs` the CA would refuse it as expired (it
  * allows the same skew), so the schedule says `expired`: only a new join helps then.
  */
 
@@ -23,7 +23,7 @@ export interface RenewalPolicy {
   /** Longest single timer; the schedule is re-evaluated after it (keeps timers below 2^31 ms and follows wall-clock jumps). */
   readonly recheckMaxMs: number
   /** Clock-difference budget shared with the CA. */
-  readonly maxClockSkewMs: number
+  readonly clockSkewToleranceMs: number
 }
 
 /** Defaults of {@link RenewalPolicy} (skew is the node's config). */
@@ -69,7 +69,7 @@ export function renewalDecision(
   lastAttemptMs: number | undefined,
   policy: RenewalPolicy,
 ): RenewalDecision {
-  const lastUsableMs = window.notAfterMs + policy.maxClockSkewMs
+  const lastUsableMs = window.notAfterMs + policy.clockSkewToleranceMs
   if (nowMs >= lastUsableMs) return { kind: 'expired' }
   const startMs = renewalStartMs(window)
   let dueMs = startMs

@@ -15,9 +15,6 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { isRecord } from '../ca/encoding.js'
-import { toHex } from '../ca/hash.js'
-import { openEnvelope } from '../gossip/envelope.js'
 import {
   decodeReplyBatch,
   packReplyBatches,
@@ -25,6 +22,9 @@ import {
   REPLY_BYTES_MAX,
 } from '../gossip/reply.js'
 import type { ReplyTo } from '../gossip/request.js'
+import { isRecord } from '../wire/cbor.js'
+import { openEnvelope } from '../wire/envelope.js'
+import { toHex } from '../wire/hash.js'
 import { type Clock, type Random, sleep, type Timer } from './clock.js'
 import { dialTarget } from './dial.js'
 import type { Host } from './host.js'

@@ -13,7 +13,7 @@ import {
   type RequestValidator,
   type VerifiedRequest,
 } from '../gossip/validate.js'
-import type { ActionRegistry } from './actions.js'
+import type { ActionRegistry } from './actions/index.js'
 import type { Clock } from './clock.js'
 import type { Signer } from './credentials.js'
 import type { Logger } from './log.js'
@@ -38,7 +38,7 @@ export interface RequestExecutorComponents {
 /** Settings. */
 export interface RequestExecutorInit {
   /** How long a reply route outlives the request's expiry (the request clock-skew tolerance). */
-  readonly requestClockSkewMs: number
+  readonly clockSkewToleranceMs: number
 }
 
 /** The completion a node sends for a request. */
@@ -149,7 +149,7 @@ export function createRequestExecutor(
       request.idHex,
       upstream,
       request.body.replyTo,
-      request.body.expiresAtMs + init.requestClockSkewMs,
+      request.body.expiresAtMs + init.clockSkewToleranceMs,
     )
     const context = {
       request: request.idHex,

@@ -4,8 +4,9 @@
  * node still knows every voter of its zone and can find the mesh again when its bootstrap moved. Entries
  * expire with their certificate; revoked members are forgotten for good.
  */
-import { decodeCbor, encodeCbor } from '../ca/encoding.js'
+
 import type { MemberView } from '../gossip/membership.js'
+import { decodeCbor, encodeCbor } from '../wire/cbor.js'
 import type { Logger } from './log.js'
 
 /** One remembered member of the roster (persisted). */

@@ -16,7 +16,7 @@ import {
 } from '../../src/authority/index.js'
 
 const config = authorityProfiles.test
-const quietMs = config.leaseTtlMs + config.maxClockSkewMs
+const quietMs = config.leaseTtlMs + config.leaseDriftBudgetMs
 const three = [
   { id: 'n1', zone: 'core' },
   { id: 'n2', zone: 'core' },
@@ -67,7 +67,7 @@ describe('zone of one', () => {
     expect(effects.find(e => e.type === 'acquired')).toMatchObject({
       zone: 'solo',
       epoch: 1,
-      actUntilMs: quietMs + config.leaseTtlMs - config.maxClockSkewMs,
+      actUntilMs: quietMs + config.leaseTtlMs - config.leaseDriftBudgetMs,
     })
     expect(sends(effects)).toEqual([])
     a.tick(quietMs + config.renewIntervalMs)
@@ -94,7 +94,7 @@ describe('voter rules', () => {
     expect(sends(v.drainEffects())[0]?.message).toMatchObject({ type: 'grant', epoch: 1, attempt: 1 })
     v.step(
       { type: 'message', from: 'n3', message: request('n3', 2) },
-      t + config.leaseTtlMs + config.maxClockSkewMs - 1,
+      t + config.leaseTtlMs + config.leaseDriftBudgetMs - 1,
     )
     expect(sends(v.drainEffects())[0]?.message).toMatchObject({
       type: 'refuse',
@@ -104,21 +104,21 @@ describe('voter rules', () => {
     })
     v.step(
       { type: 'message', from: 'n3', message: request('n3', 1) },
-      t + config.leaseTtlMs + config.maxClockSkewMs,
+      t + config.leaseTtlMs + config.leaseDriftBudgetMs,
     )
     expect(sends(v.drainEffects())[0]?.message).toMatchObject({ type: 'refuse', reason: 'stale' })
     v.step(
       { type: 'message', from: 'n3', message: request('n3', 2, 2) },
-      t + config.leaseTtlMs + config.maxClockSkewMs,
+      t + config.leaseTtlMs + config.leaseDriftBudgetMs,
     )
     expect(sends(v.drainEffects())[0]?.message).toMatchObject({ type: 'grant', epoch: 2 })
-    expect(v.zones(t + config.leaseTtlMs + config.maxClockSkewMs + 1)[0]).toMatchObject({
+    expect(v.zones(t + config.leaseTtlMs + config.leaseDriftBudgetMs + 1)[0]).toMatchObject({
       zone: 'core',
       authority: 'n3',
       epoch: 2,
     })
     // Release by the holder of that exact attempt frees the voter at once.
-    const t2 = t + config.leaseTtlMs + config.maxClockSkewMs + 5
+    const t2 = t + config.leaseTtlMs + config.leaseDriftBudgetMs + 5
     v.step(
       {
         type: 'message',
@@ -169,7 +169,7 @@ describe('candidate rules', () => {
       },
       sentAt + 30,
     )
-    const actUntilMs = sentAt + config.leaseTtlMs - config.maxClockSkewMs
+    const actUntilMs = sentAt + config.leaseTtlMs - config.leaseDriftBudgetMs
     expect(c.drainEffects()).toContainEqual({ type: 'acquired', zone: 'core', epoch: req.epoch, actUntilMs })
     expect(c.isAuthority('core', actUntilMs - 1)).toEqual({ epoch: req.epoch })
     expect(c.isAuthority('core', actUntilMs)).toBeNull()

@@ -18,8 +18,8 @@ describe('validateAuthorityConfig', () => {
     ['renew + attempt + skew ≥ TTL', { renewIntervalMs: 1_500 }, /must be less than leaseTtlMs/],
     [
       '2 × skew ≥ TTL',
-      { maxClockSkewMs: 1_000, renewIntervalMs: 100, attemptTimeoutMs: 100 },
-      /2 × maxClockSkewMs/,
+      { leaseDriftBudgetMs: 1_000, renewIntervalMs: 100, attemptTimeoutMs: 100 },
+      /2 × leaseDriftBudgetMs/,
     ],
     ['attempt > renew', { attemptTimeoutMs: base.renewIntervalMs + 100 }, /attemptTimeoutMs/],
     ['liveness < renew', { livenessTimeoutMs: 100 }, /livenessTimeoutMs/],

@@ -13,7 +13,7 @@ import {
   restartQuietUntilMs,
 } from '../../src/authority/lease.js'
 
-const timing = { leaseTtlMs: 1_000, maxClockSkewMs: 100 }
+const timing = { leaseTtlMs: 1_000, leaseDriftBudgetMs: 100 }
 
 describe('lease windows', () => {
   test.each([
@@ -42,7 +42,7 @@ describe('lease windows', () => {
   ])('remaining(%i at %i) = %i', (until, now, left) => expect(remainingMs(until, now)).toBe(left))
 
   test('holder stops (true time) before the voter frees the grant, for any drift within the budget', () => {
-    const rateMax = timing.maxClockSkewMs / timing.leaseTtlMs
+    const rateMax = timing.leaseDriftBudgetMs / timing.leaseTtlMs
     const rate = fc.double({ min: -rateMax, max: rateMax, noNaN: true })
     fc.assert(
       fc.property(rate, rate, fc.nat(10_000), fc.nat(500), (holderRate, voterRate, sentTrue, delay) => {
@@ -57,7 +57,7 @@ describe('lease windows', () => {
   })
 
   test('without the skew budget the same model finds an overlap (the budget is needed)', () => {
-    const rateMax = timing.maxClockSkewMs / timing.leaseTtlMs
+    const rateMax = timing.leaseDriftBudgetMs / timing.leaseTtlMs
     const holderStopsTrue = timing.leaseTtlMs / (1 - rateMax)
     const voterFreeTrue = timing.leaseTtlMs / (1 + rateMax)
     expect(holderStopsTrue).toBeGreaterThan(voterFreeTrue)

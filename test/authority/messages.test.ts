@@ -12,7 +12,7 @@ import {
   describeMessage,
   parseAuthorityMessage,
 } from '../../src/authority/messages.js'
-import { decodeCbor, encodeCbor } from '../../src/ca/encoding.js'
+import { decodeCbor, encodeCbor } from '../../src/wire/cbor.js'
 
 const limits = { idLengthMax: 128, zoneLengthMax: 64 }
 const ids = { incarnation: 2 ** 31 - 1, attempt: 7 }

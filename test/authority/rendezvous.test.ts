@@ -6,8 +6,8 @@
 import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import { rankCandidates, rendezvousScore } from '../../src/authority/rendezvous.js'
-import { encodeCbor } from '../../src/ca/encoding.js'
-import { hash } from '../../src/ca/hash.js'
+import { encodeCbor } from '../../src/wire/cbor.js'
+import { hash } from '../../src/wire/hash.js'
 
 function naiveRank(zone: string, candidates: string[]): string[] {
   const unique = [...new Set(candidates)]

@@ -1,6 +1,8 @@
 // Proves certificates round-trip, that every single-byte change is refused, that verification
 // returns the right closed reason for each kind of bad certificate (a table), and that the caching
-// verifier still applies time and revocation on cache hits. Property tests use fast-check.
+// verifier still applies time and revocation on cache hits, that the signature is bound to the
+// certificate domain and the bytes must be canonical, and that version-1 certificates are refused as
+// coming from an older mesh. Property tests use fast-check.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -14,12 +16,15 @@ import {
   newSerial,
   verifyCertificate,
 } from '../../src/ca/certificate.js'
-import { signBytes } from '../../src/ca/ed25519.js'
-import { encodeCbor } from '../../src/ca/encoding.js'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
-import { toHex } from '../../src/ca/hash.js'
 import { peerIdOfPublicKey } from '../../src/ca/identity.js'
 import { ROLES, type Role } from '../../src/ca/types.js'
+import { type CborValue, decodeCbor, encodeCbor } from '../../src/wire/cbor.js'
+import { DOMAIN_CERTIFICATE, DOMAIN_REQUEST } from '../../src/wire/domains.js'
+import { signBytes } from '../../src/wire/ed25519.js'
+import { authenticatedMessage, sealEnvelope } from '../../src/wire/envelope.js'
+import { toHex } from '../../src/wire/hash.js'
+import { encodeMapInOrder, legacySignedEnvelope } from '../wire/encodings.js'
 import { DAY_MS, HOUR_MS, keyFor, seededRandomBytes, T0 } from './fixtures.js'
 
 const ca = keyFor('ca')
@@ -122,20 +127,43 @@ describe('verifyCertificate reasons', () => {
 
   // A certificate that claims our CA as issuer but is signed by another key.
   function forged(): Uint8Array {
-    const body = encodeCbor({ ...good.certificate, roles: ['agent', 'ca'] })
-    return encodeCbor({ body, sig: signBytes(other, body) })
+    return sealEnvelope(DOMAIN_CERTIFICATE, other, { ...good.certificate, roles: ['agent', 'ca'] })
   }
+  const goodBody: CborValue = { ...good.certificate, roles: [...good.certificate.roles] }
+  // The CA's own key, but over the bare body (the version-1 rule) or under another kind's domain.
+  function withoutDomain(): Uint8Array {
+    const body = encodeCbor(goodBody)
+    return encodeCbor({ body, sig: signBytes(ca, body) })
+  }
+  function otherDomain(): Uint8Array {
+    return sealEnvelope(DOMAIN_REQUEST, ca, goodBody)
+  }
+  // Correctly signed, but the outer map lists body before sig (canonical order is sig, body).
+  function outerOutOfOrder(): Uint8Array {
+    const { body, sig } = decodeCbor(good.bytes, CERTIFICATE_BYTES_MAX) as Record<string, Uint8Array>
+    return encodeMapInOrder([
+      ['body', body ?? new Uint8Array()],
+      ['sig', sig ?? new Uint8Array()],
+    ])
+  }
+  // Body bytes signed by the CA under the certificate domain, exactly as given.
+  function handSealed(body: Uint8Array): Uint8Array {
+    return encodeCbor({ body, sig: signBytes(ca, authenticatedMessage(DOMAIN_CERTIFICATE, body)) })
+  }
+  const goodEntries = Object.entries(goodBody as Record<string, CborValue>)
+  // The same construction with the body in canonical order verifies; reversed keys do not.
+  const bodyInOrder = () => handSealed(encodeCbor(goodBody))
+  const bodyOutOfOrder = () => handSealed(encodeMapInOrder([...goodEntries].reverse()))
   // A node's own "CA": its certificate names its own fingerprint as issuer.
   const selfMade = issueCertificate(node, fields())
   const fromOtherCa = issueCertificate(other, fields())
   // A body whose peerId does not match its key.
   function mismatchedPeer(): Uint8Array {
-    const body = encodeCbor({
+    return sealEnvelope(DOMAIN_CERTIFICATE, ca, {
       ...good.certificate,
       roles: ['agent'],
       peerId: peerIdOfPublicKey(ca.publicKey) ?? '',
     })
-    return encodeCbor({ body, sig: signBytes(ca, body) })
   }
 
   const skew = 60_000
@@ -148,6 +176,11 @@ describe('verifyCertificate reasons', () => {
     ['other CA', () => fromOtherCa.bytes, T0 + DAY_MS, 'wrong-issuer'],
     ['self-made', () => selfMade.bytes, T0 + DAY_MS, 'wrong-issuer'],
     ['forged signature', forged, T0 + DAY_MS, 'bad-signature'],
+    ['CA key without the domain', withoutDomain, T0 + DAY_MS, 'bad-signature'],
+    ['CA key under another domain', otherDomain, T0 + DAY_MS, 'bad-signature'],
+    ['envelope keys out of canonical order', outerOutOfOrder, T0 + DAY_MS, 'malformed'],
+    ['hand-sealed canonical body', bodyInOrder, T0 + DAY_MS, 'ok'],
+    ['body keys out of canonical order', bodyOutOfOrder, T0 + DAY_MS, 'malformed'],
     ['peerId of another key', mismatchedPeer, T0 + DAY_MS, 'malformed'],
     ['too large', () => new Uint8Array(CERTIFICATE_BYTES_MAX + 1), T0, 'too-large'],
     ['junk', () => new Uint8Array([1, 2, 3]), T0, 'malformed'],
@@ -155,13 +188,30 @@ describe('verifyCertificate reasons', () => {
   ]
 
   it.each(table)('%s', (_label, bytes, nowMs, expected) => {
-    const verdict = verifyCertificate(bytes(), { caPublicKey: ca.publicKey, nowMs, maxClockSkewMs: skew })
+    const verdict = verifyCertificate(bytes(), {
+      caPublicKey: ca.publicKey,
+      nowMs,
+      clockSkewToleranceMs: skew,
+    })
     expect(verdict.ok ? 'ok' : verdict.reason).toBe(expected)
-    const cached = createCertificateVerifier({ caPublicKey: ca.publicKey, maxClockSkewMs: skew })
+    const cached = createCertificateVerifier({ caPublicKey: ca.publicKey, clockSkewToleranceMs: skew })
     const first = cached(bytes(), nowMs)
     const second = cached(bytes(), nowMs)
     expect(first.ok ? 'ok' : first.reason).toBe(expected)
     expect(second.ok ? 'ok' : second.reason).toBe(expected)
+  })
+
+  it('refuses a version-1 certificate as coming from an older mesh', () => {
+    const old = legacySignedEnvelope(ca, { ...goodBody, version: 1 })
+    const decoded = decodeCertificate(old)
+    expect(decoded.ok).toBe(false)
+    if (decoded.ok) return
+    expect(decoded.reason).toBe('malformed')
+    expect(decoded.detail).toMatch(
+      /^certificate format version 1 is from an older mesh; re-create the home with mesh init/,
+    )
+    const verdict = verifyCertificate(old, { caPublicKey: ca.publicKey, nowMs: T0 + DAY_MS })
+    expect(verdict.ok ? 'ok' : verdict.detail).toMatch(/format version 1 is from an older mesh/)
   })
 
   it('revoked', () => {

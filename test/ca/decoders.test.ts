@@ -4,13 +4,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createCertificateVerifier, decodeCertificate, verifyCertificate } from '../../src/ca/certificate.js'
-import { type CborValue, encodeCbor } from '../../src/ca/encoding.js'
 import { FingerprintError, parseFingerprint } from '../../src/ca/fingerprint.js'
 import { decodeIssuerState, IssuerStateError } from '../../src/ca/issuer-state.js'
 import { decodeKeyFile, decodeTicketSecretFile, KeyFileError } from '../../src/ca/key-file.js'
 import { verifyRevocationList } from '../../src/ca/revocation.js'
 import { verifySigningRequest } from '../../src/ca/signing-request.js'
 import { parseTicket, TICKET_PREFIX, TicketError } from '../../src/ca/ticket.js'
+import { type CborValue, encodeCbor } from '../../src/wire/cbor.js'
 import { keyFor, T0 } from './fixtures.js'
 
 const ca = keyFor('ca')
@@ -34,7 +34,7 @@ function decodeAll(bytes: Uint8Array): void {
   // These promise never to throw: a throw fails the test on its own.
   expect(verifyCertificate(bytes, { caPublicKey: ca.publicKey, nowMs: T0 }).ok).toBe(false)
   expect(verifier(bytes, T0).ok).toBe(false)
-  expect(verifySigningRequest(bytes, { nowMs: T0, maxAgeMs: 1e9, maxClockSkewMs: 0 }).ok).toBe(false)
+  expect(verifySigningRequest(bytes, { nowMs: T0, maxAgeMs: 1e9, clockSkewToleranceMs: 0 }).ok).toBe(false)
   expect(verifyRevocationList(bytes, ca.publicKey).ok).toBe(false)
   expectTyped(() => decodeKeyFile(bytes), KeyFileError)
   expectTyped(() => decodeTicketSecretFile(bytes), KeyFileError)

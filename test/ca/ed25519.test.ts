@@ -3,8 +3,8 @@
 import { ed25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { signBytes, signingKeyFromSeed, verifyBytes } from '../../src/ca/ed25519.js'
-import { toHex } from '../../src/ca/hash.js'
+import { signBytes, signingKeyFromSeed, verifyBytes } from '../../src/wire/ed25519.js'
+import { toHex } from '../../src/wire/hash.js'
 
 const fromHex = (hex: string) => Uint8Array.from(Buffer.from(hex, 'hex'))
 

@@ -10,7 +10,7 @@ import {
   parseFingerprint,
   shortFingerprint,
 } from '../../src/ca/fingerprint.js'
-import { toHex } from '../../src/ca/hash.js'
+import { toHex } from '../../src/wire/hash.js'
 
 /** RFC 4648 base32 done the slow, obvious way: one bit at a time. */
 function naiveBase32(bytes: Uint8Array): string {

@@ -1,6 +1,6 @@
 /** Shared test fixtures for src/ca: deterministic keys and randomness, so failures replay exactly. */
-import { type SigningKey, signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { hash } from '../../src/ca/hash.js'
+import { type SigningKey, signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { hash } from '../../src/wire/hash.js'
 
 /** A deterministic `randomBytes` (SHA-256 in counter mode over `seed`); never use outside tests. */
 export function seededRandomBytes(seed: string): (count: number) => Uint8Array {

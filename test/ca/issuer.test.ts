@@ -4,9 +4,7 @@
 // Each scenario inspects the drained effects, including that `persist` precedes what depends on it.
 import { describe, expect, it } from 'vitest'
 import { verifyCertificate } from '../../src/ca/certificate.js'
-import type { SigningKey } from '../../src/ca/ed25519.js'
 import { fingerprintOf, shortFingerprint } from '../../src/ca/fingerprint.js'
-import { toHex } from '../../src/ca/hash.js'
 import {
   createIssuer,
   type Issuer,
@@ -22,6 +20,8 @@ import { verifyRevocationList } from '../../src/ca/revocation.js'
 import { createSigningRequest, type SigningRequestFields } from '../../src/ca/signing-request.js'
 import { checkTicket, createTicket, parseTicket } from '../../src/ca/ticket.js'
 import type { Role } from '../../src/ca/types.js'
+import type { SigningKey } from '../../src/wire/ed25519.js'
+import { toHex } from '../../src/wire/hash.js'
 import { DAY_MS, HOUR_MS, keyFor, secretFor, seededRandomBytes, T0 } from './fixtures.js'
 
 const caKey = keyFor('ca')

@@ -1,8 +1,6 @@
 // Proves key and ticket-secret files round-trip and that every damaged file gives a typed error
 // (never a fresh key): flipped bytes (exhaustively), wrong type or version, truncation.
 import { describe, expect, it } from 'vitest'
-import { encodeCbor } from '../../src/ca/encoding.js'
-import { toHex } from '../../src/ca/hash.js'
 import {
   decodeKeyFile,
   decodeTicketSecretFile,
@@ -10,6 +8,8 @@ import {
   encodeTicketSecretFile,
   KeyFileError,
 } from '../../src/ca/key-file.js'
+import { encodeCbor } from '../../src/wire/cbor.js'
+import { toHex } from '../../src/wire/hash.js'
 import { keyFor, secretFor } from './fixtures.js'
 
 function code(run: () => unknown): string {

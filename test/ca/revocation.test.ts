@@ -1,11 +1,10 @@
 // Proves revocation lists: signed lists verify and round-trip, any single-byte change is refused,
 // lists of another CA or with a forged signature get their closed reasons, `newer` orders by
-// version, and the lookup answers by serial and by PeerId.
+// version, and the lookup answers by serial and by PeerId. The signature is bound to the
+// revocation-list domain, and a version-1 list is refused as coming from an older mesh.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { newSerial } from '../../src/ca/certificate.js'
-import { signBytes } from '../../src/ca/ed25519.js'
-import { decodeCbor, encodeCbor } from '../../src/ca/encoding.js'
 import { peerIdOfPublicKey } from '../../src/ca/identity.js'
 import {
   createRevocationLookup,
@@ -16,6 +15,10 @@ import {
   signRevocationList,
   verifyRevocationList,
 } from '../../src/ca/revocation.js'
+import type { CborValue } from '../../src/wire/cbor.js'
+import { DOMAIN_CERTIFICATE, DOMAIN_REVOCATION_LIST } from '../../src/wire/domains.js'
+import { openEnvelope, sealEnvelope } from '../../src/wire/envelope.js'
+import { legacySignedEnvelope } from '../wire/encodings.js'
 import { keyFor, seededRandomBytes, T0 } from './fixtures.js'
 
 const ca = keyFor('ca')
@@ -72,9 +75,26 @@ describe('revocation list', () => {
     expect(reason(signRevocationList(keyFor('other'), { version: 9, issuedAtMs: T0, entries }).bytes)).toBe(
       'wrong-issuer',
     )
-    const { body } = decodeCbor(signed.bytes, 1e6) as { body: Uint8Array }
-    expect(reason(encodeCbor({ body, sig: signBytes(keyFor('other'), body) }))).toBe('bad-signature')
+    const { body } = openEnvelope(signed.bytes, 1e6)
+    const content = body as CborValue
+    expect(reason(sealEnvelope(DOMAIN_REVOCATION_LIST, keyFor('other'), content))).toBe('bad-signature')
+    expect(reason(sealEnvelope(DOMAIN_REVOCATION_LIST, ca, content))).toBe('ok')
+    // The CA key, but without the domain or under another kind's domain.
+    expect(reason(legacySignedEnvelope(ca, content))).toBe('bad-signature')
+    expect(reason(sealEnvelope(DOMAIN_CERTIFICATE, ca, content))).toBe('bad-signature')
     expect(reason(new Uint8Array([0xff]))).toBe('malformed')
+  })
+
+  it('refuses a version-1 list as coming from an older mesh', () => {
+    const { body } = openEnvelope(signed.bytes, 1e6)
+    const verdict = verifyRevocationList(
+      legacySignedEnvelope(ca, { ...body, version: 1 } as CborValue),
+      ca.publicKey,
+    )
+    expect(verdict.ok ? 'ok' : verdict.reason).toBe('malformed')
+    expect(verdict.ok ? '' : verdict.detail).toMatch(
+      /^revocation list format version 1 is from an older mesh; upgrade mesh on the CA machine/,
+    )
   })
 
   it('refuses duplicate serials and too many entries', () => {

@@ -1,23 +1,27 @@
 // Proves signing requests round-trip for all three kinds (ticket, renewal, waiting), that the proof
 // of possession holds (only the key being certified can sign, any byte change is refused), and that
-// the age checks give the closed reasons. Uses fast-check for the round-trip and byte changes.
+// the age checks give the closed reasons; the signature is bound to the signing-request domain, and a
+// version-1 request is refused as coming from an older mesh. Uses fast-check for the round-trip and
+// byte changes.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { signBytes } from '../../src/ca/ed25519.js'
-import { encodeCbor } from '../../src/ca/encoding.js'
 import { peerIdOfPublicKey } from '../../src/ca/identity.js'
 import {
   createSigningRequest,
   SIGNING_REQUEST_BYTES_MAX,
+  SIGNING_REQUEST_VERSION,
   SigningRequestError,
   type SigningRequestFields,
   verifySigningRequest,
 } from '../../src/ca/signing-request.js'
+import { DOMAIN_REQUEST, DOMAIN_SIGNING_REQUEST } from '../../src/wire/domains.js'
+import { sealEnvelope } from '../../src/wire/envelope.js'
+import { legacySignedEnvelope } from '../wire/encodings.js'
 import { DAY_MS, keyFor, seededRandomBytes, T0 } from './fixtures.js'
 
 const requester = keyFor('joiner')
 const random = seededRandomBytes('csr')
-const options = { nowMs: T0, maxAgeMs: 7 * DAY_MS, maxClockSkewMs: 60_000 }
+const options = { nowMs: T0, maxAgeMs: 7 * DAY_MS, clockSkewToleranceMs: 60_000 }
 
 function fields(overrides: Partial<SigningRequestFields> = {}): SigningRequestFields {
   return { name: 'db1', zone: 'db', createdAtMs: T0, nonce: random(16), ...overrides }
@@ -33,7 +37,7 @@ describe('signing request', () => {
     fc.assert(
       fc.property(
         fc.option(fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/), { nil: undefined }),
-        fc.option(fc.stringMatching(/^mesh1\.[A-Za-z0-9_-]{0,300}$/), { nil: undefined }),
+        fc.option(fc.stringMatching(/^mesh2\.[A-Za-z0-9_-]{0,300}$/), { nil: undefined }),
         fc.option(fc.uint8Array({ maxLength: 1024 }), { nil: undefined }),
         fc.integer({ min: T0 - DAY_MS, max: T0 }),
         (name, ticket, certificate, createdAtMs) => {
@@ -74,15 +78,33 @@ describe('signing request', () => {
   })
 
   it('a request for one key signed by another is bad-signature', () => {
-    const body = encodeCbor({
+    const body = {
+      version: SIGNING_REQUEST_VERSION,
+      publicKey: requester.publicKey,
+      peerId: peerIdOfPublicKey(requester.publicKey) ?? '',
+      createdAtMs: T0,
+      nonce: random(16),
+    }
+    expect(reason(sealEnvelope(DOMAIN_SIGNING_REQUEST, keyFor('thief'), body))).toBe('bad-signature')
+    expect(reason(sealEnvelope(DOMAIN_SIGNING_REQUEST, requester, body))).toBe('ok')
+    // The right key, but without the domain or under another kind's domain.
+    expect(reason(legacySignedEnvelope(requester, body))).toBe('bad-signature')
+    expect(reason(sealEnvelope(DOMAIN_REQUEST, requester, body))).toBe('bad-signature')
+  })
+
+  it('refuses a version-1 request as coming from an older mesh', () => {
+    const old = legacySignedEnvelope(requester, {
       version: 1,
       publicKey: requester.publicKey,
       peerId: peerIdOfPublicKey(requester.publicKey) ?? '',
       createdAtMs: T0,
       nonce: random(16),
     })
-    expect(reason(encodeCbor({ body, sig: signBytes(keyFor('thief'), body) }))).toBe('bad-signature')
-    expect(reason(encodeCbor({ body, sig: signBytes(requester, body) }))).toBe('ok')
+    const verdict = verifySigningRequest(old, options)
+    expect(verdict.ok ? 'ok' : verdict.reason).toBe('malformed')
+    expect(verdict.ok ? '' : verdict.detail).toMatch(
+      /^signing request format version 1 is from an older mesh; upgrade mesh on the joining machine/,
+    )
   })
 
   it('age reasons', () => {

@@ -1,6 +1,8 @@
 // Proves join tickets round-trip, that any single-character change to the line or single-byte
 // change to its binary form is refused (unreadable, or failing the CA's check), and that checkTicket
-// gives the closed reason for other-mesh, forged, expired and reused tickets. Uses fast-check.
+// gives the closed reason for other-mesh, forged, expired and reused tickets. The MAC is bound to the
+// ticket domain, and version-1 tickets (`mesh1.` lines) are refused as coming from an older mesh.
+// Uses fast-check.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
@@ -15,6 +17,10 @@ import {
   type TicketFields,
 } from '../../src/ca/ticket.js'
 import { ROLES, type Role } from '../../src/ca/types.js'
+import type { CborValue } from '../../src/wire/cbor.js'
+import { DOMAIN_TICKET } from '../../src/wire/domains.js'
+import { openMacEnvelope, sealMacEnvelope } from '../../src/wire/envelope.js'
+import { legacyMacEnvelope } from '../wire/encodings.js'
 import { HOUR_MS, keyFor, secretFor, seededRandomBytes, T0 } from './fixtures.js'
 
 const secret = secretFor('mesh')
@@ -35,6 +41,11 @@ function fields(overrides: Partial<TicketFields> = {}): TicketFields {
 }
 
 const checkOptions = { secret, meshFingerprint, nowMs: T0 }
+
+/** The binary form of a ticket line. */
+function bytesOf(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text.slice(TICKET_PREFIX.length), 'base64url'))
+}
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 
 /** True when the CA would refuse `text` (it cannot be read, or fails the check). */
@@ -140,10 +151,39 @@ describe('ticket', () => {
       }
     }
     expect(code('')).toBe('malformed')
-    expect(code('mesh1.')).toBe('malformed')
-    expect(code('mesh2.AAAA')).toBe('malformed')
-    expect(code('mesh1.!!!!')).toBe('malformed')
-    expect(code(`mesh1.${'A'.repeat(TICKET_CHARS_MAX)}`)).toBe('too-large')
+    expect(TICKET_PREFIX).toBe('mesh2.')
+    expect(code('mesh2.')).toBe('malformed')
+    expect(code('mesh3.AAAA')).toBe('malformed')
+    expect(code('mesh2.!!!!')).toBe('malformed')
+    expect(code(`mesh2.${'A'.repeat(TICKET_CHARS_MAX)}`)).toBe('too-large')
+  })
+
+  it('the MAC covers the ticket domain: the same secret over the bare body is bad-mac', () => {
+    const { body } = openMacEnvelope(bytesOf(createTicket(secret, fields())), 4096)
+    const line = (bytes: Uint8Array) => TICKET_PREFIX + Buffer.from(bytes).toString('base64url')
+    const reason = (bytes: Uint8Array) => {
+      const verdict = checkTicket(parseTicket(line(bytes)), checkOptions)
+      return verdict.ok ? 'ok' : verdict.reason
+    }
+    expect(reason(sealMacEnvelope(DOMAIN_TICKET, secret, body as CborValue))).toBe('ok')
+    expect(reason(legacyMacEnvelope(secret, body as CborValue))).toBe('bad-mac')
+  })
+
+  it('refuses a version-1 ticket as coming from an older mesh', () => {
+    const { body } = openMacEnvelope(bytesOf(createTicket(secret, fields())), 4096)
+    const old = legacyMacEnvelope(secret, { ...body, version: 1 } as CborValue)
+    const message = (text: string) => {
+      try {
+        parseTicket(text)
+        return 'ok'
+      } catch (err) {
+        return err instanceof TicketError ? `${err.code}: ${err.message}` : 'crash'
+      }
+    }
+    const older = /^malformed: .*ticket format version 1 is from an older mesh; create a new ticket/
+    // As an older mesh wrote it (`mesh1.` line), and with the body version alone left at 1.
+    expect(message(`mesh1.${Buffer.from(old).toString('base64url')}`)).toMatch(older)
+    expect(message(TICKET_PREFIX + Buffer.from(old).toString('base64url'))).toMatch(older)
   })
 
   it('createTicket refuses invalid fields', () => {

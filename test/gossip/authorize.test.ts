@@ -14,7 +14,7 @@ import {
 } from '../../src/gossip/authorize.js'
 
 const operator = (name: string, roles: Role[] = ['operator']): Certificate => ({
-  version: 1,
+  version: 2,
   serial: '00',
   name,
   publicKey: new Uint8Array(32),

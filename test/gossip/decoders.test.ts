@@ -5,15 +5,16 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { type CborValue, DecodeError, encodeCbor } from '../../src/ca/encoding.js'
 import { DEFAULT_POLICY } from '../../src/gossip/authorize.js'
-import { DOMAIN_PRESENCE, DOMAIN_REPLY, DOMAIN_REQUEST, sealEnvelope } from '../../src/gossip/envelope.js'
 import { verifyHeartbeat } from '../../src/gossip/presence.js'
 import { createReplayCache } from '../../src/gossip/replay.js'
 import { decodeReplyBatch, verifyReply } from '../../src/gossip/reply.js'
 import { decodeRequest, RequestDecodeError } from '../../src/gossip/request.js'
 import { createRequestValidator } from '../../src/gossip/validate.js'
+import { type CborValue, DecodeError, encodeCbor } from '../../src/wire/cbor.js'
+import { DOMAIN_PRESENCE, DOMAIN_REPLY, DOMAIN_REQUEST } from '../../src/wire/domains.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { sealEnvelope } from '../../src/wire/envelope.js'
 import { FakeCa } from './fixtures.js'
 
 const NOW = 1_800_000_000_000
@@ -22,11 +23,11 @@ const key = signingKeyFromSeed(new Uint8Array(32).fill(1))
 const validator = createRequestValidator(
   {
     verifier: ca.verifier,
-    replay: createReplayCache({ maxClockSkewMs: 1000 }),
+    replay: createReplayCache({ clockSkewToleranceMs: 1000 }),
     self: () => ({ name: 'n', zone: 'z', facts: {} }),
     policy: () => DEFAULT_POLICY,
   },
-  { maxClockSkewMs: 1000, requestLifetimeMsMax: 60_000 },
+  { clockSkewToleranceMs: 1000, requestLifetimeMsMax: 60_000 },
 )
 
 const cborValue: fc.Arbitrary<CborValue> = fc.letrec<{ v: CborValue }>(tie => ({
@@ -81,7 +82,8 @@ describe('decoders never crash', () => {
         expect(validator.validate(bytes, NOW).kind).toBe('refused')
         expect(verifyReply(bytes, { verifier: ca.verifier, nowMs: NOW }).ok).toBe(false)
         expect(
-          verifyHeartbeat(bytes, { verifier: ca.verifier, nowMs: NOW, maxClockSkewMs: 0, maxAgeMs: 1 }).ok,
+          verifyHeartbeat(bytes, { verifier: ca.verifier, nowMs: NOW, clockSkewToleranceMs: 0, maxAgeMs: 1 })
+            .ok,
         ).toBe(false)
       }),
       { numRuns: 3000 },
@@ -104,7 +106,12 @@ describe('decoders never crash', () => {
             DOMAIN_PRESENCE,
             (b: Uint8Array) =>
               expect(
-                verifyHeartbeat(b, { verifier: ca.verifier, nowMs: NOW, maxClockSkewMs: 0, maxAgeMs: 1 }).ok,
+                verifyHeartbeat(b, {
+                  verifier: ca.verifier,
+                  nowMs: NOW,
+                  clockSkewToleranceMs: 0,
+                  maxAgeMs: 1,
+                }).ok,
               ).toBe(false),
           ],
         ] as const) {

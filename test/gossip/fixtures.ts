@@ -7,10 +7,10 @@
  * and a revocation set, and reports anything else as `bad-signature` (an unknown issuer).
  */
 
-import { type SigningKey, signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { encodeCbor } from '../../src/ca/encoding.js'
-import { hash, toHex } from '../../src/ca/hash.js'
 import type { CertificateVerifier, Role, SignedCertificate } from '../../src/ca/types.js'
+import { encodeCbor } from '../../src/wire/cbor.js'
+import { type SigningKey, signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { hash, toHex } from '../../src/wire/hash.js'
 
 /** A fabricated identity: key and certificate. */
 export interface TestIdentity {
@@ -37,7 +37,7 @@ export class FakeCa {
     const key = signingKeyFromSeed(seed)
     const serial = this.counter.toString(16).padStart(32, '0')
     const certificate = {
-      version: 1 as const,
+      version: 2 as const,
       serial,
       name,
       publicKey: key.publicKey,

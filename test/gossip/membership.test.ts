@@ -5,7 +5,6 @@
  * stays within its bound, and computes the expected repliers for a filter. Driven by a virtual clock.
  */
 import { describe, expect, it } from 'vitest'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
 import {
   createMembership,
   expectedNodes,
@@ -13,6 +12,7 @@ import {
   type MembershipTimings,
 } from '../../src/gossip/membership.js'
 import { createHeartbeat, type VerifiedHeartbeat, verifyHeartbeat } from '../../src/gossip/presence.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 import { FakeCa, type TestIdentity } from './fixtures.js'
 
 const NOW = 1_800_000_000_000
@@ -25,7 +25,7 @@ const timings: MembershipTimings = {
 const check = (ca: FakeCa, nowMs = NOW) => ({
   verifier: ca.verifier,
   nowMs,
-  maxClockSkewMs: 2000,
+  clockSkewToleranceMs: 2000,
   maxAgeMs: 10_000,
 })
 

@@ -10,7 +10,7 @@ import { createReplayCache } from '../../src/gossip/replay.js'
 
 describe('replay cache', () => {
   it('admits once, refuses the replay until expiry + skew, then forgets', () => {
-    const cache = createReplayCache({ maxClockSkewMs: 100, entriesMax: 10 })
+    const cache = createReplayCache({ clockSkewToleranceMs: 100, entriesMax: 10 })
     expect(cache.admit('x', 1000, 0)).toEqual({ ok: true })
     expect(cache.admit('x', 1000, 500)).toEqual({ ok: false, code: 'replayed' })
     expect(cache.admit('x', 1000, 1100)).toEqual({ ok: false, code: 'replayed' })
@@ -22,7 +22,7 @@ describe('replay cache', () => {
   })
 
   it('when full of live entries, refuses new ids instead of forgetting', () => {
-    const cache = createReplayCache({ maxClockSkewMs: 0, entriesMax: 3 })
+    const cache = createReplayCache({ clockSkewToleranceMs: 0, entriesMax: 3 })
     for (const [id, exp] of [
       ['a', 300],
       ['b', 100],
@@ -44,8 +44,8 @@ describe('replay cache', () => {
   })
 
   it('rejects nonsensical sizes', () => {
-    expect(() => createReplayCache({ maxClockSkewMs: 0, entriesMax: 0 })).toThrow(RangeError)
-    expect(() => createReplayCache({ maxClockSkewMs: -1 })).toThrow(RangeError)
+    expect(() => createReplayCache({ clockSkewToleranceMs: 0, entriesMax: 0 })).toThrow(RangeError)
+    expect(() => createReplayCache({ clockSkewToleranceMs: -1 })).toThrow(RangeError)
   })
 
   it('matches a naive model on random operation sequences', () => {
@@ -60,7 +60,7 @@ describe('replay cache', () => {
         fc.integer({ min: 1, max: 6 }),
         fc.integer({ min: 0, max: 10 }),
         (ops, max, skew) => {
-          const cache = createReplayCache({ maxClockSkewMs: skew, entriesMax: max })
+          const cache = createReplayCache({ clockSkewToleranceMs: skew, entriesMax: max })
           let model: { id: string; until: number }[] = []
           let now = 0
           for (const { id, ttl, dt } of ops) {

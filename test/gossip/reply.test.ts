@@ -5,7 +5,6 @@
  * out-of-order acks, unexpected nodes, completion and the timeout with the missing list.
  */
 import { describe, expect, it } from 'vitest'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
 import {
   createReply,
   decodeReplyBatch,
@@ -18,6 +17,7 @@ import {
   verifyReply,
 } from '../../src/gossip/reply.js'
 import { createReplyCollector, UNEXPECTED_NODES_MAX } from '../../src/gossip/reply-collector.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 import { FakeCa, type TestIdentity, testId } from './fixtures.js'
 
 const NOW = 1_800_000_000_000

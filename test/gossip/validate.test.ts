@@ -5,10 +5,7 @@
  * the counters and that the replay cache was only marked by requests that passed the crypto checks.
  */
 import { describe, expect, it } from 'vitest'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { encodeCbor } from '../../src/ca/encoding.js'
 import { type AuthorizationPolicy, DEFAULT_POLICY } from '../../src/gossip/authorize.js'
-import { DOMAIN_REQUEST, sealEnvelope } from '../../src/gossip/envelope.js'
 import type { FilterSubject, TargetFilter } from '../../src/gossip/filter.js'
 import { createReplayCache } from '../../src/gossip/replay.js'
 import {
@@ -26,6 +23,10 @@ import {
   type RequestOutcome,
   toTopicValidatorResult,
 } from '../../src/gossip/validate.js'
+import { encodeCbor } from '../../src/wire/cbor.js'
+import { DOMAIN_REQUEST } from '../../src/wire/domains.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { sealEnvelope } from '../../src/wire/envelope.js'
 import { FakeCa, type TestIdentity, testId } from './fixtures.js'
 
 const NOW = 1_800_000_000_000
@@ -35,11 +36,11 @@ const LIFETIME_MAX = 60_000
 function setup(opts: { self?: FilterSubject; policy?: AuthorizationPolicy; entriesMax?: number } = {}) {
   const ca = new FakeCa()
   const operator = ca.issue('alice', { roles: ['operator'] })
-  const replay = createReplayCache({ maxClockSkewMs: SKEW, entriesMax: opts.entriesMax ?? 100 })
+  const replay = createReplayCache({ clockSkewToleranceMs: SKEW, entriesMax: opts.entriesMax ?? 100 })
   const self = opts.self ?? { name: 'web1', zone: 'web', facts: { os: 'linux' } }
   const validator = createRequestValidator(
     { verifier: ca.verifier, replay, self: () => self, policy: () => opts.policy ?? DEFAULT_POLICY },
-    { maxClockSkewMs: SKEW, requestLifetimeMsMax: LIFETIME_MAX },
+    { clockSkewToleranceMs: SKEW, requestLifetimeMsMax: LIFETIME_MAX },
   )
   const request = (over: Partial<RequestInit> & { as?: TestIdentity } = {}): Uint8Array => {
     const who = over.as ?? operator
@@ -97,7 +98,7 @@ describe('request envelope', () => {
 })
 
 describe('validity window (table)', () => {
-  const limits = { maxClockSkewMs: 1000, requestLifetimeMsMax: 10_000 }
+  const limits = { clockSkewToleranceMs: 1000, requestLifetimeMsMax: 10_000 }
   it.each([
     [0, 5000, 0, undefined],
     [0, 5000, 5000, undefined],
@@ -303,13 +304,13 @@ describe('validation pipeline', () => {
     const validator = createRequestValidator(
       {
         verifier: ca.verifier,
-        replay: createReplayCache({ maxClockSkewMs: SKEW }),
+        replay: createReplayCache({ clockSkewToleranceMs: SKEW }),
         self: () => {
           throw new Error('boom')
         },
         policy: () => DEFAULT_POLICY,
       },
-      { maxClockSkewMs: SKEW, requestLifetimeMsMax: LIFETIME_MAX },
+      { clockSkewToleranceMs: SKEW, requestLifetimeMsMax: LIFETIME_MAX },
     )
     const bytes = createRequest({
       id: testId(1),

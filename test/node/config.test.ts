@@ -77,8 +77,11 @@ describe('resolveConfig', () => {
   })
 
   it.each([
-    [{ renewIntervalMs: 1_900 }, /renewIntervalMs \(1900\) \+ leaseSkewMs \(200\) must be below leaseTtlMs/],
-    [{ leaseSkewMs: 1_500 }, /must exceed twice leaseSkewMs/],
+    [
+      { renewIntervalMs: 1_900 },
+      /renewIntervalMs \(1900\) \+ leaseDriftBudgetMs \(200\) must be below leaseTtlMs/,
+    ],
+    [{ leaseDriftBudgetMs: 1_500 }, /must exceed twice leaseDriftBudgetMs/],
     [{ suspectAfterMs: 500 }, /suspectAfterMs \(500\) must exceed heartbeatIntervalMs/],
     [{ deadAfterMs: 3_000 }, /deadAfterMs \(3000\) must exceed suspectAfterMs/],
   ])('checks timing relationships %j', (flags, pattern) => {

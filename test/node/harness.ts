@@ -3,8 +3,6 @@
  * certificates from a throwaway CA. Every wait is bounded; `stop()` stops every node it started.
  */
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
-import { type SigningKey, signingKeyFromSeed } from '../../src/ca/ed25519.js'
-import { hash } from '../../src/ca/hash.js'
 import { emptyIssuerState } from '../../src/ca/issuer-state.js'
 import type { Role } from '../../src/ca/types.js'
 import { type AgentConfig, defaultConfig } from '../../src/node/config.js'
@@ -19,6 +17,9 @@ export type TestNode = MeshNode & NodeInternals
 export function withInternals(node: MeshNode): TestNode {
   return { ...node, ...internalsOf(node) }
 }
+
+import { type SigningKey, signingKeyFromSeed } from '../../src/wire/ed25519.js'
+import { hash } from '../../src/wire/hash.js'
 
 /** A throwaway certificate authority. */
 export interface TestCa {

@@ -84,7 +84,7 @@ describe('mesh join (CLI)', () => {
     const home = await tempHome()
     for (const argv of [
       ['--home', home, 'join'],
-      ['--home', home, 'join', '--ticket', 'mesh1.x', '--name', 'a'],
+      ['--home', home, 'join', '--ticket', 'mesh2.x', '--name', 'a'],
       ['--home', home, 'join', '--bootstrap', '/ip4/127.0.0.1/tcp/1', '--name', 'a'],
     ]) {
       const io = captureIo()

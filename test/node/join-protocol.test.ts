@@ -5,7 +5,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
-import { signingKeyFromSeed } from '../../src/ca/ed25519.js'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
 import { signRevocationList } from '../../src/ca/revocation.js'
 import {
@@ -20,6 +19,7 @@ import {
   type JoinRequest,
 } from '../../src/node/join-protocol.js'
 import { secureRandomBytes } from '../../src/node/keys.js'
+import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 
 const key = (n: number) => signingKeyFromSeed(new Uint8Array(32).fill(n))
 const ca = key(1)
@@ -105,7 +105,7 @@ describe('join protocol codec', () => {
 })
 
 describe('checkMeshProof', () => {
-  const expected = { fingerprint: fingerprintOf(ca.publicKey), nowMs: NOW, maxClockSkewMs: 1_000 }
+  const expected = { fingerprint: fingerprintOf(ca.publicKey), nowMs: NOW, clockSkewToleranceMs: 1_000 }
   const peer = cert().certificate.peerId
   it.each([
     ['a genuine member', ca.publicKey, cert(), peer, true],
@@ -133,7 +133,7 @@ describe('checkIssued', () => {
     zone: 'edge',
     roles: ['agent'],
     nowMs: NOW,
-    maxClockSkewMs: 1_000,
+    clockSkewToleranceMs: 1_000,
   }
   const issued = (certificate = cert(ca, joiner), caPublicKey = ca.publicKey, revocationList = list()) =>
     ({ status: 'issued', certificate: certificate.bytes, caPublicKey, revocationList }) as const

@@ -30,13 +30,13 @@ describe('renewal', () => {
           zone: 'core',
           ca: true,
           identity: caIdentity,
-          config: { certificateTtlMs: 4_000, maxClockSkewMs: SKEW_MS },
+          config: { certificateTtlMs: 4_000, clockSkewToleranceMs: SKEW_MS },
         },
         {
           name: 'm1',
           zone: 'edge',
           identity: memberIdentity,
-          config: { maxClockSkewMs: SKEW_MS },
+          config: { clockSkewToleranceMs: SKEW_MS },
           init: { store: { saveNodeCertificate: async cert => void saved.push(cert) } },
         },
       ],
@@ -65,7 +65,7 @@ describe('renewal', () => {
 
     // Past the old certificates' end (plus the 100 ms skew budget), a newcomer admits both.
     await waitFor(() => Date.now() > window.notAfterMs + 2 * SKEW_MS, 5_000, 'the old certificates to expire')
-    const late = await mesh.add({ name: 'late', zone: 'edge', config: { maxClockSkewMs: SKEW_MS } })
+    const late = await mesh.add({ name: 'late', zone: 'edge', config: { clockSkewToleranceMs: SKEW_MS } })
     await late.dial(m1.addrs()[0]!).catch(() => {})
     await waitFor(
       () => ['ca1', 'm1'].every(name => late.members().some(m => m.name === name && m.state === 'alive')),

@@ -11,7 +11,7 @@ const policy: RenewalPolicy = {
   retryMinMs: 1_000,
   retryMaxMs: 600_000,
   recheckMaxMs: 3_600_000,
-  maxClockSkewMs: 60_000,
+  clockSkewToleranceMs: 60_000,
 }
 const DAY = 86_400_000
 const window = { notBeforeMs: 0, notAfterMs: 30 * DAY }
@@ -78,7 +78,7 @@ describe('renewal schedule', () => {
           const nowMs = notBeforeMs + nowOffset
           const last = failures > 0 ? Math.min(nowMs, notBeforeMs + lastOffset) : undefined
           const decision = renewalDecision(w, nowMs, failures, last, policy)
-          const lastUsable = w.notAfterMs + policy.maxClockSkewMs
+          const lastUsable = w.notAfterMs + policy.clockSkewToleranceMs
           if (nowMs >= lastUsable) expect(decision.kind).toBe('expired')
           else if (decision.kind === 'wait') {
             expect(decision.delayMs).toBeGreaterThan(0)

@@ -98,7 +98,7 @@ describe('zone authority scenarios', () => {
     const { facts } = run('restart voter during grant')
     expect(facts.second).not.toBe(facts.first)
     // The restarted voter is needed for a majority of the two left, so takeover waits for its quiet period.
-    const quietEnd = Number(facts.restartedAt) + (config.leaseTtlMs + config.maxClockSkewMs) * 0.9
+    const quietEnd = Number(facts.restartedAt) + (config.leaseTtlMs + config.leaseDriftBudgetMs) * 0.9
     expect(Number(facts.takeoverAt)).toBeGreaterThanOrEqual(quietEnd)
     expect(Number(facts.takeoverAt) - 3_100).toBeLessThanOrEqual(bound)
   })

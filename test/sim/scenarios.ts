@@ -22,7 +22,7 @@ export interface Scenario {
 }
 
 const config = authorityProfiles.test
-const DRIFT_MAX = config.maxClockSkewMs / config.leaseTtlMs
+const DRIFT_MAX = config.leaseDriftBudgetMs / config.leaseTtlMs
 const bound = livenessBoundMs(config, 5)
 
 function nodesOf(

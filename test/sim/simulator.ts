@@ -21,7 +21,7 @@ import {
   type RosterMember,
   zoneVoters,
 } from '../../src/authority/index.js'
-import { decodeCbor, encodeCbor } from '../../src/ca/encoding.js'
+import { decodeCbor, encodeCbor } from '../../src/wire/cbor.js'
 import { type SimRandom, simRandom } from './random.js'
 
 /** A node as a scenario declares it. */
@@ -123,9 +123,9 @@ export class Simulator {
     }
   }
 
-  /** Largest clock rate error the budget allows: each clock may deviate by maxClockSkewMs per lease TTL. */
+  /** Largest clock rate error the budget allows: each clock may deviate by leaseDriftBudgetMs per lease TTL. */
   driftRateMax(): number {
-    return this.config.maxClockSkewMs / this.config.leaseTtlMs
+    return this.config.leaseDriftBudgetMs / this.config.leaseTtlMs
   }
 
   /** A node's local clock at true time `trueMs`. */

@@ -17,11 +17,11 @@ import { type SimNodeSpec, Simulator } from './simulator.js'
  */
 export function livenessBoundMs(config: AuthorityConfig, membersMax: number): number {
   const localMs =
-    2 * (config.leaseTtlMs + config.maxClockSkewMs) +
+    2 * (config.leaseTtlMs + config.leaseDriftBudgetMs) +
     config.syncIntervalMs +
     (membersMax - 1) * config.campaignStaggerMs +
     2 * config.attemptTimeoutMs
-  const slowest = 1 - config.maxClockSkewMs / config.leaseTtlMs
+  const slowest = 1 - config.leaseDriftBudgetMs / config.leaseTtlMs
   return Math.ceil(localMs / slowest)
 }
 
@@ -61,7 +61,7 @@ export function runSwarmSeed(
   if (r.chance(0.6)) members.push({ id: 'b1', zone: 'b' }, { id: 'b2', zone: 'b' })
   if (r.chance(0.4)) members.push({ id: 'c1', zone: 'c' })
   // Half the clocks sit at the edge of the drift budget (fast or slow): that is where bugs live.
-  const driftMax = authorityProfiles.test.maxClockSkewMs / authorityProfiles.test.leaseTtlMs
+  const driftMax = authorityProfiles.test.leaseDriftBudgetMs / authorityProfiles.test.leaseTtlMs
   const nodes: SimNodeSpec[] = members.map(m => ({
     ...m,
     driftRate: r.chance(0.5) ? r.pick([-driftMax, driftMax]) : (r.next() * 2 - 1) * driftMax,

@@ -156,13 +156,7 @@ export const BUILTIN_ACTIONS = ['uptime', 'ping', 'facts'] as const
 /** A built-in action name. */
 export type BuiltinActionName = (typeof BUILTIN_ACTIONS)[number]
 
-/** Action names: a lower-case letter, then up to 63 of `[A-Za-z0-9_.-]`. */
-export const ACTION_NAME_PATTERN = /^[a-z][\w.-]{0,63}$/
-
-/** True when `name` may name an action (declared or registered); see {@link ACTION_NAME_PATTERN}. Pure. */
-export function isValidActionName(name: string): boolean {
-  return ACTION_NAME_PATTERN.test(name)
-}
+export { ACTION_NAME_PATTERN, isValidActionName } from '../../gossip/action-name.js'
 
 /** Counters of the runner; every limit hit is counted. Monotonic. */
 export interface ActionCounters {

@@ -50,7 +50,7 @@ export function createEnrolment(components: EnrolmentComponents, init: Enrolment
     retryMaxMs: init.renewal?.retryMaxMs ?? DEFAULT_RENEWAL_RETRY_MAX_MS,
     retryMinMs: init.renewal?.retryMinMs ?? DEFAULT_RENEWAL_RETRY_MIN_MS,
     recheckMaxMs: init.renewal?.recheckMaxMs ?? DEFAULT_RENEWAL_RECHECK_MAX_MS,
-    maxClockSkewMs: init.certificateClockSkewMs,
+    clockSkewToleranceMs: init.clockSkewToleranceMs,
   }
   const counters: EnrolmentCounters = {
     joinStreams: 0,

@@ -69,7 +69,7 @@ export function createRenewal(
       zone: current.certificate.zone,
       roles: current.certificate.roles,
       nowMs: clock.nowMs(),
-      maxClockSkewMs: init.certificateClockSkewMs,
+      clockSkewToleranceMs: init.clockSkewToleranceMs,
     })
     if (!checked.ok) return { ok: false, reason: 'bad-answer', message: checked.detail }
     if (checked.certificate.certificate.notAfterMs <= current.certificate.notAfterMs) {

@@ -81,10 +81,10 @@ export interface EnrolmentInit {
   /** Admission's hello window: a join exchange must finish inside it. */
   readonly helloTimeoutMs: number
   /** Certificate clock-skew tolerance shared with the CA. */
-  readonly certificateClockSkewMs: number
+  readonly clockSkewToleranceMs: number
   readonly rateLimit?: RateLimitPolicy
   /** Renewal retry policy; the skew comes from above. */
-  readonly renewal?: Partial<Omit<RenewalPolicy, 'maxClockSkewMs'>>
+  readonly renewal?: Partial<Omit<RenewalPolicy, 'clockSkewToleranceMs'>>
   /** Run the renewal timer (default true). */
   readonly renew?: boolean
 }

@@ -7,6 +7,9 @@ export function hash(bytes: Uint8Array): Uint8Array {
   return sha256(bytes)
 }
 
+/** Size of a {@link mac}, in bytes. */
+export const MAC_BYTES = 32
+
 /** HMAC-SHA-256 of `message` keyed by `key` (32 bytes). */
 export function mac(key: Uint8Array, message: Uint8Array): Uint8Array {
   return hmac(sha256, key, message)

@@ -1,1 +1,0 @@
-export * from './actions/index.js' // TEMPORARY shim until the node-layer merge

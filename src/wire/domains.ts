@@ -1,0 +1,44 @@
+/**
+ * The domain strings of every authenticated message kind: the one table, and the only place such a
+ * string is written down.
+ *
+ * Every envelope authenticates `domain || 0x00 || body` (see envelope.ts), so bytes signed or MACed
+ * as one kind can never pass as another, even though one key signs several kinds (a node key signs
+ * requests, replies, heartbeats and its own signing requests; the CA key signs certificates and
+ * revocation lists). A domain changes only together with its format: the CA formats moved to
+ * version 2 when they started using domains, and their domains carry that number.
+ */
+
+/** A signed request (gossip), by the operator's node key. */
+export const DOMAIN_REQUEST = 'mesh/request/v1'
+/** A signed reply (ack or done) to a request, by the replying node's key. */
+export const DOMAIN_REPLY = 'mesh/reply/v1'
+/** A signed presence heartbeat, by the announcing node's key. */
+export const DOMAIN_PRESENCE = 'mesh/presence/v1'
+/** A certificate, by the CA key. */
+export const DOMAIN_CERTIFICATE = 'mesh/certificate/v2'
+/** A signing request (CSR), by the key to be certified (proof of possession). */
+export const DOMAIN_SIGNING_REQUEST = 'mesh/signing-request/v2'
+/** A revocation list, by the CA key. */
+export const DOMAIN_REVOCATION_LIST = 'mesh/revocation-list/v2'
+/** A join ticket: HMAC-SHA-256 under the mesh's ticket secret, not a signature. */
+export const DOMAIN_TICKET = 'mesh/ticket/v2'
+
+/** Domains whose envelope carries an ed25519 signature (`{ body, sig }`). */
+export const SIGNATURE_DOMAINS = [
+  DOMAIN_REQUEST,
+  DOMAIN_REPLY,
+  DOMAIN_PRESENCE,
+  DOMAIN_CERTIFICATE,
+  DOMAIN_SIGNING_REQUEST,
+  DOMAIN_REVOCATION_LIST,
+] as const
+/** Domains whose envelope carries an HMAC-SHA-256 (`{ body, mac }`). */
+export const MAC_DOMAINS = [DOMAIN_TICKET] as const
+
+/** A domain of a signed message kind. */
+export type SignatureDomain = (typeof SIGNATURE_DOMAINS)[number]
+/** A domain of a MACed message kind. */
+export type MacDomain = (typeof MAC_DOMAINS)[number]
+/** Any domain in the table. */
+export type Domain = SignatureDomain | MacDomain

@@ -1,0 +1,116 @@
+/**
+ * The one authenticated-envelope format of mesh, used by requests, replies, heartbeats, certificates,
+ * signing requests, revocation lists and join tickets: deterministic CBOR `{ body: bytes, sig: bytes }`
+ * (ed25519) or `{ body: bytes, mac: bytes }` (HMAC-SHA-256), where `body` is the deterministic CBOR of
+ * a map and the authenticator covers `domain || 0x00 || body` with the message kind's domain string
+ * from domains.ts.
+ *
+ * The body travels as the exact bytes that were authenticated, so a verifier never re-encodes to
+ * check a signature. Opening is strict: the outer map and the body must each be byte-identical to
+ * their deterministic encoding, so one message has exactly one accepted spelling (no reordered keys,
+ * no padding) and its hash identifies it. Opening does not verify; the verify functions never throw.
+ */
+import { type CborValue, DecodeError, decodeCanonicalCbor, encodeCbor, isRecord } from './cbor.js'
+import type { MacDomain, SignatureDomain } from './domains.js'
+import { SIGNATURE_BYTES, type SigningKey, signBytes, verifyBytes } from './ed25519.js'
+import { readBytes, readRecord } from './fields.js'
+import { bytesEqual, MAC_BYTES, mac } from './hash.js'
+
+/** The body of an opened (decoded, not yet authenticated) envelope. */
+export interface OpenedBody {
+  /** The decoded content of `bodyBytes`. */
+  readonly body: Record<string, unknown>
+  /** The exact authenticated body bytes, a view of the input; do not mutate. */
+  readonly bodyBytes: Uint8Array
+}
+
+/** An opened signed envelope (`{ body, sig }`), not yet verified. */
+export interface OpenedEnvelope extends OpenedBody {
+  readonly sig: Uint8Array
+}
+
+/** An opened MACed envelope (`{ body, mac }`), not yet checked. */
+export interface OpenedMacEnvelope extends OpenedBody {
+  readonly mac: Uint8Array
+}
+
+/** Signs `body` under `domain` with `key` and returns the envelope bytes. */
+export function sealEnvelope(domain: SignatureDomain, key: SigningKey, body: CborValue): Uint8Array {
+  return seal(domain, body, 'sig', message => signBytes(key, message))
+}
+
+/** MACs `body` under `domain` with `secret` and returns the envelope bytes. */
+export function sealMacEnvelope(domain: MacDomain, secret: Uint8Array, body: CborValue): Uint8Array {
+  return seal(domain, body, 'mac', message => mac(secret, message))
+}
+
+/**
+ * Decodes a signed envelope of at most `bytesMax` bytes and its body. Does not verify the signature.
+ * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map or body)
+ */
+export function openEnvelope(bytes: Uint8Array, bytesMax: number): OpenedEnvelope {
+  const { tag, ...opened } = open(bytes, bytesMax, 'sig', SIGNATURE_BYTES)
+  return { ...opened, sig: tag }
+}
+
+/**
+ * Decodes a MACed envelope of at most `bytesMax` bytes and its body. Does not check the MAC.
+ * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map or body)
+ */
+export function openMacEnvelope(bytes: Uint8Array, bytesMax: number): OpenedMacEnvelope {
+  const { tag, ...opened } = open(bytes, bytesMax, 'mac', MAC_BYTES)
+  return { ...opened, mac: tag }
+}
+
+/** True when `envelope.sig` is `publicKey`'s signature of its body under `domain`. Never throws. */
+export function verifyEnvelope(
+  domain: SignatureDomain,
+  publicKey: Uint8Array,
+  envelope: Pick<OpenedEnvelope, 'bodyBytes' | 'sig'>,
+): boolean {
+  return verifyBytes(publicKey, authenticatedMessage(domain, envelope.bodyBytes), envelope.sig)
+}
+
+/** True when `envelope.mac` is the HMAC of its body under `domain` and `secret` (constant time). */
+export function verifyMacEnvelope(
+  domain: MacDomain,
+  secret: Uint8Array,
+  envelope: Pick<OpenedMacEnvelope, 'bodyBytes' | 'mac'>,
+): boolean {
+  return bytesEqual(mac(secret, authenticatedMessage(domain, envelope.bodyBytes)), envelope.mac)
+}
+
+const encoder = new TextEncoder()
+
+/** The bytes an authenticator covers: `domain || 0x00 || bodyBytes`. */
+export function authenticatedMessage(domain: SignatureDomain | MacDomain, bodyBytes: Uint8Array): Uint8Array {
+  const prefix = encoder.encode(domain)
+  const message = new Uint8Array(prefix.byteLength + 1 + bodyBytes.byteLength)
+  message.set(prefix, 0)
+  message.set(bodyBytes, prefix.byteLength + 1)
+  return message
+}
+
+function seal(
+  domain: SignatureDomain | MacDomain,
+  body: CborValue,
+  tagKey: 'sig' | 'mac',
+  authenticate: (message: Uint8Array) => Uint8Array,
+): Uint8Array {
+  const bodyBytes = encodeCbor(body)
+  return encodeCbor({ body: bodyBytes, [tagKey]: authenticate(authenticatedMessage(domain, bodyBytes)) })
+}
+
+function open(
+  bytes: Uint8Array,
+  bytesMax: number,
+  tagKey: 'sig' | 'mac',
+  tagBytes: number,
+): OpenedBody & { tag: Uint8Array } {
+  const outer = readRecord(decodeCanonicalCbor(bytes, bytesMax), 'envelope', ['body', tagKey])
+  const bodyBytes = readBytes(outer, 'body', { bytesMax })
+  const tag = readBytes(outer, tagKey, { length: tagBytes })
+  const body = decodeCanonicalCbor(bodyBytes, bytesMax)
+  if (!isRecord(body)) throw new DecodeError('malformed', 'envelope body is not a map')
+  return { body, bodyBytes, tag }
+}
