@@ -17,7 +17,7 @@ import { ensureHomeDir, readStateFile, writeFileAtomic } from '../agent/state-fi
 import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
 import { systemClock } from '../node/clock.js'
 import { DEFAULT_LISTEN } from '../node/config.js'
-import { JoinError, requestCertificate } from '../node/join.js'
+import { JoinError, requestCertificate } from '../node/enrolment/joiner.js'
 import { generateSigningKey } from '../node/keys.js'
 import { CliError, UsageError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'

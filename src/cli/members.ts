@@ -1,27 +1,14 @@
 /** `mesh members` and `mesh zones`, as the local agent sees the mesh. */
 
+import type { MemberView } from '../gossip/membership.js'
 import { systemClock } from '../node/clock.js'
+import type { ZoneView } from '../node/zone-view.js'
 import { table, withAgent } from './agent-client.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
-interface Member {
-  name: string
-  peerId: string
-  zone: string
-  roles: string[]
-  addrs: string[]
-  state: string
-  lastSeenMs: number
-  facts: Record<string, string>
-}
-
-interface Zone {
-  zone: string
-  members: string[]
-  authority: string | null
-  epoch: number
-  leaseRemainingMs: number
-}
+/** What the control methods send: the library's own member and zone views, as JSON. */
+type Member = Pick<MemberView, 'name' | 'peerId' | 'zone' | 'roles' | 'addrs' | 'state' | 'lastSeenMs' | 'facts'>
+type Zone = ZoneView
 
 export async function members(io: CliIo, globals: GlobalOptions): Promise<number> {
   const list = (await withAgent(globals, c => c.call('members', {}, { timeoutMs: 10_000 }))) as Member[]

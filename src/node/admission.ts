@@ -8,40 +8,21 @@
  * we neither publish to it nor read what it sends. A peer that fails is hung up on and denied on
  * re-dial by the connection gater; one that says nothing is cut at `helloTimeoutMs` (but not denied:
  * joiners and slow peers are not attackers).
+ *
+ * This module wires the parts and owns the verdicts (verified peers, waiters): the exchange itself is in
+ * hello.ts, the deny list behind the gater in deny-list.ts, the gossipsub gate in gated-chain.ts.
  */
-import type { Connection, ConnectionGater, Libp2p, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
+import type { Connection, ConnectionGater, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { REVOCATION_LIST_BYTES_MAX } from '../ca/revocation.js'
 import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
-import { decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
 import type { Clock } from './clock.js'
+import { createDenyList, DENY_TTL_MS } from './deny-list.js'
+import { useGossipsubGate } from './gated-chain.js'
+import { createHello, HELLO_PROTOCOL, type RevocationPort } from './hello.js'
 
-/** The hello protocol id. */
-export const HELLO_PROTOCOL = '/mesh/hello/1.0.0'
-/** Largest hello message: a certificate plus a revocation list of the largest allowed size. */
-export const HELLO_BYTES_MAX = REVOCATION_LIST_BYTES_MAX + 64 * 1024
-/**
- * How long a peer that failed hello stays denied. Revoked peers are denied without expiry for the life
- * of the process (and their certificates are refused by the verifier whatever the deny list holds).
- */
-export const DENY_TTL_MS = 10 * 60_000
-/** Most denied peers remembered; the oldest entry is dropped beyond it. */
-export const DENIED_PEERS_MAX = 10_000
-
-/** Gossip streams wait for the hello verdict up to this many hello timeouts (the verdict normally ends it). */
-export const GATE_WAIT_HELLO_TIMEOUTS = 4
-
-/** Gossipsub protocol ids whose streams wait for the hello verdict. */
-export const GOSSIPSUB_PROTOCOLS = ['/meshsub/1.2.0', '/meshsub/1.1.0', '/meshsub/1.0.0']
-
-/** The revocation list as admission needs it. */
-export interface RevocationPort {
-  /** The newest list we hold, encoded, or undefined when there is none. */
-  current(): Uint8Array | undefined
-  /** Offers a list received from a peer; adopts it when it is valid and newer. Never throws. */
-  offer(bytes: Uint8Array): void
-}
+export { DENIED_PEERS_MAX, DENY_TTL_MS } from './deny-list.js'
+export { GATE_WAIT_HELLO_TIMEOUTS, GatedChain, GOSSIPSUB_PROTOCOLS } from './gated-chain.js'
+export { HELLO_BYTES_MAX, HELLO_PROTOCOL, type RevocationPort } from './hello.js'
 
 /** What admission needs from the rest of the agent. */
 export interface AdmissionInit {
@@ -97,22 +78,17 @@ export function createAdmission(init: AdmissionInit): Admission {
   const verified = new Map<string, SignedCertificate>()
   const failed = new Set<string>()
   const waiters = new Map<string, Set<Waiter>>()
-  const denied = new Map<string, number>() // peerId → until (ms), Infinity for good
   const counters: AdmissionCounters = { admitted: 0, refused: 0, timedOut: 0, deniedDials: 0 }
+  const denied = createDenyList({
+    clock,
+    onHit: () => {
+      counters.deniedDials += 1
+    },
+  })
   let node: Libp2p | undefined
   const log = init.log
 
-  const isDenied = (peerId: PeerId): boolean => {
-    const id = peerId.toString()
-    const until = denied.get(id)
-    if (until === undefined) return false
-    if (until <= clock.nowMs()) {
-      denied.delete(id)
-      return false
-    }
-    counters.deniedDials += 1
-    return true
-  }
+  const isDenied = (peerId: PeerId): boolean => denied.denies(peerId)
 
   const settle = (peerId: string, certificate: SignedCertificate | undefined): void => {
     if (certificate !== undefined) {
@@ -127,104 +103,37 @@ export function createAdmission(init: AdmissionInit): Admission {
     for (const w of set) w.resolve(certificate)
   }
 
-  /** Verifies a peer's hello; returns the certificate or a reason. */
-  const check = (
-    connection: Connection,
-    message: unknown,
-  ): { ok: true; certificate: SignedCertificate } | { ok: false; reason: string } => {
-    if (!isRecord(message) || !(message.cert instanceof Uint8Array))
-      return { ok: false, reason: 'malformed hello' }
-    if (message.crl instanceof Uint8Array) init.revocations.offer(message.crl)
-    const verdict = init.verify(message.cert, clock.nowMs())
-    if (!verdict.ok) return { ok: false, reason: `certificate ${verdict.reason}: ${verdict.detail}` }
-    if (verdict.signed.certificate.peerId !== connection.remotePeer.toString()) {
-      return { ok: false, reason: 'certificate belongs to another peer' }
-    }
-    return { ok: true, certificate: verdict.signed }
-  }
-
-  const helloMessage = (): Uint8Array => {
-    const crl = init.revocations.current()
-    return encodeCbor({ v: 1, cert: init.ownCertificate(), crl })
-  }
-
-  const admit = (connection: Connection, certificate: SignedCertificate): void => {
-    const peerId = connection.remotePeer.toString()
-    const first = !verified.has(peerId)
-    settle(peerId, certificate)
-    if (first) {
-      counters.admitted += 1
-      log.debug({ peer: peerId, name: certificate.certificate.name }, 'peer admitted')
-      init.onAdmitted?.(peerId, certificate)
-    }
-  }
-
-  const refuse = (connection: Connection, reason: string): void => {
-    const peerId = connection.remotePeer.toString()
-    counters.refused += 1
-    log.warn({ peer: peerId, addr: connection.remoteAddr.toString(), reason }, 'peer refused')
-    api.deny(peerId, reason, DENY_TTL_MS)
-  }
-
-  /** Dialer side: send ours, read theirs. */
-  const helloOut = async (connection: Connection): Promise<void> => {
-    const signal = AbortSignal.timeout(init.helloTimeoutMs)
-    let stream: Stream | undefined
-    try {
-      stream = await connection.newStream(HELLO_PROTOCOL, { signal })
-      const lp = lpStream(stream, { maxDataLength: HELLO_BYTES_MAX })
-      await lp.write(helloMessage(), { signal })
-      const reply = decodeCbor((await lp.read({ signal })).subarray(), HELLO_BYTES_MAX)
-      if (isRecord(reply) && typeof reply.error === 'string') {
-        // The other side refused us; not evidence against it.
-        log.warn({ peer: connection.remotePeer.toString(), reason: reply.error }, 'refused by peer')
-        settle(connection.remotePeer.toString(), undefined)
-        await connection.close().catch(() => {})
-        return
-      }
-      const result = check(connection, reply)
-      if (result.ok) admit(connection, result.certificate)
-      else refuse(connection, result.reason)
-      await stream.close({ signal }).catch(() => {})
-    } catch (err) {
-      stream?.abort(err as Error)
-      if (connection.status === 'open' && !verified.has(connection.remotePeer.toString())) {
+  const hello = createHello({
+    ownCertificate: init.ownCertificate,
+    verify: init.verify,
+    clock,
+    helloTimeoutMs: init.helloTimeoutMs,
+    revocations: init.revocations,
+    log,
+    outcomes: {
+      isVerified: peerId => verified.has(peerId),
+      admit(connection, certificate) {
+        const peerId = connection.remotePeer.toString()
+        const first = !verified.has(peerId)
+        settle(peerId, certificate)
+        if (first) {
+          counters.admitted += 1
+          log.debug({ peer: peerId, name: certificate.certificate.name }, 'peer admitted')
+          init.onAdmitted?.(peerId, certificate)
+        }
+      },
+      refuse(connection, reason) {
+        const peerId = connection.remotePeer.toString()
+        counters.refused += 1
+        log.warn({ peer: peerId, addr: connection.remoteAddr.toString(), reason }, 'peer refused')
+        api.deny(peerId, reason, DENY_TTL_MS)
+      },
+      fail: peerId => settle(peerId, undefined),
+      timedOut: () => {
         counters.timedOut += 1
-        log.debug({ peer: connection.remotePeer.toString(), err: (err as Error).message }, 'hello failed')
-        settle(connection.remotePeer.toString(), undefined)
-        await connection.close().catch(() => {})
-      }
-    }
-  }
-
-  /** Listener side: read theirs, answer with ours (or the reason for refusing). */
-  const helloIn = async (stream: Stream, connection: Connection): Promise<void> => {
-    const signal = AbortSignal.timeout(init.helloTimeoutMs)
-    const lp = lpStream(stream, { maxDataLength: HELLO_BYTES_MAX })
-    let message: unknown
-    try {
-      message = decodeCbor((await lp.read({ signal })).subarray(), HELLO_BYTES_MAX)
-    } catch (err) {
-      // A closed, reset or slow stream says nothing against the peer (it may be a duplicate connection
-      // being pruned, or a loaded machine): drop the connection without denying the peer. Only a
-      // certificate that fails verification gets a peer denied.
-      counters.timedOut += 1
-      log.debug({ peer: connection.remotePeer.toString(), err: (err as Error).message }, 'hello not received')
-      stream.abort(err as Error)
-      if (!verified.has(connection.remotePeer.toString())) await connection.close().catch(() => {})
-      return
-    }
-    const result = check(connection, message)
-    if (!result.ok) {
-      await lp.write(encodeCbor({ v: 1, error: result.reason }), { signal }).catch(() => {})
-      await stream.close({ signal }).catch(() => {})
-      refuse(connection, result.reason)
-      return
-    }
-    await lp.write(helloMessage(), { signal })
-    await stream.close({ signal }).catch(() => {})
-    admit(connection, result.certificate)
-  }
+      },
+    },
+  })
 
   const api: Admission = {
     counters,
@@ -236,38 +145,9 @@ export function createAdmission(init: AdmissionInit): Admission {
 
     async attach(libp2p) {
       node = libp2p
-      await libp2p.handle(HELLO_PROTOCOL, helloIn, { maxInboundStreams: 4 })
-      for (const protocol of GOSSIPSUB_PROTOCOLS) {
-        libp2p.use(
-          protocol,
-          new GatedChain(async (stream, connection, next) => {
-            // Wait for the verdict, not for a fixed time: on a loaded machine hello can take longer than
-            // its timeout's worth of queueing, and a gossip stream aborted here is never reopened.
-            const certificate = await api.waitFor(
-              connection.remotePeer,
-              GATE_WAIT_HELLO_TIMEOUTS * init.helloTimeoutMs,
-            )
-            if (certificate === undefined) throw new Error('peer not admitted')
-            next(stream, connection)
-          }),
-        )
-      }
-      libp2p.addEventListener('connection:open', evt => {
-        const connection = evt.detail
-        const peerId = connection.remotePeer.toString()
-        if (connection.direction === 'outbound') {
-          // A second connection to a verified peer needs no second hello.
-          if (!verified.has(peerId)) void helloOut(connection)
-          return
-        }
-        clock.setTimer(() => {
-          if (connection.status === 'open' && !verified.has(peerId)) {
-            counters.timedOut += 1
-            log.debug({ peer: peerId }, 'no hello in time; closing')
-            void connection.close().catch(() => {})
-          }
-        }, init.helloTimeoutMs)
-      })
+      await libp2p.handle(HELLO_PROTOCOL, hello.answer, { maxInboundStreams: 4 })
+      useGossipsubGate(libp2p, api.waitFor, init.helloTimeoutMs)
+      libp2p.addEventListener('connection:open', evt => hello.onConnectionOpen(evt.detail))
       libp2p.addEventListener('peer:disconnect', evt => {
         const peerId = evt.detail.toString()
         verified.delete(peerId)
@@ -319,11 +199,7 @@ export function createAdmission(init: AdmissionInit): Admission {
     },
 
     deny(peerId, reason, ttlMs) {
-      if (denied.size >= DENIED_PEERS_MAX) {
-        const oldest = denied.keys().next().value
-        if (oldest !== undefined) denied.delete(oldest)
-      }
-      denied.set(peerId, ttlMs === undefined ? Number.POSITIVE_INFINITY : clock.nowMs() + ttlMs)
+      denied.add(peerId, ttlMs)
       verified.delete(peerId)
       settle(peerId, undefined)
       if (node !== undefined) {
@@ -353,32 +229,4 @@ export function createAdmission(init: AdmissionInit): Admission {
     },
   }
   return api
-}
-
-/**
- * A middleware chain that works around libp2p ≤ 3.3.11 mutating the stored chain on every inbound
- * stream (`getMiddleware(protocol).push(handlerWrapper)`; upstream PR js-libp2p#3534). `push` only
- * remembers the newest handler wrapper, which the tail entry runs for inbound streams; outbound streams
- * skip it. Once upstream copies the array instead, `push` is never called and this is a plain chain.
- */
-export class GatedChain extends Array<StreamMiddleware> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array
-  }
-
-  private inboundTail: StreamMiddleware | undefined
-
-  constructor(...middleware: StreamMiddleware[]) {
-    super()
-    super.push(...middleware, (stream, connection, next) => {
-      const tail = this.inboundTail
-      if (tail !== undefined && stream.direction === 'inbound') return tail(stream, connection, next)
-      next(stream, connection)
-    })
-  }
-
-  override push(...items: StreamMiddleware[]): number {
-    this.inboundTail = items[items.length - 1]
-    return this.length
-  }
 }

@@ -18,9 +18,10 @@
  * Time: the core needs a monotonic clock, so it gets `performance.now()`-based milliseconds. Lease
  * events are also logged with wall-clock times (`atWallMs`, `actUntilWallMs`) so that leases of
  * different processes on one machine can be compared (bench/failover does exactly that).
+ *
+ * The outbound stream pool (queueing, stale-stream replacement) is in authority-streams.ts.
  */
 import type { Connection, Stream } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { type Authority, type AuthorityEffect, createAuthority } from '../authority/authority.js'
 import { type AuthorityConfig, authorityProfiles } from '../authority/config.js'
@@ -31,24 +32,20 @@ import {
 } from '../authority/messages.js'
 import type { MemberView } from '../gossip/membership.js'
 import { decodeCbor, encodeCbor } from '../wire/cbor.js'
+import { AUTHORITY_PROTOCOL, createAuthorityStreams } from './authority-streams.js'
 import { type Clock, every, type Random, type Timer } from './clock.js'
 import type { AgentConfig } from './config.js'
-import { dialTarget } from './dial.js'
 import type { Host } from './host.js'
 import type { Logger } from './log.js'
 import { createRoster, type RosterEntry } from './roster.js'
 import type { ZoneView } from './zone-view.js'
 
-/** The authority protocol id. */
-export const AUTHORITY_PROTOCOL = '/mesh/authority/1.0.0'
+export { AUTHORITY_DIAL_TIMEOUT_MS, AUTHORITY_PROTOCOL, AUTHORITY_QUEUE_MAX } from './authority-streams.js'
+
 /** How often the core is ticked (it works from timestamps; the tick only bounds reaction time). */
 export const AUTHORITY_TICK_MS = 100
 /** How often roster and liveness are re-read from the membership table. */
 export const AUTHORITY_ROSTER_SYNC_MS = 250
-/** Messages queued for one peer while its stream opens; more are dropped (loss is tolerated). */
-export const AUTHORITY_QUEUE_MAX = 64
-/** Time limit for opening an authority stream. */
-export const AUTHORITY_DIAL_TIMEOUT_MS = 2_000
 
 /** The authority core's timing from the agent config: the profile's values with the agent's lease keys. */
 export function authorityConfigFor(config: AgentConfig): AuthorityConfig {
@@ -79,13 +76,6 @@ export interface AuthorityDriver {
   forget(peerId: string): void
   /** Members remembered with their last addresses (for finding the mesh again after a restart). */
   remembered(): RosterEntry[]
-}
-
-interface Outbound {
-  stream?: Stream
-  write?: (bytes: Uint8Array) => Promise<void>
-  queue: Uint8Array[]
-  opening: boolean
 }
 
 /** Creates the driver (handlers are registered by `start`, which must run before the host starts). */
@@ -121,7 +111,6 @@ export function createAuthorityDriver(init: {
     nowMs: mono(),
   })
   const limits = { idLengthMax: 128, zoneLengthMax: 64 }
-  const outbound = new Map<string, Outbound>()
   const listeners = new Set<AuthorityListener>()
   let rosterKey = ''
   const roster = createRoster({ initial: init.roster, save: init.saveRoster, log })
@@ -136,60 +125,16 @@ export function createAuthorityDriver(init: {
     return init.members().find(m => m.peerId === id)?.name ?? id
   }
 
-  const openStream = async (to: string, out: Outbound): Promise<void> => {
-    out.opening = true
-    try {
-      const peer = peerIdFromString(to)
-      const connected = host.getConnections(peer).length > 0
-      const addrs = init.members().find(m => m.peerId === to)?.addrs ?? roster.get(to)?.addrs ?? []
-      if (!connected && addrs.length === 0) throw new Error('no address known')
-      const target = dialTarget(to, addrs, () => connected)
-      const stream = await host.dialProtocol(target, AUTHORITY_PROTOCOL, {
-        signal: AbortSignal.timeout(AUTHORITY_DIAL_TIMEOUT_MS),
-      })
-      const lp = lpStream(stream, { maxDataLength: authorityMessageBytesMax })
-      out.stream = stream
-      out.write = bytes => lp.write(bytes, { signal: AbortSignal.timeout(AUTHORITY_DIAL_TIMEOUT_MS) })
-      stream.addEventListener('close', () => {
-        if (outbound.get(to) === out) outbound.delete(to)
-      })
-      const queued = out.queue.splice(0)
-      for (const bytes of queued) await out.write(bytes)
-    } catch (err) {
-      log.debug({ peer: to, err: (err as Error).message }, 'authority stream failed')
-      if (outbound.get(to) === out) outbound.delete(to)
-    } finally {
-      out.opening = false
-    }
-  }
+  const streams = createAuthorityStreams({
+    host,
+    log,
+    addressesOf: to => init.members().find(m => m.peerId === to)?.addrs ?? roster.get(to)?.addrs ?? [],
+  })
 
   const send = (to: string, message: AuthorityMessage): void => {
     if (stopped) return
-    const bytes = encodeCbor(message as never)
-    let out = outbound.get(to)
-    if (out === undefined) {
-      out = { queue: [], opening: false }
-      outbound.set(to, out)
-    }
-    if (out.write !== undefined && !usable(out.stream)) {
-      // The peer restarted or the connection died without the stream telling us: start over.
-      out.stream?.abort(new Error('stale authority stream'))
-      out = { queue: [], opening: false }
-      outbound.set(to, out)
-    }
-    if (out.write !== undefined) {
-      const current = out
-      out.write(bytes).catch(() => {
-        if (outbound.get(to) === current) outbound.delete(to)
-      })
-      return
-    }
-    if (out.queue.length < AUTHORITY_QUEUE_MAX) out.queue.push(bytes)
-    if (!out.opening) void openStream(to, out)
+    streams.send(to, encodeCbor(message as never))
   }
-
-  const usable = (stream: Stream | undefined): boolean =>
-    stream !== undefined && stream.status === 'open' && stream.writeStatus === 'writable'
 
   const apply = (effects: AuthorityEffect[]): void => {
     for (const effect of effects) {
@@ -236,8 +181,7 @@ export function createAuthorityDriver(init: {
     if (id === self || stopped) return
     if (state === 'dead') {
       // Its connections are gone, and with them any stream we were writing to.
-      outbound.get(id)?.stream?.abort(new Error('peer disconnected'))
-      outbound.delete(id)
+      streams.drop(id, 'peer disconnected')
     }
     core.step({ type: 'peer', id, state }, mono())
     apply(core.drainEffects())
@@ -324,8 +268,7 @@ export function createAuthorityDriver(init: {
     stop() {
       stopped = true
       timer?.cancel()
-      for (const out of outbound.values()) out.stream?.abort(new Error('stopping'))
-      outbound.clear()
+      streams.dropAll('stopping')
     },
 
     isAuthority(zone) {

@@ -4,17 +4,13 @@
  * discovery, an optional pnet pre-shared key, and the admission gater. Created unstarted so admission
  * can attach its handlers and middleware before the first connection.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
 import { type Identify, identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
-import { memory } from '@libp2p/memory'
-import { preSharedKey } from '@libp2p/pnet'
-import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import { connectionStack } from './transport.js'
 
 /** Topics mesh uses; every node subscribes to all of them. */
 export const TOPICS = {
@@ -74,9 +70,7 @@ export async function createHost(init: HostInit): Promise<Host> {
     privateKey: init.privateKey,
     start: false,
     addresses: { listen: [...init.listen], announce: [...(init.announce ?? [])] },
-    transports: [init.transport === 'memory' ? memory() : tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    ...connectionStack({ transport: init.transport, pnetKey: init.pnetKey }),
     connectionGater: init.gater,
     connectionManager: {
       maxConnections: init.connectionsMax,
@@ -112,6 +106,5 @@ export async function createHost(init: HostInit): Promise<Host> {
       }),
     },
   }
-  if (init.pnetKey !== undefined) options.connectionProtector = preSharedKey({ psk: init.pnetKey })
   return createLibp2p(options)
 }

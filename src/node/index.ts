@@ -20,7 +20,7 @@ export {
 export { type AgentConfig, ConfigError, defaultConfig, type Profile, resolveConfig } from './config.js'
 export { type ExecOptions, ExecRefusedError } from './exec.js'
 export type { IssuerDriver } from './issuer-driver.js'
-export { JoinError, type JoinResult, type RequestCertificateOptions, requestCertificate } from './join.js'
+export { JoinError, type JoinResult, type RequestCertificateOptions, requestCertificate } from './enrolment/joiner.js'
 export { type CaMaterial, generateSigningKey, type Identity } from './keys.js'
 export { createMeshNode } from './node.js'
 export type { MeshNode, MeshNodeInit, NodeCounters, NodeStore } from './node-types.js'

@@ -14,23 +14,23 @@ import { MESH_VERSION } from '../version.js'
 import { type ActionRegistry, createActionRegistry } from './actions/index.js'
 import { type Admission, createAdmission } from './admission.js'
 import { type AuthorityDriver, createAuthorityDriver } from './authority-driver.js'
-import { every, systemClock, systemRandom, type Timer } from './clock.js'
-import { createConnections } from './connections.js'
+import { type Clock, every, type Random, systemClock, systemRandom, type Timer } from './clock.js'
+import { type Connections, createConnections } from './connections.js'
 import { createCredentials } from './credentials.js'
 import { createEnrolment, type Enrolment } from './enrolment/index.js'
-import { createExec } from './exec.js'
+import { createExec, type Exec } from './exec.js'
 import { createFactsProvider } from './facts.js'
 import { createHost, type Host, TOPICS } from './host.js'
 import { createIssuerDriver, type IssuerDriver } from './issuer-driver.js'
 import { libp2pKeyOf } from './keys.js'
-import { silentLogger } from './log.js'
+import { type Logger, silentLogger } from './log.js'
 import { createMembershipDriver } from './membership-driver.js'
-import type { MeshNode, MeshNodeInit } from './node-types.js'
+import type { MeshNode, MeshNodeInit, NodeStore } from './node-types.js'
 import { createReplyRouter, REPLY_PROTOCOL } from './replies.js'
 import { createRequestExecutor } from './request-executor.js'
 import { createRevocations } from './revocations.js'
 import { decodeRoster } from './roster.js'
-import { installTopicValidators } from './topic-validators.js'
+import { installTopicValidators, type TopicValidators } from './topic-validators.js'
 import { authorityNames, publishedFacts, zoneViews } from './zone-view.js'
 
 /** Issuer expiry tick (pending requests, used nonces). */
@@ -56,20 +56,24 @@ export function internalsOf(node: MeshNode): NodeInternals {
   return parts
 }
 
-/** Creates (but does not start) a mesh node. */
-export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
-  const { config } = init
-  const log = init.logger ?? silentLogger()
-  const clock = init.clock ?? systemClock
-  const random = init.random ?? systemRandom
-  const store = init.store ?? {}
+/** What every stage of the build shares. */
+interface Base {
+  readonly init: MeshNodeInit
+  readonly config: MeshNodeInit['config']
+  readonly log: Logger
+  readonly clock: Clock
+  readonly random: Random
+  readonly store: NodeStore
+}
+
+/** Stage 1: who we are and whom we trust (no I/O yet). */
+function buildTrust(base: Base) {
+  const { init, config, store, log } = base
   const credentials = createCredentials({
     key: init.node.key,
     certificate: init.node.certificate,
     save: store.saveNodeCertificate?.bind(store),
   })
-  const ownCertificate = () => credentials.certificate().certificate
-
   const revocations = createRevocations({
     caPublicKey: init.caPublicKey,
     initial: init.revocations,
@@ -81,26 +85,28 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     isRevoked: revocations.isRevoked,
     clockSkewToleranceMs: config.clockSkewToleranceMs,
   })
+  return { credentials, revocations, verifier, ownCertificate: () => credentials.certificate().certificate }
+}
 
-  let connections: ReturnType<typeof createConnections> | undefined
-  let membershipDriver: ReturnType<typeof createMembershipDriver> | undefined
+/** Stage 2: admission (its events are wired to parts built later through `events`) and the libp2p host. */
+async function buildHost(
+  base: Base,
+  trust: ReturnType<typeof buildTrust>,
+  events: { admitted(peer: string): void },
+) {
+  const { init, config, clock, log } = base
   const admission = createAdmission({
-    ownCertificate: () => credentials.certificate().bytes,
-    verify: verifier,
+    ownCertificate: () => trust.credentials.certificate().bytes,
+    verify: trust.verifier,
     clock,
     helloTimeoutMs: config.helloTimeoutMs,
     revocations: {
-      current: () => revocations.current()?.bytes,
-      offer: bytes => void revocations.offer(bytes, 'hello'),
+      current: () => trust.revocations.current()?.bytes,
+      offer: bytes => void trust.revocations.offer(bytes, 'hello'),
     },
     log: log.child({ component: 'admission' }),
-    onAdmitted: peer => {
-      connections?.admitted(peer)
-      authority.hint(peer, 'alive')
-      membershipDriver?.beatSoon()
-    },
+    onAdmitted: peer => events.admitted(peer),
   })
-
   const host = await createHost({
     privateKey: libp2pKeyOf(init.node.key),
     listen: config.listen,
@@ -113,22 +119,23 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     pnetKey: init.pnetKey,
     seenTtlMs: config.requestLifetimeMsMax + 2 * config.clockSkewToleranceMs,
   })
-  const peerId = host.peerId.toString()
-  const pubsub = host.services.pubsub
-  const addrs = (): string[] => host.getMultiaddrs().map(a => a.toString())
-  let running = false
+  return {
+    admission,
+    host,
+    peerId: host.peerId.toString(),
+    addrs: () => host.getMultiaddrs().map(a => a.toString()),
+  }
+}
 
+/** Stage 3: membership, facts and the zone authority. */
+function buildMembership(
+  base: Base,
+  trust: ReturnType<typeof buildTrust>,
+  net: Awaited<ReturnType<typeof buildHost>>,
+) {
+  const { init, config, store, clock, random, log } = base
+  const { host, peerId, admission } = net
   const facts = createFactsProvider({ meshVersion: MESH_VERSION, tags: config.tags })
-  const actions = createActionRegistry({
-    facts: () => facts.current(),
-    actions: config.actions,
-    limits: {
-      timeoutMsDefault: config.actionTimeoutMs,
-      outputBytesMaxDefault: config.actionOutputBytesMax,
-      concurrentRunsMax: config.actionConcurrencyMax,
-    },
-    log: (level, message, context) => log[level]({ component: 'actions', ...context }, message),
-  })
   const membership = createMembership({
     timings: {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -137,6 +144,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       forgetAfterMs: Math.max(config.deadAfterMs * 30, 5 * 60_000),
     },
   })
+  const own = trust.ownCertificate
   const authority = createAuthorityDriver({
     host,
     self: peerId,
@@ -146,17 +154,64 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     log: log.child({ component: 'authority' }),
     clock,
     random,
-    selfEntry: () => ({ peerId, zone: ownCertificate().zone, notAfterMs: ownCertificate().notAfterMs }),
+    selfEntry: () => ({ peerId, zone: own().zone, notAfterMs: own().notAfterMs }),
     roster: (init.roster === undefined ? [] : decodeRoster(init.roster)).filter(
-      e => !revocations.isPeerRevoked(e.peerId),
+      e => !trust.revocations.isPeerRevoked(e.peerId),
     ),
     saveRoster: store.saveRoster?.bind(store),
     rosterSettleMs: 2 * config.heartbeatIntervalMs + 500,
   })
-  const heldAuthority = () => authority.isAuthority(ownCertificate().zone)
-  const factsNow = () => publishedFacts(facts.current(), ownCertificate().zone, heldAuthority())
+  const heldAuthority = () => authority.isAuthority(own().zone)
+  const factsNow = () => publishedFacts(facts.current(), own().zone, heldAuthority())
+  const membershipDriver = createMembershipDriver(
+    {
+      membership,
+      verifier: trust.verifier,
+      signer: trust.credentials.signer,
+      publish: bytes => host.services.pubsub.publish(TOPICS.presence, bytes),
+      facts: factsNow,
+      addrs: net.addrs,
+      clock,
+      log,
+    },
+    {
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      clockSkewToleranceMs: config.clockSkewToleranceMs,
+      deadAfterMs: config.deadAfterMs,
+    },
+  )
+  // Others learn who holds a zone from our heartbeat, at once rather than after an interval.
+  authority.onChange(() => membershipDriver.beatSoon())
+  trust.revocations.onAdopted(signed => {
+    const serials = new Set(signed.list.entries.map(e => e.serial))
+    admission.revokeSerials(serials)
+    for (const serial of serials) membership.revoke(serial)
+    for (const entry of signed.list.entries) authority.forget(entry.peerId)
+  })
   const zones = () => zoneViews(membership.list(), authority.zones())
+  return { facts, membership, authority, membershipDriver, heldAuthority, factsNow, zones }
+}
 
+/** Stage 4: the request path — validation, actions, the executor and reply routing. */
+function buildRequests(
+  base: Base,
+  trust: ReturnType<typeof buildTrust>,
+  net: Awaited<ReturnType<typeof buildHost>>,
+  members: ReturnType<typeof buildMembership>,
+) {
+  const { config, clock, random, log } = base
+  const own = trust.ownCertificate
+  const actions = createActionRegistry({
+    facts: () => members.facts.current(),
+    actions: config.actions,
+    limits: {
+      timeoutMsDefault: config.actionTimeoutMs,
+      outputBytesMaxDefault: config.actionOutputBytesMax,
+      concurrentRunsMax: config.actionConcurrencyMax,
+    },
+    log: (level, message, context) => log[level]({ component: 'actions', ...context }, message),
+    clock,
+  })
   const replay = createReplayCache({ clockSkewToleranceMs: config.clockSkewToleranceMs })
   const policy =
     config.policy.length === 0
@@ -164,13 +219,13 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       : parsePolicy({ rules: [...DEFAULT_POLICY.rules, ...config.policy] })
   const validator = createRequestValidator(
     {
-      verifier,
+      verifier: trust.verifier,
       replay,
       self: () => ({
-        name: ownCertificate().name,
-        zone: ownCertificate().zone,
-        facts: factsNow(),
-        authority: heldAuthority() !== null,
+        name: own().name,
+        zone: own().zone,
+        facts: members.factsNow(),
+        authority: members.heldAuthority() !== null,
       }),
       policy: () => policy,
     },
@@ -181,67 +236,87 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     },
   )
   const router = createReplyRouter({
-    host,
+    host: net.host,
     log: log.child({ component: 'replies' }),
     clock,
     random,
-    self: peerId,
+    self: net.peerId,
   })
   const executor = createRequestExecutor(
-    { validator, router, actions, signer: credentials.signer, heldAuthority, clock, log },
+    {
+      validator,
+      router,
+      actions,
+      signer: trust.credentials.signer,
+      heldAuthority: members.heldAuthority,
+      clock,
+      log,
+    },
     { clockSkewToleranceMs: config.clockSkewToleranceMs },
   )
-  membershipDriver = createMembershipDriver(
-    {
-      membership,
-      verifier,
-      signer: credentials.signer,
-      publish: bytes => pubsub.publish(TOPICS.presence, bytes),
-      facts: factsNow,
-      addrs,
-      clock,
-      log,
-    },
-    {
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      clockSkewToleranceMs: config.clockSkewToleranceMs,
-      deadAfterMs: config.deadAfterMs,
-    },
-  )
-  const beatSoon = membershipDriver.beatSoon
-  // Others learn who holds a zone from our heartbeat, at once rather than after an interval.
-  authority.onChange(() => beatSoon())
-  revocations.onAdopted(signed => {
-    const serials = new Set(signed.list.entries.map(e => e.serial))
-    admission.revokeSerials(serials)
-    for (const serial of serials) membership.revoke(serial)
-    for (const entry of signed.list.entries) authority.forget(entry.peerId)
-  })
+  return { actions, replay, router, executor }
+}
 
-  let issuer: IssuerDriver | undefined
-  if (init.ca !== undefined) {
-    const core = createIssuer({
-      caKey: init.ca.caKey,
-      ticketSecret: init.ca.ticketSecret,
-      state: init.ca.issuerState,
-      randomBytes: random.bytes,
-      config: {
-        certificateTtlMs: config.certificateTtlMs,
-        clockSkewToleranceMs: config.clockSkewToleranceMs,
-      },
-    })
-    issuer = createIssuerDriver({
-      issuer: core,
-      save: async state => store.saveIssuerState?.(state),
-      publishRevocations: async list => {
-        revocations.offer(list, 'issuer')
-        if (running) await pubsub.publish(TOPICS.revocation, list).catch(() => {})
-      },
-      clock,
-      log,
-    })
-    if (revocations.current() === undefined) revocations.offer(core.revocationList().bytes, 'issuer')
+/** Stage 5, CA nodes only: the issuer core and its driver. */
+function buildIssuer(
+  base: Base,
+  trust: ReturnType<typeof buildTrust>,
+  publish: (list: Uint8Array) => Promise<void>,
+) {
+  const { init, config, store, clock, random, log } = base
+  if (init.ca === undefined) return undefined
+  const core = createIssuer({
+    caKey: init.ca.caKey,
+    ticketSecret: init.ca.ticketSecret,
+    state: init.ca.issuerState,
+    randomBytes: random.bytes,
+    config: { certificateTtlMs: config.certificateTtlMs, clockSkewToleranceMs: config.clockSkewToleranceMs },
+  })
+  const issuer = createIssuerDriver({
+    issuer: core,
+    save: async state => store.saveIssuerState?.(state),
+    publishRevocations: async list => {
+      trust.revocations.offer(list, 'issuer')
+      await publish(list)
+    },
+    clock,
+    log,
+  })
+  if (trust.revocations.current() === undefined)
+    trust.revocations.offer(core.revocationList().bytes, 'issuer')
+  return issuer
+}
+
+/** Creates (but does not start) a mesh node. */
+export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
+  const base: Base = {
+    init,
+    config: init.config,
+    log: init.logger ?? silentLogger(),
+    clock: init.clock ?? systemClock,
+    random: init.random ?? systemRandom,
+    store: init.store ?? {},
   }
+  const { config, clock, random, log } = base
+  const trust = buildTrust(base)
+  let connections: Connections | undefined
+  let members: ReturnType<typeof buildMembership> | undefined
+  const net = await buildHost(base, trust, {
+    admitted: peer => {
+      connections?.admitted(peer)
+      members?.authority.hint(peer, 'alive')
+      members?.membershipDriver.beatSoon()
+    },
+  })
+  const { host, peerId, admission } = net
+  const pubsub = host.services.pubsub
+  members = buildMembership(base, trust, net)
+  const requests = buildRequests(base, trust, net, members)
+  let running = false
+  const issuer = buildIssuer(base, trust, async list => {
+    if (running) await pubsub.publish(TOPICS.revocation, list).catch(() => {})
+  })
+  const { membership, authority, membershipDriver } = members
   connections = createConnections(
     { host, members: () => membership.list(), remembered: () => authority.remembered(), clock, random, log },
     {
@@ -258,8 +333,8 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       verifiedPeers: () => admission.verifiedPeers(),
       members: () => membership.list(),
       issuer: () => issuer,
-      credentials,
-      offerRevocations: bytes => revocations.offer(bytes, 'renewal'),
+      credentials: trust.credentials,
+      offerRevocations: bytes => trust.revocations.offer(bytes, 'renewal'),
       caPublicKey: init.caPublicKey,
       clock,
       random,
@@ -270,117 +345,154 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const topics = installTopicValidators(
     pubsub,
     {
-      [TOPICS.request]: (data, source) => executor.verdict(data, source),
+      [TOPICS.request]: (data, source) => requests.executor.verdict(data, source),
       [TOPICS.presence]: data => membershipDriver.verdict(data),
-      [TOPICS.revocation]: (data, source) => revocations.verdict(data, source),
+      [TOPICS.revocation]: (data, source) => trust.revocations.verdict(data, source),
     },
     log,
   )
   const exec = createExec(
     {
       operator: () =>
-        init.operator ?? (ownCertificate().roles.includes('operator') ? credentials.signer : undefined),
+        init.operator ??
+        (trust.ownCertificate().roles.includes('operator') ? trust.credentials.signer : undefined),
       isRunning: () => running,
       peerId,
-      addrs,
+      addrs: net.addrs,
       members: () => membership.list(),
-      authorities: () => authorityNames(zones()),
-      handle: executor.handle,
+      authorities: () => authorityNames(members.zones()),
+      handle: requests.executor.handle,
       publish: bytes => pubsub.publish(TOPICS.request, bytes),
-      router,
-      verifier,
+      router: requests.router,
+      verifier: trust.verifier,
       clock,
       random,
       log,
     },
     { requestLifetimeMsMax: config.requestLifetimeMsMax },
   )
+  const parts: Parts = { base, trust, net, members, requests, issuer, connections, enrolment, topics, exec }
+  const lifecycle = createLifecycle(parts, value => {
+    running = value
+  })
+  const node = surface(parts, lifecycle)
+  internals.set(node, { host, admission, enrolment, actions: requests.actions, authority })
+  return node
+}
 
-  // ---- lifecycle ----
+/** Everything the node is made of. */
+interface Parts {
+  readonly base: Base
+  readonly trust: ReturnType<typeof buildTrust>
+  readonly net: Awaited<ReturnType<typeof buildHost>>
+  readonly members: ReturnType<typeof buildMembership>
+  readonly requests: ReturnType<typeof buildRequests>
+  readonly issuer: IssuerDriver | undefined
+  readonly connections: Connections
+  readonly enrolment: Enrolment
+  readonly topics: TopicValidators
+  readonly exec: Exec
+}
+
+/** Start and stop in dependency order; both idempotent. */
+function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
+  const { base, net, members, requests, issuer, connections, enrolment } = parts
+  const { config, clock, log } = base
+  const { host, admission } = net
+  let running = false
   let starting: Promise<void> | undefined
   let timers: Timer[] = []
   const housekeeping = (): void => {
-    membershipDriver.tick()
-    replay.tick(clock.nowMs())
-    router.tick(clock.nowMs())
-    void facts.refresh()
+    members.membershipDriver.tick()
+    requests.replay.tick(clock.nowMs())
+    requests.router.tick(clock.nowMs())
+    void members.facts.refresh()
   }
-  const start = async (): Promise<void> => {
+  const startOnce = async (): Promise<void> => {
     await admission.attach(host)
     await enrolment.start() // /mesh/join (ungated), /mesh/ca (gated), renewal
-    await host.handle(REPLY_PROTOCOL, admission.gated(router.handle), {
+    await host.handle(REPLY_PROTOCOL, admission.gated(requests.router.handle), {
       maxInboundStreams: REPLY_STREAMS_PER_CONNECTION_MAX,
     })
     host.addEventListener('peer:disconnect', evt => {
-      authority.hint(evt.detail.toString(), 'dead')
-      router.forgetPeer(evt.detail.toString())
+      members.authority.hint(evt.detail.toString(), 'dead')
+      requests.router.forgetPeer(evt.detail.toString())
     })
-    await authority.start()
-    await facts.refresh()
+    await members.authority.start()
+    await members.facts.refresh()
     await host.start()
-    for (const topic of Object.values(TOPICS)) pubsub.subscribe(topic)
-    executor.markStarted(clock.nowMs())
+    for (const topic of Object.values(TOPICS)) host.services.pubsub.subscribe(topic)
+    requests.executor.markStarted(clock.nowMs())
     running = true
-    membershipDriver.start()
+    setRunning(true)
+    members.membershipDriver.start()
     timers = [every(clock, Math.min(config.heartbeatIntervalMs, 1_000), housekeeping)]
     if (issuer !== undefined) timers.push(every(clock, ISSUER_TICK_MS, () => void issuer.tick()))
     connections.start()
-    log.info(
-      { name: ownCertificate().name, zone: ownCertificate().zone, peer: peerId, addrs: addrs() },
-      'node started',
-    )
+    const own = parts.trust.ownCertificate()
+    log.info({ name: own.name, zone: own.zone, peer: net.peerId, addrs: net.addrs() }, 'node started')
   }
-
-  const node: MeshNode = {
-    name: ownCertificate().name,
-    zone: ownCertificate().zone,
-    peerId,
-    issuer,
-    async start() {
+  return {
+    async start(): Promise<void> {
       if (running) return
-      starting ??= start()
+      starting ??= startOnce()
       return starting
     },
-    async stop() {
+    async stop(): Promise<void> {
       if (!running && starting === undefined) return
       await starting?.catch(() => {})
       running = false
+      setRunning(false)
       starting = undefined
       for (const timer of timers) timer.cancel()
       timers = []
-      membershipDriver.stop()
+      members.membershipDriver.stop()
       connections.stop()
-      router.stop()
-      authority.stop()
+      requests.router.stop()
+      members.authority.stop()
       await enrolment.stop()
-      await actions.close()
+      await requests.actions.close()
       await host.stop()
-      log.info({ name: ownCertificate().name }, 'node stopped')
+      log.info({ name: parts.trust.ownCertificate().name }, 'node stopped')
     },
-    addrs,
+  }
+}
+
+/** The embedder's view of the parts (node-types.ts documents each member). */
+function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): MeshNode {
+  const { base, trust, net, members, requests, topics, exec, connections } = parts
+  const own = trust.ownCertificate()
+  return {
+    name: own.name,
+    zone: own.zone,
+    peerId: net.peerId,
+    issuer: parts.issuer,
+    start: lifecycle.start,
+    stop: lifecycle.stop,
+    addrs: net.addrs,
     async dial(addr, signal) {
-      await host.dial(multiaddr(addr), { signal: signal ?? AbortSignal.timeout(config.helloTimeoutMs) })
+      await net.host.dial(multiaddr(addr), {
+        signal: signal ?? AbortSignal.timeout(base.config.helloTimeoutMs),
+      })
     },
-    members: () => membership.list(),
-    zones,
+    members: () => members.membership.list(),
+    zones: members.zones,
     exec: exec.exec,
-    isAuthority: zone => authority.isAuthority(zone),
+    isAuthority: zone => members.authority.isAuthority(zone),
     onAuthority: (zone, listener) =>
-      authority.onChange(event => {
+      members.authority.onChange(event => {
         if (event.zone === zone) listener(event)
       }),
-    registerAction: (name, handler, options) => actions.register(name, handler, options),
-    certificate: () => credentials.certificate(),
+    registerAction: (name, handler, options) => requests.actions.register(name, handler, options),
+    certificate: () => trust.credentials.certificate(),
     counters: () => ({
-      requests: executor.outcomes(),
+      requests: requests.executor.outcomes(),
       presenceRefused: topics.refused(TOPICS.presence),
       repliesRefused: exec.repliesRefused(),
       gossipRepairs: connections.gossipRepairs(),
-      notRunBeforeStart: executor.notRunBeforeStart(),
+      notRunBeforeStart: requests.executor.notRunBeforeStart(),
       topics: topics.counters(),
     }),
-    isRevoked: revocations.isRevoked,
+    isRevoked: trust.revocations.isRevoked,
   }
-  internals.set(node, { host, admission, enrolment, actions, authority })
-  return node
 }

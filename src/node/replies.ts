@@ -11,6 +11,8 @@
  * its direct neighbours, not one dial per node. When a hop fails (upstream gone, stream refused), the
  * replies fall back to a direct dial of the requester's announced addresses, with jitter and bounded
  * retries. Intermediate hops do not verify signatures: only the requester does, on every reply.
+ *
+ * The outbound streams (per-peer writers, the direct-dial fallback) are in reply-streams.ts.
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -25,23 +27,19 @@ import type { ReplyTo } from '../gossip/request.js'
 import { isRecord } from '../wire/cbor.js'
 import { openEnvelope } from '../wire/envelope.js'
 import { toHex } from '../wire/hash.js'
-import { type Clock, type Random, sleep, type Timer } from './clock.js'
-import { dialTarget } from './dial.js'
+import type { Clock, Random, Timer } from './clock.js'
 import type { Host } from './host.js'
 import type { Logger } from './log.js'
+import { createReplyStreams } from './reply-streams.js'
 
-/** The reply protocol id. */
-export const REPLY_PROTOCOL = '/mesh/reply/1.0.0'
+export { DIRECT_ATTEMPTS_MAX, REPLY_PROTOCOL, REPLY_STREAM_TIMEOUT_MS } from './reply-streams.js'
+
 /** How long replies for one peer wait to be sent together. */
 export const REPLY_BATCH_DELAY_MS = 4
 /** Most request routes remembered; the oldest is dropped beyond it. */
 export const REPLY_ROUTES_MAX = 8192
 /** Most replies queued for one peer before the queue is flushed at once. */
 export const REPLY_QUEUE_MAX = 256
-/** Attempts of a direct dial to the requester. */
-export const DIRECT_ATTEMPTS_MAX = 3
-/** Time limit of one reply stream exchange. */
-export const REPLY_STREAM_TIMEOUT_MS = 5_000
 
 /** Counters of the router, for introspection and benchmarks. */
 export interface ReplyRouterCounters {
@@ -115,42 +113,7 @@ export function createReplyRouter(init: {
     batchesSent: 0,
   }
   let stopped = false
-  /** One long-lived outbound reply stream per peer. */
-  const writers = new Map<string, Promise<{ write: (frame: Uint8Array) => Promise<void>; stream: Stream }>>()
-
-  const writerFor = async (peer: string) => {
-    let writer = writers.get(peer)
-    const current = await writer?.catch(() => undefined)
-    if (
-      current !== undefined &&
-      (current.stream.status !== 'open' || current.stream.writeStatus !== 'writable')
-    ) {
-      // The connection died (or the peer restarted) without the stream's close reaching us.
-      writers.delete(peer)
-      writer = undefined
-    }
-    if (writer === undefined) {
-      writer = (async () => {
-        const stream = await host.dialProtocol(peerIdFromString(peer), REPLY_PROTOCOL, {
-          signal: AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS),
-        })
-        const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
-        stream.addEventListener('close', () => {
-          if (writers.get(peer) === writer) writers.delete(peer)
-        })
-        return {
-          stream,
-          write: (frame: Uint8Array) =>
-            lp.write(frame, { signal: AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS) }),
-        }
-      })()
-      writers.set(peer, writer)
-      writer.catch(() => {
-        if (writers.get(peer) === writer) writers.delete(peer)
-      })
-    }
-    return await writer
-  }
+  const streams = createReplyStreams({ host, log, clock, random: init.random })
 
   const flush = async (peer: string): Promise<void> => {
     const queue = queues.get(peer)
@@ -160,14 +123,10 @@ export function createReplyRouter(init: {
     const { frames, dropped } = packReplyBatches(queue.replies.map(r => r.reply))
     counters.unroutable += dropped
     try {
-      const writer = await writerFor(peer)
-      for (const frame of frames) await writer.write(frame)
+      await streams.writeTo(peer, frames)
       counters.batchesSent += frames.length
       counters.forwarded += queue.replies.length
     } catch (err) {
-      const broken = writers.get(peer)
-      writers.delete(peer)
-      void broken?.then(w => w.stream.abort(err as Error)).catch(() => {})
       log.debug({ peer, err: (err as Error).message }, 'reply hop failed; dialling requesters directly')
       for (const { idHex, reply } of queue.replies) sendDirect(idHex, [reply])
     }
@@ -191,28 +150,9 @@ export function createReplyRouter(init: {
       return
     }
     counters.direct += replies.length
-    void (async () => {
-      for (let attempt = 0; attempt < DIRECT_ATTEMPTS_MAX && !stopped; attempt++) {
-        // Jitter spreads a fleet's fallback dials so the requester is not hit by all at once.
-        await sleep(clock, init.random.float() * 200 * 2 ** attempt)
-        try {
-          const signal = AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS)
-          const target = dialTarget(
-            route.replyTo.peerId,
-            route.replyTo.addrs,
-            peer => host.getConnections(peer).length > 0,
-          )
-          const stream = await host.dialProtocol(target, REPLY_PROTOCOL, { signal })
-          const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
-          for (const frame of packReplyBatches(replies).frames) await lp.write(frame, { signal })
-          await stream.close({ signal })
-          return
-        } catch (err) {
-          log.debug({ request: idHex, attempt, err: (err as Error).message }, 'direct reply failed')
-        }
-      }
-      counters.directFailed += replies.length
-    })()
+    void streams.direct(idHex, route.replyTo, replies).then(delivered => {
+      if (!delivered) counters.directFailed += replies.length
+    })
   }
 
   const router: ReplyRouter = {
@@ -290,17 +230,14 @@ export function createReplyRouter(init: {
     },
 
     forgetPeer(peer) {
-      const writer = writers.get(peer)
-      writers.delete(peer)
-      void writer?.then(w => w.stream.abort(new Error('peer disconnected'))).catch(() => {})
+      streams.forget(peer)
     },
 
     stop() {
       stopped = true
       for (const queue of queues.values()) queue.timer.cancel()
       queues.clear()
-      for (const writer of writers.values()) void writer.then(w => w.stream.close()).catch(() => {})
-      writers.clear()
+      streams.stop()
     },
   }
   return router

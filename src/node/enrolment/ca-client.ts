@@ -13,7 +13,7 @@ import {
   JOIN_ANSWER_BYTES_MAX,
   type JoinAnswer,
   type JoinErrorAnswerCode,
-} from '../join-protocol.js'
+} from '../../ca/join-wire.js'
 import type { EnrolmentComponents, EnrolmentCounters } from './types.js'
 import { CA_FORWARD_CANDIDATES_MAX } from './types.js'
 

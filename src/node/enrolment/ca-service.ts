@@ -4,7 +4,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { decodeJoinRequest, encodeJoinAnswer, JOIN_REQUEST_BYTES_MAX } from '../join-protocol.js'
+import { decodeJoinRequest, encodeJoinAnswer, JOIN_REQUEST_BYTES_MAX } from '../../ca/join-wire.js'
 import { type CaClient, errorAnswer } from './ca-client.js'
 import { answerAndClose } from './join-service.js'
 import {

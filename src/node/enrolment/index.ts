@@ -5,7 +5,7 @@
  * (renewal.ts). It declares the narrow parts it needs in types.ts; the composition root fills them.
  */
 
-import { CA_PROTOCOL, JOIN_PROTOCOL } from '../join-protocol.js'
+import { CA_PROTOCOL, JOIN_PROTOCOL } from '../../ca/join-wire.js'
 import { createRateLimiter } from '../rate-limit.js'
 import {
   DEFAULT_RENEWAL_RECHECK_MAX_MS,
@@ -13,7 +13,7 @@ import {
   DEFAULT_RENEWAL_RETRY_MAX_MS,
   DEFAULT_RENEWAL_RETRY_MIN_MS,
   type RenewalPolicy,
-} from '../renewal.js'
+} from '../../ca/renewal-schedule.js'
 import { createCaClient } from './ca-client.js'
 import { createCaHandler } from './ca-service.js'
 import { createJoinHandler } from './join-service.js'

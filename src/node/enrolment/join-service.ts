@@ -18,7 +18,7 @@ import {
   encodeJoinAnswer,
   JOIN_REQUEST_BYTES_MAX,
   type JoinAnswer,
-} from '../join-protocol.js'
+} from '../../ca/join-wire.js'
 import type { RateLimiter } from '../rate-limit.js'
 import { type CaClient, errorAnswer } from './ca-client.js'
 import {

@@ -5,8 +5,8 @@
  */
 import { createSigningRequest, SIGNING_REQUEST_NONCE_BYTES } from '../../ca/signing-request.js'
 import type { Timer } from '../clock.js'
-import { checkIssued, type JoinAnswer } from '../join-protocol.js'
-import { type RenewalPolicy, renewalDecision } from '../renewal.js'
+import { checkIssued, type JoinAnswer } from '../../ca/join-wire.js'
+import { type RenewalPolicy, renewalDecision } from '../../ca/renewal-schedule.js'
 import type { CaClient } from './ca-client.js'
 import {
   CA_EXCHANGE_TIMEOUT_MS,

@@ -11,7 +11,7 @@ import type { Host } from '../host.js'
 import type { IssuerDriver } from '../issuer-driver.js'
 import type { Logger } from '../log.js'
 import type { RateLimitCounters, RateLimitPolicy } from '../rate-limit.js'
-import type { RenewalPolicy } from '../renewal.js'
+import type { RenewalPolicy } from '../../ca/renewal-schedule.js'
 
 /** Default join rate limit: 20 exchanges/s (burst 60) per node, 2/s (burst 20) per remote IP, 4096 IPs tracked. */
 export const DEFAULT_JOIN_RATE_LIMIT: RateLimitPolicy = {

@@ -4,7 +4,7 @@
 // plus a property: a decision never asks to wait past the start of renewal or past the usable end.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { type RenewalPolicy, renewalDecision, renewalStartMs, retryDelayMs } from '../../src/node/renewal.js'
+import { type RenewalPolicy, renewalDecision, renewalStartMs, retryDelayMs } from '../../src/ca/renewal-schedule.js'
 
 const policy: RenewalPolicy = {
   retryBaseMs: 5_000,

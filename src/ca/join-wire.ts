@@ -19,16 +19,16 @@
  *
  * The member may answer any step with `{v:1, type:'error', code, message}` instead (the joiner never sends errors).
  */
-import { CERTIFICATE_BYTES_MAX, verifyCertificate } from '../ca/certificate.js'
-import { fingerprintOf } from '../ca/fingerprint.js'
-import type { SigningRefusalReason, SigningResult } from '../ca/issuer.js'
+import { CERTIFICATE_BYTES_MAX, verifyCertificate } from './certificate.js'
+import { fingerprintOf } from './fingerprint.js'
+import type { SigningRefusalReason, SigningResult } from './issuer.js'
 import {
   REVOCATION_LIST_BYTES_MAX,
   type SignedRevocationList,
   verifyRevocationList,
-} from '../ca/revocation.js'
-import { SIGNING_REQUEST_BYTES_MAX } from '../ca/signing-request.js'
-import type { SignedCertificate } from '../ca/types.js'
+} from './revocation.js'
+import { SIGNING_REQUEST_BYTES_MAX } from './signing-request.js'
+import type { SignedCertificate } from './types.js'
 import { type CborValue, DecodeError, decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
 import { PUBLIC_KEY_BYTES } from '../wire/ed25519.js'
 import { bytesEqual } from '../wire/hash.js'

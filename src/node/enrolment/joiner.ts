@@ -14,28 +14,24 @@
  * Each attempt dials afresh and hangs up afterwards: a member cuts an uncertified connection at its
  * hello timeout, so one exchange must fit into a fresh window (enrolment.ts explains the choice).
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import type { Libp2p } from '@libp2p/interface'
-import { preSharedKey } from '@libp2p/pnet'
-import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { CLOCK_SKEW_TOLERANCE_MS_DEFAULT } from '../ca/certificate.js'
-import { fingerprintOf, shortFingerprint } from '../ca/fingerprint.js'
-import type { SigningRefusalReason, SigningResult } from '../ca/issuer.js'
+import { CLOCK_SKEW_TOLERANCE_MS_DEFAULT } from '../../ca/certificate.js'
+import { fingerprintOf, shortFingerprint } from '../../ca/fingerprint.js'
+import type { SigningRefusalReason, SigningResult } from '../../ca/issuer.js'
 import {
   createSigningRequest,
   SIGNING_REQUEST_NONCE_BYTES,
   SigningRequestError,
-} from '../ca/signing-request.js'
-import { parseTicket, type Ticket, TicketError } from '../ca/ticket.js'
-import type { SignedCertificate } from '../ca/types.js'
-import { formatDurationMs } from '../duration.js'
-import type { SigningKey } from '../wire/ed25519.js'
-import { isValidName } from '../wire/fields.js'
-import { type Clock, sleep, systemClock, systemRandom } from './clock.js'
+} from '../../ca/signing-request.js'
+import { parseTicket, type Ticket, TicketError } from '../../ca/ticket.js'
+import type { SignedCertificate } from '../../ca/types.js'
+import { formatDurationMs } from '../../duration.js'
+import type { SigningKey } from '../../wire/ed25519.js'
+import { isValidName } from '../../wire/fields.js'
+import { type Clock, sleep, systemClock, systemRandom } from '../clock.js'
 import {
   checkIssued,
   checkMeshProof,
@@ -43,8 +39,9 @@ import {
   encodeJoinRequest,
   JOIN_ANSWER_BYTES_MAX,
   JOIN_PROTOCOL,
-} from './join-protocol.js'
-import { libp2pKeyOf } from './keys.js'
+} from '../../ca/join-wire.js'
+import { libp2pKeyOf } from '../keys.js'
+import { connectionStack } from '../transport.js'
 
 /** Default overall time limit with a ticket (the certificate is issued at once). */
 export const JOIN_TIMEOUT_MS_DEFAULT = 60_000
@@ -172,10 +169,7 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
   const host = await createLibp2p({
     privateKey: libp2pKeyOf(options.key),
     addresses: { listen: [] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    ...(options.pnetKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.pnetKey }) } : {}),
+    ...connectionStack({ pnetKey: options.pnetKey }),
   })
   let pendingId: string | undefined
   let lastProblem = 'no attempt finished'

@@ -17,7 +17,7 @@ import {
   JOIN_REQUEST_BYTES_MAX,
   type JoinAnswer,
   type JoinRequest,
-} from '../../src/node/join-protocol.js'
+} from '../../src/ca/join-wire.js'
 import { secureRandomBytes } from '../../src/node/keys.js'
 import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 
