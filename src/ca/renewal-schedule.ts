@@ -77,6 +77,8 @@ export function renewalDecision(
     dueMs = Math.max(startMs, lastAttemptMs + retryDelayMs(failures, lastUsableMs - lastAttemptMs, policy))
     // A last try just before the CA would call it expired beats giving up early.
     dueMs = Math.min(dueMs, Math.max(startMs, lastUsableMs - 1))
+    // That last try failed too: nothing is left to try before expiry, so never retry without a pause.
+    if (dueMs <= lastAttemptMs) dueMs = lastUsableMs
   }
   if (nowMs >= dueMs) return { kind: 'renew' }
   return { kind: 'wait', delayMs: Math.min(dueMs - nowMs, policy.recheckMaxMs) }

@@ -28,7 +28,7 @@ export interface Clock {
   nowMs(): number
   /** Monotonic milliseconds from an arbitrary origin; never jumps. Durations and lease windows use it. */
   monotonicMs(): number
-  /** Calls `fn` once, `delayMs` (clamped to 0..2^31-1) from now. */
+  /** Calls `fn` once, `delayMs` (clamped to 0..2^31-1; NaN is 0, Infinity the maximum) from now. */
   setTimer(fn: () => void, delayMs: number, options?: TimerOptions): Timer
 }
 
@@ -45,8 +45,9 @@ export interface Random {
 /** Longest delay the platform's timers accept (a longer one fires at once with a warning). */
 export const TIMER_DELAY_MS_MAX = 2 ** 31 - 1
 
+/** Negative and NaN delays fire at once; longer than the platform allows (Infinity too) waits the longest. */
 function clampDelay(delayMs: number): number {
-  if (!Number.isFinite(delayMs) || delayMs < 0) return 0
+  if (Number.isNaN(delayMs) || delayMs < 0) return 0
   return Math.min(delayMs, TIMER_DELAY_MS_MAX)
 }
 

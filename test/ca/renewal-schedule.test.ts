@@ -65,6 +65,12 @@ describe('renewal schedule', () => {
     expect(renewalDecision(window, nowMs, failures, last, policy)).toEqual(expected)
   })
 
+  it('does not retry at once after the final try before expiry failed', () => {
+    const lastUsable = window.notAfterMs + policy.clockSkewToleranceMs
+    expect(renewalDecision(window, lastUsable - 1, 30, lastUsable - 1, policy)).toEqual({ kind: 'wait', delayMs: 1 })
+    expect(renewalDecision(window, lastUsable, 30, lastUsable - 1, policy)).toEqual({ kind: 'expired' })
+  })
+
   it('never waits past the start of renewal or the usable end', () => {
     fc.assert(
       fc.property(
@@ -82,7 +88,9 @@ describe('renewal schedule', () => {
           if (nowMs >= lastUsable) expect(decision.kind).toBe('expired')
           else if (decision.kind === 'wait') {
             expect(decision.delayMs).toBeGreaterThan(0)
-            expect(nowMs + decision.delayMs).toBeLessThan(lastUsable)
+            // Only after the final try (at lastUsable - 1) failed does the wait run to the end itself.
+            if (last !== undefined && last >= lastUsable - 1) expect(nowMs + decision.delayMs).toBe(lastUsable)
+            else expect(nowMs + decision.delayMs).toBeLessThan(lastUsable)
             if (failures === 0) expect(nowMs + decision.delayMs).toBeLessThanOrEqual(renewalStartMs(w))
           } else expect(decision.kind).toBe('renew')
           if (nowMs < renewalStartMs(w)) expect(decision.kind).toBe('wait')

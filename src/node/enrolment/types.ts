@@ -89,23 +89,6 @@ export interface EnrolmentInit {
   readonly renew?: boolean
 }
 
-/** Counters of enrolment, for introspection and tests. */
-export interface EnrolmentCounters {
-  joinStreams: number
-  joinAnswered: number
-  joinRateLimited: number
-  joinBusy: number
-  joinMalformed: number
-  joinTooLarge: number
-  forwarded: number
-  forwardFailed: number
-  caRequests: number
-  caBusy: number
-  renewalAttempts: number
-  renewed: number
-  renewalFailed: number
-  readonly rateLimit: RateLimitCounters
-}
 
 /** Outcome of one renewal attempt. */
 export type RenewalOutcome =
