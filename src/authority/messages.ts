@@ -4,7 +4,7 @@
  * signs, transports and verifies them, and must only hand the core a message whose `from` is the
  * authenticated signer. {@link parseAuthorityMessage} checks decoded values and never throws.
  */
-import { isRecord } from '../wire/cbor.js'
+import { type CborValue, encodeCbor, isRecord } from '../wire/cbor.js'
 
 /** Why a voter refused a request. `held`: it granted another candidate whose lease is not free yet;
  * `stale`: the proposed epoch is not above the highest epoch it knows; `recovering`: it restarted and
@@ -92,6 +92,14 @@ export interface MessageLimits {
 
 /** Closed set of reasons a decoded value is not an {@link AuthorityMessage}. */
 export type MessageErrorCode = 'not-a-map' | 'unknown-type' | 'bad-field'
+
+/**
+ * Encodes a message for the wire (deterministic CBOR). Every field is a string, a safe integer, null or
+ * a list of those, so the message is a CBOR value; TypeScript's interfaces just lack the index signature.
+ */
+export function encodeAuthorityMessage(message: AuthorityMessage): Uint8Array {
+  return encodeCbor(message as unknown as CborValue)
+}
 
 /** Result of {@link parseAuthorityMessage}. */
 export type ParseResult =

@@ -19,19 +19,16 @@
  *
  * The member may answer any step with `{v:1, type:'error', code, message}` instead (the joiner never sends errors).
  */
-import { CERTIFICATE_BYTES_MAX, verifyCertificate } from './certificate.js'
-import { fingerprintOf } from './fingerprint.js'
-import type { SigningRefusalReason, SigningResult } from './issuer.js'
-import {
-  REVOCATION_LIST_BYTES_MAX,
-  type SignedRevocationList,
-  verifyRevocationList,
-} from './revocation.js'
-import { SIGNING_REQUEST_BYTES_MAX } from './signing-request.js'
-import type { SignedCertificate } from './types.js'
+
 import { type CborValue, DecodeError, decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
 import { PUBLIC_KEY_BYTES } from '../wire/ed25519.js'
 import { bytesEqual } from '../wire/hash.js'
+import { CERTIFICATE_BYTES_MAX, verifyCertificate } from './certificate.js'
+import { fingerprintOf } from './fingerprint.js'
+import type { SigningRefusalReason, SigningResult } from './issuer.js'
+import { REVOCATION_LIST_BYTES_MAX, type SignedRevocationList, verifyRevocationList } from './revocation.js'
+import { SIGNING_REQUEST_BYTES_MAX } from './signing-request.js'
+import type { SignedCertificate } from './types.js'
 
 /** Protocol id of the join exchange (uncertified peers allowed). */
 export const JOIN_PROTOCOL = '/mesh/join/1.0.0'

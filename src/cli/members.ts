@@ -7,7 +7,10 @@ import { table, withAgent } from './agent-client.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
 /** What the control methods send: the library's own member and zone views, as JSON. */
-type Member = Pick<MemberView, 'name' | 'peerId' | 'zone' | 'roles' | 'addrs' | 'state' | 'lastSeenMs' | 'facts'>
+type Member = Pick<
+  MemberView,
+  'name' | 'peerId' | 'zone' | 'roles' | 'addrs' | 'state' | 'lastSeenMs' | 'facts'
+>
 type Zone = ZoneView
 
 export async function members(io: CliIo, globals: GlobalOptions): Promise<number> {

@@ -13,26 +13,17 @@
  * hello.ts, the deny list behind the gater in deny-list.ts, the gossipsub gate in gated-chain.ts.
  */
 import type { Connection, ConnectionGater, Libp2p, PeerId, Stream } from '@libp2p/interface'
-import type { Logger } from 'pino'
-import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
-import type { Clock } from './clock.js'
+import type { SignedCertificate } from '../ca/types.js'
 import { createDenyList, DENY_TTL_MS } from './deny-list.js'
 import { useGossipsubGate } from './gated-chain.js'
-import { createHello, HELLO_PROTOCOL, type RevocationPort } from './hello.js'
+import { createHello, HELLO_PROTOCOL, type HelloConfig } from './hello.js'
 
 export { DENIED_PEERS_MAX, DENY_TTL_MS } from './deny-list.js'
 export { GATE_WAIT_HELLO_TIMEOUTS, GatedChain, GOSSIPSUB_PROTOCOLS } from './gated-chain.js'
 export { HELLO_BYTES_MAX, HELLO_PROTOCOL, type RevocationPort } from './hello.js'
 
-/** What admission needs from the rest of the agent. */
-export interface AdmissionInit {
-  /** Our certificate, encoded; a function because renewal replaces it. */
-  readonly ownCertificate: () => Uint8Array
-  readonly verify: CertificateVerifier
-  readonly clock: Clock
-  readonly helloTimeoutMs: number
-  readonly revocations: RevocationPort
-  readonly log: Logger
+/** What admission needs from the rest of the agent: the hello's needs, and whom to tell of admissions. */
+export interface AdmissionInit extends HelloConfig {
   /** Called once a peer is verified (e.g. to feed membership). */
   readonly onAdmitted?: (peerId: string, certificate: SignedCertificate) => void
 }
@@ -103,35 +94,27 @@ export function createAdmission(init: AdmissionInit): Admission {
     for (const w of set) w.resolve(certificate)
   }
 
-  const hello = createHello({
-    ownCertificate: init.ownCertificate,
-    verify: init.verify,
-    clock,
-    helloTimeoutMs: init.helloTimeoutMs,
-    revocations: init.revocations,
-    log,
-    outcomes: {
-      isVerified: peerId => verified.has(peerId),
-      admit(connection, certificate) {
-        const peerId = connection.remotePeer.toString()
-        const first = !verified.has(peerId)
-        settle(peerId, certificate)
-        if (first) {
-          counters.admitted += 1
-          log.debug({ peer: peerId, name: certificate.certificate.name }, 'peer admitted')
-          init.onAdmitted?.(peerId, certificate)
-        }
-      },
-      refuse(connection, reason) {
-        const peerId = connection.remotePeer.toString()
-        counters.refused += 1
-        log.warn({ peer: peerId, addr: connection.remoteAddr.toString(), reason }, 'peer refused')
-        api.deny(peerId, reason, DENY_TTL_MS)
-      },
-      fail: peerId => settle(peerId, undefined),
-      timedOut: () => {
-        counters.timedOut += 1
-      },
+  const hello = createHello(init, {
+    isVerified: peerId => verified.has(peerId),
+    admit(connection, certificate) {
+      const peerId = connection.remotePeer.toString()
+      const first = !verified.has(peerId)
+      settle(peerId, certificate)
+      if (first) {
+        counters.admitted += 1
+        log.debug({ peer: peerId, name: certificate.certificate.name }, 'peer admitted')
+        init.onAdmitted?.(peerId, certificate)
+      }
+    },
+    refuse(connection, reason) {
+      const peerId = connection.remotePeer.toString()
+      counters.refused += 1
+      log.warn({ peer: peerId, addr: connection.remoteAddr.toString(), reason }, 'peer refused')
+      api.deny(peerId, reason, DENY_TTL_MS)
+    },
+    fail: peerId => settle(peerId, undefined),
+    timedOut: () => {
+      counters.timedOut += 1
     },
   })
 

@@ -28,10 +28,11 @@ import { type AuthorityConfig, authorityProfiles } from '../authority/config.js'
 import {
   type AuthorityMessage,
   authorityMessageBytesMax,
+  encodeAuthorityMessage,
   parseAuthorityMessage,
 } from '../authority/messages.js'
 import type { MemberView } from '../gossip/membership.js'
-import { decodeCbor, encodeCbor } from '../wire/cbor.js'
+import { decodeCbor } from '../wire/cbor.js'
 import { AUTHORITY_PROTOCOL, createAuthorityStreams } from './authority-streams.js'
 import { type Clock, every, type Random, type Timer } from './clock.js'
 import type { AgentConfig } from './config.js'
@@ -133,7 +134,7 @@ export function createAuthorityDriver(init: {
 
   const send = (to: string, message: AuthorityMessage): void => {
     if (stopped) return
-    streams.send(to, encodeCbor(message as never))
+    streams.send(to, encodeAuthorityMessage(message))
   }
 
   const apply = (effects: AuthorityEffect[]): void => {

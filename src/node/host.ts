@@ -7,7 +7,7 @@
 import { bootstrap } from '@libp2p/bootstrap'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
 import { type Identify, identify } from '@libp2p/identify'
-import type { ConnectionGater, Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { connectionStack } from './transport.js'
@@ -59,12 +59,11 @@ export interface HostInit {
 
 /** Creates an unstarted host. */
 export async function createHost(init: HostInit): Promise<Host> {
-  const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
+  const peerDiscovery: NonNullable<Libp2pOptions<HostServices>['peerDiscovery']> = []
   if ((init.bootstrap?.length ?? 0) > 0) {
-    peerDiscovery.push(bootstrap({ list: [...(init.bootstrap ?? [])], timeout: 100 }) as never)
+    peerDiscovery.push(bootstrap({ list: [...(init.bootstrap ?? [])], timeout: 100 }))
   }
-  if (init.mdns === true)
-    peerDiscovery.push(mdns({ interval: 1000, serviceTag: '_mesh._udp.local' }) as never)
+  if (init.mdns === true) peerDiscovery.push(mdns({ interval: 1000, serviceTag: '_mesh._udp.local' }))
 
   const options: Libp2pOptions<HostServices> = {
     privateKey: init.privateKey,
@@ -78,7 +77,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       inboundConnectionThreshold: 1_000,
       maxIncomingPendingConnections: 256,
     },
-    peerDiscovery: peerDiscovery as never,
+    peerDiscovery,
     // libp2p pings every connection every 10 s on a fresh stream; our heartbeats and lease traffic already
     // show liveness, so a slow ping only catches half-open connections.
     connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },

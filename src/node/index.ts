@@ -18,9 +18,14 @@ export {
   systemRandom,
 } from './clock.js'
 export { type AgentConfig, ConfigError, defaultConfig, type Profile, resolveConfig } from './config.js'
+export {
+  JoinError,
+  type JoinResult,
+  type RequestCertificateOptions,
+  requestCertificate,
+} from './enrolment/joiner.js'
 export { type ExecOptions, ExecRefusedError } from './exec.js'
 export type { IssuerDriver } from './issuer-driver.js'
-export { JoinError, type JoinResult, type RequestCertificateOptions, requestCertificate } from './enrolment/joiner.js'
 export { type CaMaterial, generateSigningKey, type Identity } from './keys.js'
 export { createMeshNode } from './node.js'
 export type { MeshNode, MeshNodeInit, NodeCounters, NodeStore } from './node-types.js'

@@ -6,7 +6,6 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
-import { signRevocationList } from '../../src/ca/revocation.js'
 import {
   checkIssued,
   checkMeshProof,
@@ -18,6 +17,7 @@ import {
   type JoinAnswer,
   type JoinRequest,
 } from '../../src/ca/join-wire.js'
+import { signRevocationList } from '../../src/ca/revocation.js'
 import { secureRandomBytes } from '../../src/node/keys.js'
 import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 

@@ -4,7 +4,12 @@
 // plus a property: a decision never asks to wait past the start of renewal or past the usable end.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { type RenewalPolicy, renewalDecision, renewalStartMs, retryDelayMs } from '../../src/ca/renewal-schedule.js'
+import {
+  type RenewalPolicy,
+  renewalDecision,
+  renewalStartMs,
+  retryDelayMs,
+} from '../../src/ca/renewal-schedule.js'
 
 const policy: RenewalPolicy = {
   retryBaseMs: 5_000,
@@ -67,7 +72,10 @@ describe('renewal schedule', () => {
 
   it('does not retry at once after the final try before expiry failed', () => {
     const lastUsable = window.notAfterMs + policy.clockSkewToleranceMs
-    expect(renewalDecision(window, lastUsable - 1, 30, lastUsable - 1, policy)).toEqual({ kind: 'wait', delayMs: 1 })
+    expect(renewalDecision(window, lastUsable - 1, 30, lastUsable - 1, policy)).toEqual({
+      kind: 'wait',
+      delayMs: 1,
+    })
     expect(renewalDecision(window, lastUsable, 30, lastUsable - 1, policy)).toEqual({ kind: 'expired' })
   })
 
@@ -89,7 +97,8 @@ describe('renewal schedule', () => {
           else if (decision.kind === 'wait') {
             expect(decision.delayMs).toBeGreaterThan(0)
             // Only after the final try (at lastUsable - 1) failed does the wait run to the end itself.
-            if (last !== undefined && last >= lastUsable - 1) expect(nowMs + decision.delayMs).toBe(lastUsable)
+            if (last !== undefined && last >= lastUsable - 1)
+              expect(nowMs + decision.delayMs).toBe(lastUsable)
             else expect(nowMs + decision.delayMs).toBeLessThan(lastUsable)
             if (failures === 0) expect(nowMs + decision.delayMs).toBeLessThanOrEqual(renewalStartMs(w))
           } else expect(decision.kind).toBe('renew')

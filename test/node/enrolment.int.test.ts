@@ -17,15 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadHome, saveNodeIdentity, saveRevocations } from '../../src/agent/home.js'
 import { fingerprintOf } from '../../src/ca/fingerprint.js'
 import type { Role } from '../../src/ca/index.js'
-import { createTicket, parseTicket } from '../../src/ca/ticket.js'
-import { DEFAULT_JOIN_RATE_LIMIT } from '../../src/node/enrolment/index.js'
-import { JoinError, type JoinResult, requestCertificate } from '../../src/node/enrolment/joiner.js'
 import {
   decodeJoinAnswer,
   encodeJoinRequest,
   JOIN_ANSWER_BYTES_MAX,
   JOIN_PROTOCOL,
 } from '../../src/ca/join-wire.js'
+import { createTicket, parseTicket } from '../../src/ca/ticket.js'
+import { DEFAULT_JOIN_RATE_LIMIT } from '../../src/node/enrolment/index.js'
+import { JoinError, type JoinResult, requestCertificate } from '../../src/node/enrolment/joiner.js'
 import { generateSigningKey, libp2pKeyOf } from '../../src/node/keys.js'
 import { createMeshNode, internalsOf } from '../../src/node/node.js'
 import type { MeshNode } from '../../src/node/node-types.js'

@@ -3,8 +3,8 @@
 // lifetime, swap the new certificate in (saved through the store), and stay admitted and alive after
 // their original certificates expired: a node that connects afterwards admits them.
 import { afterAll, describe, expect, it } from 'vitest'
-import type { SignedCertificate } from '../../src/ca/types.js'
 import { renewalStartMs } from '../../src/ca/renewal-schedule.js'
+import type { SignedCertificate } from '../../src/ca/types.js'
 import { createTestCa, startTestMesh, type TestMesh, waitFor } from './harness.js'
 
 // A small skew budget so second-long lifetimes are legal (the issuer wants TTL > 4 × skew).

@@ -5,7 +5,6 @@
  * renewal alike.
  */
 import { lpStream } from '@libp2p/utils'
-import { dialTarget } from '../dial.js'
 import {
   CA_PROTOCOL,
   decodeJoinAnswer,
@@ -14,6 +13,7 @@ import {
   type JoinAnswer,
   type JoinErrorAnswerCode,
 } from '../../ca/join-wire.js'
+import { dialTarget } from '../dial.js'
 import type { EnrolmentComponents, EnrolmentCounters } from './types.js'
 import { CA_FORWARD_CANDIDATES_MAX } from './types.js'
 

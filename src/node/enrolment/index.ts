@@ -6,7 +6,6 @@
  */
 
 import { CA_PROTOCOL, JOIN_PROTOCOL } from '../../ca/join-wire.js'
-import { createRateLimiter } from '../rate-limit.js'
 import {
   DEFAULT_RENEWAL_RECHECK_MAX_MS,
   DEFAULT_RENEWAL_RETRY_BASE_MS,
@@ -14,6 +13,7 @@ import {
   DEFAULT_RENEWAL_RETRY_MIN_MS,
   type RenewalPolicy,
 } from '../../ca/renewal-schedule.js'
+import { createRateLimiter } from '../rate-limit.js'
 import { createCaClient } from './ca-client.js'
 import { createCaHandler } from './ca-service.js'
 import { createJoinHandler } from './join-service.js'

@@ -22,6 +22,14 @@ import { CLOCK_SKEW_TOLERANCE_MS_DEFAULT } from '../../ca/certificate.js'
 import { fingerprintOf, shortFingerprint } from '../../ca/fingerprint.js'
 import type { SigningRefusalReason, SigningResult } from '../../ca/issuer.js'
 import {
+  checkIssued,
+  checkMeshProof,
+  decodeJoinAnswer,
+  encodeJoinRequest,
+  JOIN_ANSWER_BYTES_MAX,
+  JOIN_PROTOCOL,
+} from '../../ca/join-wire.js'
+import {
   createSigningRequest,
   SIGNING_REQUEST_NONCE_BYTES,
   SigningRequestError,
@@ -32,14 +40,6 @@ import { formatDurationMs } from '../../duration.js'
 import type { SigningKey } from '../../wire/ed25519.js'
 import { isValidName } from '../../wire/fields.js'
 import { type Clock, sleep, systemClock, systemRandom } from '../clock.js'
-import {
-  checkIssued,
-  checkMeshProof,
-  decodeJoinAnswer,
-  encodeJoinRequest,
-  JOIN_ANSWER_BYTES_MAX,
-  JOIN_PROTOCOL,
-} from '../../ca/join-wire.js'
 import { libp2pKeyOf } from '../keys.js'
 import { connectionStack } from '../transport.js'
 

@@ -3,10 +3,11 @@
  * the node sends a signing request carrying its current certificate to its own issuer or a CA holder,
  * checks the new certificate and swaps it in. Failures back off; nothing here ever throws into the node.
  */
-import { createSigningRequest, SIGNING_REQUEST_NONCE_BYTES } from '../../ca/signing-request.js'
-import type { Timer } from '../clock.js'
+
 import { checkIssued, type JoinAnswer } from '../../ca/join-wire.js'
 import { type RenewalPolicy, renewalDecision } from '../../ca/renewal-schedule.js'
+import { createSigningRequest, SIGNING_REQUEST_NONCE_BYTES } from '../../ca/signing-request.js'
+import type { Timer } from '../clock.js'
 import type { CaClient } from './ca-client.js'
 import {
   CA_EXCHANGE_TIMEOUT_MS,

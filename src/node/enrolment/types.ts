@@ -3,6 +3,7 @@
  * its settings, counters and limits.
  */
 import type { Connection, Stream } from '@libp2p/interface'
+import type { RenewalPolicy } from '../../ca/renewal-schedule.js'
 import type { SignedCertificate } from '../../ca/types.js'
 import type { MemberView } from '../../gossip/membership.js'
 import type { Clock, Random } from '../clock.js'
@@ -11,7 +12,6 @@ import type { Host } from '../host.js'
 import type { IssuerDriver } from '../issuer-driver.js'
 import type { Logger } from '../log.js'
 import type { RateLimitCounters, RateLimitPolicy } from '../rate-limit.js'
-import type { RenewalPolicy } from '../../ca/renewal-schedule.js'
 
 /** Default join rate limit: 20 exchanges/s (burst 60) per node, 2/s (burst 20) per remote IP, 4096 IPs tracked. */
 export const DEFAULT_JOIN_RATE_LIMIT: RateLimitPolicy = {
@@ -88,7 +88,6 @@ export interface EnrolmentInit {
   /** Run the renewal timer (default true). */
   readonly renew?: boolean
 }
-
 
 /** Outcome of one renewal attempt. */
 export type RenewalOutcome =

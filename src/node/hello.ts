@@ -1,0 +1,205 @@
+/**
+ * The certificate hello, `/mesh/hello/1.0.0` (LIBP2P-NOTES §2): the wire messages and both sides of
+ * the exchange. Right after a connection opens, the dialer sends its certificate (and the newest
+ * revocation list it has) and reads the listener's; the listener reads first and answers with its own
+ * certificate, or with the reason it refuses. Each side verifies the other's certificate against the CA,
+ * the revocation list and the Noise-authenticated PeerId of the connection.
+ *
+ * Split out of admission.ts: this module knows the protocol and the verdict of one exchange, and
+ * reports it through narrow callbacks ({@link HelloOutcomes}); admission owns what a verdict means
+ * (the verified set, waiters, the deny list).
+ */
+import type { Connection, Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import type { Logger } from 'pino'
+import { REVOCATION_LIST_BYTES_MAX } from '../ca/revocation.js'
+import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
+import { decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
+import type { Clock } from './clock.js'
+
+/** The hello protocol id. */
+export const HELLO_PROTOCOL = '/mesh/hello/1.0.0'
+/** Largest hello message: a certificate plus a revocation list of the largest allowed size. */
+export const HELLO_BYTES_MAX = REVOCATION_LIST_BYTES_MAX + 64 * 1024
+
+/** The revocation list as admission needs it. */
+export interface RevocationPort {
+  /** The newest list we hold, encoded, or undefined when there is none. */
+  current(): Uint8Array | undefined
+  /** Offers a list received from a peer; adopts it when it is valid and newer. Never throws. */
+  offer(bytes: Uint8Array): void
+}
+
+/** The fields of a received hello message that are present with the right type; others are absent. */
+export interface HelloFields {
+  /** The sender's encoded certificate. */
+  readonly cert?: Uint8Array
+  /** The sender's newest revocation list, encoded. */
+  readonly crl?: Uint8Array
+  /** Why the sender refuses us (a listener's answer to a hello it rejected). */
+  readonly error?: string
+}
+
+/** Encodes a hello carrying our certificate and, when we hold one, our newest revocation list. */
+export function encodeHello(cert: Uint8Array, crl: Uint8Array | undefined): Uint8Array {
+  return encodeCbor({ v: 1, cert, crl })
+}
+
+/** Encodes a listener's refusal, telling the dialer why its hello was rejected. */
+export function encodeHelloRefusal(reason: string): Uint8Array {
+  return encodeCbor({ v: 1, error: reason })
+}
+
+/** Decodes a hello message (a non-record decodes to no fields). @throws on bytes that are not CBOR */
+export function decodeHello(bytes: Uint8Array): HelloFields {
+  const message = decodeCbor(bytes, HELLO_BYTES_MAX)
+  if (!isRecord(message)) return {}
+  return {
+    ...(message.cert instanceof Uint8Array ? { cert: message.cert } : {}),
+    ...(message.crl instanceof Uint8Array ? { crl: message.crl } : {}),
+    ...(typeof message.error === 'string' ? { error: message.error } : {}),
+  }
+}
+
+/** What the hello exchange reports to its owner. */
+export interface HelloOutcomes {
+  /** Whether the peer already passed (on another connection). */
+  isVerified(peerId: string): boolean
+  /** The peer's certificate verified. */
+  admit(connection: Connection, certificate: SignedCertificate): void
+  /** The peer's certificate failed verification: evidence against it. */
+  refuse(connection: Connection, reason: string): void
+  /** The dialer got no certificate (it was refused, or the exchange failed); no evidence against the peer. */
+  fail(peerId: string): void
+  /** The exchange did not complete in time (or the stream broke), counted by the owner. */
+  timedOut(): void
+}
+
+/** What the hello exchange needs from the agent (admission's init extends it). */
+export interface HelloConfig {
+  /** Our certificate, encoded; a function because renewal replaces it. */
+  readonly ownCertificate: () => Uint8Array
+  /** Verifies a peer's certificate against the CA and the revocation list. */
+  readonly verify: CertificateVerifier
+  readonly clock: Clock
+  /** How long one exchange, and an inbound connection's wait for it, may take. */
+  readonly helloTimeoutMs: number
+  readonly revocations: RevocationPort
+  readonly log: Logger
+}
+
+/** Both sides of the hello exchange. */
+export interface Hello {
+  /** Dialer side: send ours, read theirs. Never throws. */
+  dial(connection: Connection): Promise<void>
+  /** Listener side (the protocol handler): read theirs, answer with ours or the reason for refusing. */
+  answer(stream: Stream, connection: Connection): Promise<void>
+  /**
+   * Reacts to a newly opened connection: dials hello on an outbound one (unless the peer is verified
+   * already: a second connection needs no second hello), and closes an inbound one whose peer has not
+   * passed within `helloTimeoutMs`.
+   */
+  onConnectionOpen(connection: Connection): void
+}
+
+/** Creates the hello exchange, reporting each verdict to `outcomes`. */
+export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
+  const { clock, log } = init
+
+  /** Verifies a peer's hello; returns the certificate or a reason. */
+  const check = (
+    connection: Connection,
+    message: HelloFields,
+  ): { ok: true; certificate: SignedCertificate } | { ok: false; reason: string } => {
+    if (message.cert === undefined) return { ok: false, reason: 'malformed hello' }
+    if (message.crl !== undefined) init.revocations.offer(message.crl)
+    const verdict = init.verify(message.cert, clock.nowMs())
+    if (!verdict.ok) return { ok: false, reason: `certificate ${verdict.reason}: ${verdict.detail}` }
+    if (verdict.signed.certificate.peerId !== connection.remotePeer.toString()) {
+      return { ok: false, reason: 'certificate belongs to another peer' }
+    }
+    return { ok: true, certificate: verdict.signed }
+  }
+
+  const ownHello = (): Uint8Array => {
+    const crl = init.revocations.current()
+    return encodeHello(init.ownCertificate(), crl)
+  }
+
+  const dial = async (connection: Connection): Promise<void> => {
+    const signal = AbortSignal.timeout(init.helloTimeoutMs)
+    let stream: Stream | undefined
+    try {
+      stream = await connection.newStream(HELLO_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: HELLO_BYTES_MAX })
+      await lp.write(ownHello(), { signal })
+      const reply = decodeHello((await lp.read({ signal })).subarray())
+      if (reply.error !== undefined) {
+        // The other side refused us; not evidence against it.
+        log.warn({ peer: connection.remotePeer.toString(), reason: reply.error }, 'refused by peer')
+        outcomes.fail(connection.remotePeer.toString())
+        await connection.close().catch(() => {})
+        return
+      }
+      const result = check(connection, reply)
+      if (result.ok) outcomes.admit(connection, result.certificate)
+      else outcomes.refuse(connection, result.reason)
+      await stream.close({ signal }).catch(() => {})
+    } catch (err) {
+      stream?.abort(err as Error)
+      if (connection.status === 'open' && !outcomes.isVerified(connection.remotePeer.toString())) {
+        outcomes.timedOut()
+        log.debug({ peer: connection.remotePeer.toString(), err: (err as Error).message }, 'hello failed')
+        outcomes.fail(connection.remotePeer.toString())
+        await connection.close().catch(() => {})
+      }
+    }
+  }
+
+  const answer = async (stream: Stream, connection: Connection): Promise<void> => {
+    const signal = AbortSignal.timeout(init.helloTimeoutMs)
+    const lp = lpStream(stream, { maxDataLength: HELLO_BYTES_MAX })
+    let message: HelloFields
+    try {
+      message = decodeHello((await lp.read({ signal })).subarray())
+    } catch (err) {
+      // A closed, reset or slow stream says nothing against the peer (it may be a duplicate connection
+      // being pruned, or a loaded machine): drop the connection without denying the peer. Only a
+      // certificate that fails verification gets a peer denied.
+      outcomes.timedOut()
+      log.debug({ peer: connection.remotePeer.toString(), err: (err as Error).message }, 'hello not received')
+      stream.abort(err as Error)
+      if (!outcomes.isVerified(connection.remotePeer.toString())) await connection.close().catch(() => {})
+      return
+    }
+    const result = check(connection, message)
+    if (!result.ok) {
+      await lp.write(encodeHelloRefusal(result.reason), { signal }).catch(() => {})
+      await stream.close({ signal }).catch(() => {})
+      outcomes.refuse(connection, result.reason)
+      return
+    }
+    await lp.write(ownHello(), { signal })
+    await stream.close({ signal }).catch(() => {})
+    outcomes.admit(connection, result.certificate)
+  }
+
+  return {
+    dial,
+    answer,
+    onConnectionOpen(connection) {
+      const peerId = connection.remotePeer.toString()
+      if (connection.direction === 'outbound') {
+        if (!outcomes.isVerified(peerId)) void dial(connection)
+        return
+      }
+      clock.setTimer(() => {
+        if (connection.status === 'open' && !outcomes.isVerified(peerId)) {
+          outcomes.timedOut()
+          log.debug({ peer: peerId }, 'no hello in time; closing')
+          void connection.close().catch(() => {})
+        }
+      }, init.helloTimeoutMs)
+    },
+  }
+}
