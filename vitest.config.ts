@@ -12,6 +12,10 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           exclude: ['test/**/*.int.test.ts'],
           testTimeout: 20_000,
+          // Unit files share a worker's module graph instead of re-importing it per file: the unit project
+          // took 40 s isolated and 25 s shared on the 2-core machine (the split into small modules made
+          // imports 21% of it). Unit tests keep no module-level state between files.
+          isolate: false,
         },
       },
       {
