@@ -1,37 +1,24 @@
 /**
- * The composition root of the library's node: it builds each component from its narrow parts, wires
- * their events together and orders start and stop. It holds no logic of its own; see
+ * The composition root of the library's node: it builds the parts in stages (assembly.ts), wires the
+ * components that join them, and orders start and stop. It holds no logic of its own; see
  * docs/architecture.md for who calls whom.
  */
 import { multiaddr } from '@multiformats/multiaddr'
-import { createCertificateVerifier } from '../ca/certificate.js'
-import { createIssuer } from '../ca/issuer.js'
-import { DEFAULT_POLICY, parsePolicy } from '../gossip/authorize.js'
-import { createMembership } from '../gossip/membership.js'
-import { createReplayCache } from '../gossip/replay.js'
-import { createRequestValidator } from '../gossip/validate.js'
-import { MESH_VERSION } from '../version.js'
-import { type ActionRegistry, createActionRegistry } from './actions/index.js'
-import { type Admission, createAdmission } from './admission.js'
-import { type AuthorityDriver, createAuthorityDriver } from './authority-driver.js'
-import { type Clock, every, type Random, systemClock, systemRandom, type Timer } from './clock.js'
+import type { ActionRegistry } from './actions/index.js'
+import type { Admission } from './admission.js'
+import { type Base, buildHost, buildIssuer, buildMembership, buildRequests, buildTrust } from './assembly.js'
+import type { AuthorityDriver } from './authority-driver.js'
+import { every, systemClock, systemRandom, type Timer } from './clock.js'
 import { type Connections, createConnections } from './connections.js'
-import { createCredentials } from './credentials.js'
 import { createEnrolment, type Enrolment } from './enrolment/index.js'
 import { createExec, type Exec } from './exec.js'
-import { createFactsProvider } from './facts.js'
-import { createHost, type Host, TOPICS } from './host.js'
-import { createIssuerDriver, type IssuerDriver } from './issuer-driver.js'
-import { libp2pKeyOf } from './keys.js'
-import { type Logger, silentLogger } from './log.js'
-import { createMembershipDriver } from './membership-driver.js'
-import type { MeshNode, MeshNodeInit, NodeStore } from './node-types.js'
-import { createReplyRouter, REPLY_PROTOCOL } from './replies.js'
-import { createRequestExecutor } from './request-executor.js'
-import { createRevocations } from './revocations.js'
-import { decodeRoster } from './roster.js'
+import { type Host, TOPICS } from './host.js'
+import type { IssuerDriver } from './issuer-driver.js'
+import { silentLogger } from './log.js'
+import type { MeshNode, MeshNodeInit } from './node-types.js'
+import { REPLY_PROTOCOL } from './replies.js'
 import { installTopicValidators, type TopicValidators } from './topic-validators.js'
-import { authorityNames, publishedFacts, zoneViews } from './zone-view.js'
+import { authorityNames } from './zone-view.js'
 
 /** Issuer expiry tick (pending requests, used nonces). */
 export const ISSUER_TICK_MS = 60_000
@@ -54,237 +41,6 @@ export function internalsOf(node: MeshNode): NodeInternals {
   const parts = internals.get(node)
   if (parts === undefined) throw new Error('assertion: not a node made by createMeshNode')
   return parts
-}
-
-/** What every stage of the build shares. */
-interface Base {
-  readonly init: MeshNodeInit
-  readonly config: MeshNodeInit['config']
-  readonly log: Logger
-  readonly clock: Clock
-  readonly random: Random
-  readonly store: NodeStore
-}
-
-/** Stage 1: who we are and whom we trust (no I/O yet). */
-function buildTrust(base: Base) {
-  const { init, config, store, log } = base
-  const credentials = createCredentials({
-    key: init.node.key,
-    certificate: init.node.certificate,
-    save: store.saveNodeCertificate?.bind(store),
-  })
-  const revocations = createRevocations({
-    caPublicKey: init.caPublicKey,
-    initial: init.revocations,
-    save: store.saveRevocations?.bind(store),
-    log,
-  })
-  const verifier = createCertificateVerifier({
-    caPublicKey: init.caPublicKey,
-    isRevoked: revocations.isRevoked,
-    clockSkewToleranceMs: config.clockSkewToleranceMs,
-  })
-  return { credentials, revocations, verifier, ownCertificate: () => credentials.certificate().certificate }
-}
-
-/** Stage 2: admission (its events are wired to parts built later through `events`) and the libp2p host. */
-async function buildHost(
-  base: Base,
-  trust: ReturnType<typeof buildTrust>,
-  events: { admitted(peer: string): void },
-) {
-  const { init, config, clock, log } = base
-  const admission = createAdmission({
-    ownCertificate: () => trust.credentials.certificate().bytes,
-    verify: trust.verifier,
-    clock,
-    helloTimeoutMs: config.helloTimeoutMs,
-    revocations: {
-      current: () => trust.revocations.current()?.bytes,
-      offer: bytes => void trust.revocations.offer(bytes, 'hello'),
-    },
-    log: log.child({ component: 'admission' }),
-    onAdmitted: peer => events.admitted(peer),
-  })
-  const host = await createHost({
-    privateKey: libp2pKeyOf(init.node.key),
-    listen: config.listen,
-    announce: config.announce,
-    bootstrap: config.bootstrap,
-    mdns: config.mdns,
-    transport: init.transport,
-    connectionsMax: config.connectionsMax,
-    gater: admission.gater,
-    pnetKey: init.pnetKey,
-    seenTtlMs: config.requestLifetimeMsMax + 2 * config.clockSkewToleranceMs,
-  })
-  return {
-    admission,
-    host,
-    peerId: host.peerId.toString(),
-    addrs: () => host.getMultiaddrs().map(a => a.toString()),
-  }
-}
-
-/** Stage 3: membership, facts and the zone authority. */
-function buildMembership(
-  base: Base,
-  trust: ReturnType<typeof buildTrust>,
-  net: Awaited<ReturnType<typeof buildHost>>,
-) {
-  const { init, config, store, clock, random, log } = base
-  const { host, peerId, admission } = net
-  const facts = createFactsProvider({ meshVersion: MESH_VERSION, tags: config.tags })
-  const membership = createMembership({
-    timings: {
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      suspectAfterMs: config.suspectAfterMs,
-      deadAfterMs: config.deadAfterMs,
-      forgetAfterMs: Math.max(config.deadAfterMs * 30, 5 * 60_000),
-    },
-  })
-  const own = trust.ownCertificate
-  const authority = createAuthorityDriver({
-    host,
-    self: peerId,
-    config,
-    members: () => membership.list(),
-    gated: handler => admission.gated(handler),
-    log: log.child({ component: 'authority' }),
-    clock,
-    random,
-    selfEntry: () => ({ peerId, zone: own().zone, notAfterMs: own().notAfterMs }),
-    roster: (init.roster === undefined ? [] : decodeRoster(init.roster)).filter(
-      e => !trust.revocations.isPeerRevoked(e.peerId),
-    ),
-    saveRoster: store.saveRoster?.bind(store),
-    rosterSettleMs: 2 * config.heartbeatIntervalMs + 500,
-  })
-  const heldAuthority = () => authority.isAuthority(own().zone)
-  const factsNow = () => publishedFacts(facts.current(), own().zone, heldAuthority())
-  const membershipDriver = createMembershipDriver(
-    {
-      membership,
-      verifier: trust.verifier,
-      signer: trust.credentials.signer,
-      publish: bytes => host.services.pubsub.publish(TOPICS.presence, bytes),
-      facts: factsNow,
-      addrs: net.addrs,
-      clock,
-      log,
-    },
-    {
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      clockSkewToleranceMs: config.clockSkewToleranceMs,
-      deadAfterMs: config.deadAfterMs,
-    },
-  )
-  // Others learn who holds a zone from our heartbeat, at once rather than after an interval.
-  authority.onChange(() => membershipDriver.beatSoon())
-  trust.revocations.onAdopted(signed => {
-    const serials = new Set(signed.list.entries.map(e => e.serial))
-    admission.revokeSerials(serials)
-    for (const serial of serials) membership.revoke(serial)
-    for (const entry of signed.list.entries) authority.forget(entry.peerId)
-  })
-  const zones = () => zoneViews(membership.list(), authority.zones())
-  return { facts, membership, authority, membershipDriver, heldAuthority, factsNow, zones }
-}
-
-/** Stage 4: the request path — validation, actions, the executor and reply routing. */
-function buildRequests(
-  base: Base,
-  trust: ReturnType<typeof buildTrust>,
-  net: Awaited<ReturnType<typeof buildHost>>,
-  members: ReturnType<typeof buildMembership>,
-) {
-  const { config, clock, random, log } = base
-  const own = trust.ownCertificate
-  const actions = createActionRegistry({
-    facts: () => members.facts.current(),
-    actions: config.actions,
-    limits: {
-      timeoutMsDefault: config.actionTimeoutMs,
-      outputBytesMaxDefault: config.actionOutputBytesMax,
-      concurrentRunsMax: config.actionConcurrencyMax,
-    },
-    log: (level, message, context) => log[level]({ component: 'actions', ...context }, message),
-    clock,
-  })
-  const replay = createReplayCache({ clockSkewToleranceMs: config.clockSkewToleranceMs })
-  const policy =
-    config.policy.length === 0
-      ? DEFAULT_POLICY
-      : parsePolicy({ rules: [...DEFAULT_POLICY.rules, ...config.policy] })
-  const validator = createRequestValidator(
-    {
-      verifier: trust.verifier,
-      replay,
-      self: () => ({
-        name: own().name,
-        zone: own().zone,
-        facts: members.factsNow(),
-        authority: members.heldAuthority() !== null,
-      }),
-      policy: () => policy,
-    },
-    {
-      clockSkewToleranceMs: config.clockSkewToleranceMs,
-      requestLifetimeMsMax: config.requestLifetimeMsMax,
-      requestBytesMax: config.requestBytesMax,
-    },
-  )
-  const router = createReplyRouter({
-    host: net.host,
-    log: log.child({ component: 'replies' }),
-    clock,
-    random,
-    self: net.peerId,
-  })
-  const executor = createRequestExecutor(
-    {
-      validator,
-      router,
-      actions,
-      signer: trust.credentials.signer,
-      heldAuthority: members.heldAuthority,
-      clock,
-      log,
-    },
-    { clockSkewToleranceMs: config.clockSkewToleranceMs },
-  )
-  return { actions, replay, router, executor }
-}
-
-/** Stage 5, CA nodes only: the issuer core and its driver. */
-function buildIssuer(
-  base: Base,
-  trust: ReturnType<typeof buildTrust>,
-  publish: (list: Uint8Array) => Promise<void>,
-) {
-  const { init, config, store, clock, random, log } = base
-  if (init.ca === undefined) return undefined
-  const core = createIssuer({
-    caKey: init.ca.caKey,
-    ticketSecret: init.ca.ticketSecret,
-    state: init.ca.issuerState,
-    randomBytes: random.bytes,
-    config: { certificateTtlMs: config.certificateTtlMs, clockSkewToleranceMs: config.clockSkewToleranceMs },
-  })
-  const issuer = createIssuerDriver({
-    issuer: core,
-    save: async state => store.saveIssuerState?.(state),
-    publishRevocations: async list => {
-      trust.revocations.offer(list, 'issuer')
-      await publish(list)
-    },
-    clock,
-    log,
-  })
-  if (trust.revocations.current() === undefined)
-    trust.revocations.offer(core.revocationList().bytes, 'issuer')
-  return issuer
 }
 
 /** Creates (but does not start) a mesh node. */
