@@ -8,7 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ROLES } from './ca/types.js'
 import { CliError, UsageError } from './cli/errors.js'
 import type { CliIo, GlobalOptions } from './cli/io.js'
-import { parseDurationMs } from './duration.js'
+import { parseDuration } from './duration.js'
 import { MESH_VERSION } from './version.js'
 
 export { CliError, UsageError } from './cli/errors.js'
@@ -22,11 +22,25 @@ export interface Cli {
 
 /** Parses a duration flag (`500ms`, `10s`, `5m`, `24h`), refusing anything else as a usage error. */
 function durationFlag(value: string): number {
-  const ms = parseDurationMs(value)
-  if (ms === undefined || ms <= 0)
-    throw new InvalidArgumentError(`'${value}' is not a duration like 500ms, 10s, 5m or 24h`)
-  return ms
+  const parsed = parseDuration(value)
+  if (!parsed.ok) throw new InvalidArgumentError(parsed.problem)
+  if (parsed.ms <= 0)
+    throw new InvalidArgumentError(`'${value}' is not a positive duration like 500ms or 10s`)
+  return parsed.ms
 }
+
+/** Extra `mesh exec --help` text: output formats and the --where grammar (src/gossip/filter.ts). */
+const EXEC_HELP = `
+Output:
+  --json    print one JSON document when done: { id, action, expected, replies, missing }
+  --jsonl   print one JSON object per line as events happen, then a summary line
+
+--where EXPR:
+  terms     KEY=VALUE, KEY!=VALUE   (KEY: zone, name or a fact name)
+  values    exact text, a glob (web*, db?) or a /regex/; quote a value to match it literally
+  combine   and, or, not, parentheses (not binds tighter than and, and tighter than or)
+  example   --where 'zone=db and not (name=d2 or os=/bsd/)'
+`
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value]
@@ -113,7 +127,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
 
   program
     .command('agent')
-    .description('run this node in the foreground until SIGINT/SIGTERM')
+    .description('run this node in the foreground until SIGINT, SIGTERM or SIGHUP')
     .action(async (_opts, command: Command) => {
       await run(async () => (await import('./cli/agent.js')).agent(io, globals(command)))()
     })
@@ -216,6 +230,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
         .argParser(durationFlag)
         .default(10_000, '10s'),
     )
+    .addHelpText('after', EXEC_HELP)
     .action(async (action: string, args: string[], opts, command: Command) => {
       await run(async () => (await import('./cli/exec.js')).exec(io, globals(command), action, args, opts))()
     })
@@ -223,7 +238,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   program
     .command('demo')
     .description('start a local demo mesh on 127.0.0.1 and run a request across it')
-    .option('--nodes <count>', 'number of nodes', v => positiveInt(v), 5)
+    .option('--nodes <count>', 'number of nodes', integerFlag, 5)
     .option('--exit', 'stop after the first request instead of waiting for Ctrl-C')
     .action(async (opts, command: Command) => {
       await run(async () => (await import('./cli/demo.js')).demo(io, globals(command), opts))()
@@ -232,10 +247,10 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   return program
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n <= 0)
-    throw new InvalidArgumentError(`'${value}' is not a positive integer`)
+/** Parses a whole-number flag; the command checks its range (so the range has one owner). */
+function integerFlag(value: string): number {
+  const n = /^\s*-?\d+\s*$/.test(value) ? Number(value) : Number.NaN
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`'${value}' is not an integer`)
   return n
 }
 

@@ -13,9 +13,10 @@
  *   agent.sock           the control socket while `mesh agent` runs
  *
  * Every file is written atomically with mode 0600 inside a 0700 directory. A missing or corrupt file is
- * a clear error naming the file; nothing is ever silently regenerated.
+ * a clear error naming the file; nothing is ever silently regenerated. Loading refuses secret files
+ * that group or others may access, and a home they may write to (see {@link checkHomeModes}).
  */
-import { readdir } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml'
 import { decodeCertificate } from '../ca/certificate.js'
@@ -32,7 +33,13 @@ export const NETWORK_KEY_FILE = 'network.key'
 /** A home-directory problem, with a message that says which file and what to do. */
 export class HomeError extends Error {
   override name = 'HomeError'
-  readonly code: 'not-initialised' | 'already-initialised' | 'corrupt' | 'unreadable' | 'not-a-ca'
+  readonly code:
+    | 'not-initialised'
+    | 'already-initialised'
+    | 'corrupt'
+    | 'unreadable'
+    | 'not-a-ca'
+    | 'insecure-permissions'
   constructor(code: HomeError['code'], message: string) {
     super(message)
     this.code = code
@@ -118,9 +125,77 @@ function decodeCert(bytes: Uint8Array, path: string, key: SigningKey): SignedCer
   return decoded.signed
 }
 
-/** Loads a home. @throws HomeError */
+/** Permission bits of `path` (following symlinks, as the readers do), or undefined when it cannot be stat'ed. */
+async function modeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).mode & 0o777
+  } catch {
+    // Missing or unreachable: the reader that follows reports it with the right message.
+    return undefined
+  }
+}
+
+function insecure(path: string, mode: number, why: string, fix: number): HomeError {
+  return new HomeError(
+    'insecure-permissions',
+    `${path} has mode ${mode.toString(8).padStart(4, '0')}, ${why}; run 'chmod ${fix.toString(8)} ${path}'`,
+  )
+}
+
+/**
+ * Refuses a home whose secrets others could read or replace, as ssh refuses a private key readable by
+ * others. Reasons:
+ * - A secret file (node key, operator key, CA key, ticket secret, network key) that grants group or
+ *   others any bit (mode & 0o077) is refused: read access leaks the key (another local user could
+ *   impersonate the node, mint certificates or forge tickets), and write access lets them swap it. A
+ *   warning would scroll by in a service log while the key stays exposed, so loading stops instead and
+ *   says how to fix it; once leaked, the key should also be rotated, which only the operator can judge.
+ * - A directory (the home, and ca/ when present) that group or others may write (mode & 0o022) is
+ *   refused: whoever can write a directory can rename or replace any file in it, whatever that file's
+ *   own mode, so the checks on the files would mean nothing.
+ * - A directory that is merely readable or searchable by others (0755) is accepted: it only lets them
+ *   list names and read files whose own modes allow it, and every secret is checked above. Refusing it
+ *   would reject homes kept under a shared parent or made by hand with the default umask, for no gain.
+ * Non-secret files (certificates, mesh.ca, revocations, roster, config.toml) are public or
+ *   integrity-only data inside a directory others cannot write, so their modes are not checked.
+ * Checked with the mode bits (stat) rather than by trying to read as someone else: root can read
+ * anything, so a read test would prove nothing where the agent runs as root. Skipped on Windows, whose
+ * mode bits do not describe its ACLs.
+ * @throws HomeError `insecure-permissions`
+ */
+export async function checkHomeModes(home: string): Promise<void> {
+  if (process.platform === 'win32') return
+  const p = homePaths(home)
+  for (const directory of [p.home, p.caDir]) {
+    const mode = await modeOf(directory)
+    if (mode !== undefined && (mode & 0o022) !== 0) {
+      throw insecure(directory, mode, 'so group or others can replace the files in it', 0o700)
+    }
+  }
+  for (const file of [p.nodeKey, p.operatorKey, p.caKey, p.ticketSecret, join(home, NETWORK_KEY_FILE)]) {
+    await checkSecretFileMode(file)
+  }
+}
+
+/**
+ * Refuses a secret file that grants group or others any access (see {@link checkHomeModes}); a missing
+ * file passes (its reader reports it). For secrets kept outside the home, such as a `pnetKeyFile` that
+ * the configuration points elsewhere.
+ * @throws HomeError `insecure-permissions`
+ */
+export async function checkSecretFileMode(path: string): Promise<void> {
+  if (process.platform === 'win32') return
+  const mode = await modeOf(path)
+  if (mode !== undefined && (mode & 0o077) !== 0) {
+    throw insecure(path, mode, 'so group or others can access this secret', 0o600)
+  }
+}
+
+/** Loads a home. @throws HomeError (`insecure-permissions`: see {@link checkHomeModes}) */
 export async function loadHome(home: string): Promise<HomeState> {
   const p = homePaths(home)
+  // Before anything is read or cleaned: a secret that others can reach is not used at all.
+  await checkHomeModes(home)
   await cleanStaleTempFiles(home).catch(() => [])
   const nodeKey = decodeKey(await readRequired(p.nodeKey, 'node key', home), p.nodeKey)
   const node = {

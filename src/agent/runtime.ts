@@ -12,6 +12,7 @@ import { createMeshNode } from '../node/node.js'
 import type { MeshNode } from '../node/node-types.js'
 import { controlHandlers } from './control-methods.js'
 import {
+  checkSecretFileMode,
   HomeError,
   homePaths,
   loadHome,
@@ -53,6 +54,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   let pnetKey: Uint8Array | undefined
   if (config.pnetKeyFile !== '') {
     const path = isAbsolute(config.pnetKeyFile) ? config.pnetKeyFile : join(options.home, config.pnetKeyFile)
+    await checkSecretFileMode(path)
     const read = await readStateFile(path, 1024)
     if (!read.ok)
       throw new HomeError('unreadable', `cannot read the network key ${path}: ${read.error.message}`)

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 
 /** Mode of every file the agent writes in its home: readable and writable by the owner only. */
 export const STATE_FILE_MODE = 0o600
@@ -60,28 +60,75 @@ export function isStateTempFileName(name: string): boolean {
 /**
  * Creates the home directory (and its parents) if needed and sets its mode to 0700, also when it already
  * existed with looser bits.
- * @throws StateFileError `not-a-directory` when the path exists and is not a directory, `unwritable`
- *   when it cannot be created or its mode cannot be set.
+ *
+ * The directories are created one at a time from the outermost missing one inwards, each with a single
+ * non-recursive mkdir, so the work is bounded by the number of path components. Node's
+ * `mkdir(…, { recursive: true })` is not used: on a path it cannot create under a pseudo file system
+ * such as /proc (mkdir says ENOENT, the parent exists) it retries forever and never settles.
+ * @throws StateFileError `not-a-directory` when the path or one of its parents exists and is not a
+ *   directory, `unwritable` when it cannot be created or its mode cannot be set.
  */
 export async function ensureHomeDir(path: string): Promise<void> {
-  try {
-    await mkdir(path, { recursive: true, mode: HOME_DIRECTORY_MODE })
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EEXIST' || code === 'ENOTDIR') {
-      throw new StateFileError('not-a-directory', path, `${path} exists and is not a directory`)
-    }
-    throw new StateFileError('unwritable', path, `cannot create ${path}: ${(err as Error).message}`)
+  const target = resolve(path)
+  const chain: string[] = []
+  for (let at = target; ; at = dirname(at)) {
+    chain.unshift(at)
+    if (dirname(at) === at) break
   }
-  const info = await stat(path)
-  if (!info.isDirectory()) {
-    throw new StateFileError('not-a-directory', path, `${path} exists and is not a directory`)
-  }
+  for (const directory of chain) await ensureOneDirectory(path, directory)
   try {
     // mkdir's mode is filtered by the umask and ignored for existing directories; set it explicitly.
-    await chmod(path, HOME_DIRECTORY_MODE)
+    await chmod(target, HOME_DIRECTORY_MODE)
   } catch (err) {
     throw new StateFileError('unwritable', path, `cannot set mode 0700 on ${path}: ${(err as Error).message}`)
+  }
+}
+
+/** Makes sure `directory` (one component of the home `home`) is a directory, creating it if missing. */
+async function ensureOneDirectory(home: string, directory: string): Promise<void> {
+  const notADirectory = (): StateFileError =>
+    new StateFileError(
+      'not-a-directory',
+      home,
+      directory === resolve(home)
+        ? `${home} exists and is not a directory`
+        : `cannot create ${home}: ${directory} exists and is not a directory`,
+    )
+  const unwritable = (err: unknown): StateFileError =>
+    new StateFileError('unwritable', home, `cannot create ${home}: ${(err as Error).message}`)
+  const existing = await statOrUndefined(directory)
+  if (existing === 'not-a-directory') throw notADirectory()
+  if (existing instanceof Error) throw unwritable(existing)
+  if (existing !== undefined) {
+    if (!existing.isDirectory()) throw notADirectory()
+    return
+  }
+  try {
+    await mkdir(directory, { mode: HOME_DIRECTORY_MODE })
+    return
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTDIR') throw notADirectory()
+    if (code !== 'EEXIST') throw unwritable(err)
+  }
+  // EEXIST: created by someone else since the stat; look once more, and do not retry.
+  const raced = await statOrUndefined(directory)
+  if (raced === undefined || raced instanceof Error)
+    throw unwritable(raced ?? new Error(`${directory} vanished`))
+  if (raced === 'not-a-directory' || !raced.isDirectory()) throw notADirectory()
+}
+
+/** stat that says `undefined` for a missing path and `'not-a-directory'` for ENOTDIR instead of throwing. */
+async function statOrUndefined(
+  path: string,
+): Promise<Awaited<ReturnType<typeof stat>> | undefined | 'not-a-directory' | Error> {
+  try {
+    return await stat(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    if (code === 'ENOTDIR') return 'not-a-directory'
+    return err as Error
   }
 }
 

@@ -1,4 +1,4 @@
-/** `mesh agent`: run the node in the foreground until SIGINT/SIGTERM. */
+/** `mesh agent`: run the node in the foreground until SIGINT, SIGTERM or SIGHUP (bin/mesh.ts). */
 import { CliError } from './errors.js'
 import type { CliIo, GlobalOptions } from './io.js'
 

@@ -10,7 +10,7 @@ import { join as joinPath } from 'node:path'
 import type { RunningAgent } from '../agent/runtime.js'
 import { sleep, systemClock } from '../node/clock.js'
 import { silentLogger } from '../node/log.js'
-import { CliError } from './errors.js'
+import { CliError, UsageError } from './errors.js'
 import { init } from './init.js'
 import type { CliIo, GlobalOptions, Output } from './io.js'
 import { join } from './join.js'
@@ -19,6 +19,10 @@ export interface DemoOptions {
   readonly nodes: number
   readonly exit?: boolean
 }
+
+/** Smallest and largest `--nodes`. */
+export const DEMO_NODES_MIN = 2
+export const DEMO_NODES_MAX = 20
 
 /** How long the demo waits for every node to see every other. */
 const CONVERGE_TIMEOUT_MS = 20_000
@@ -34,8 +38,16 @@ function selfCommand(): string {
 const quiet: Output = { write: () => true }
 
 export async function demo(io: CliIo, globals: GlobalOptions, options: DemoOptions): Promise<number> {
-  if (options.nodes < 2 || options.nodes > 20)
-    throw new CliError('usage', 'the demo runs 2 to 20 nodes (--nodes)')
+  if (
+    !Number.isSafeInteger(options.nodes) ||
+    options.nodes < DEMO_NODES_MIN ||
+    options.nodes > DEMO_NODES_MAX
+  )
+    throw new UsageError(
+      `'--nodes ${options.nodes}' is out of range: the demo runs ${DEMO_NODES_MIN} to ${DEMO_NODES_MAX} nodes`,
+    )
+  if (globals.json || globals.jsonl)
+    throw new UsageError(`'mesh demo' prints no JSON; drop '${globals.json ? '--json' : '--jsonl'}'`)
   const { startAgent } = await import('../agent/runtime.js')
   const root = await mkdtemp(joinPath(tmpdir(), 'mesh-demo-'))
   const say = (line: string) => io.stdout.write(`${line}\n`)
@@ -109,6 +121,10 @@ export async function demo(io: CliIo, globals: GlobalOptions, options: DemoOptio
       `${result.replies.length}/${result.expected.length} replied in ${systemClock.nowMs() - t0} ms${result.missing.length > 0 ? `; missing ${result.missing.join(', ')}` : ''}`,
     )
 
+    const code = result.missing.length === 0 ? 0 : 1
+    // With --exit the homes are deleted on return, so there is nothing to try from another terminal.
+    if (options.exit === true) return code
+
     const mesh = selfCommand()
     say('')
     say('Try, from another terminal:')
@@ -120,15 +136,13 @@ export async function demo(io: CliIo, globals: GlobalOptions, options: DemoOptio
     say(`  ${mesh} --home ${homeOf(first.name)} ticket create web9 --zone web`)
     for (const agent of agents.slice(1)) say(`  node ${agent.node.name}: ${agent.node.addrs()[0]}`)
 
-    if (options.exit !== true) {
-      say('')
-      say('The demo mesh is up; press Ctrl-C to stop it.')
-      await new Promise<void>(resolve => {
-        if (io.signal === undefined || io.signal.aborted) return resolve()
-        io.signal.addEventListener('abort', () => resolve(), { once: true })
-      })
-    }
-    return result.missing.length === 0 ? 0 : 1
+    say('')
+    say('The demo mesh is up; press Ctrl-C to stop it.')
+    await new Promise<void>(resolve => {
+      if (io.signal === undefined || io.signal.aborted) return resolve()
+      io.signal.addEventListener('abort', () => resolve(), { once: true })
+    })
+    return code
   } finally {
     await Promise.all(agents.map(a => a.stop().catch(() => {})))
     await rm(root, { recursive: true, force: true })

@@ -2,6 +2,9 @@
  * `mesh exec`: asks the local agent to sign and gossip a request, then prints each reply as it arrives
  * and a summary. Exit 0 only when every expected node completed with status ok (CLI.md).
  */
+
+import { EXEC_TIMEOUT_MS_MAX } from '../agent/control-methods.js'
+import { formatDurationMs } from '../duration.js'
 import {
   type FactFilter,
   FilterParseError,
@@ -10,7 +13,7 @@ import {
   type TargetFilter,
 } from '../gossip/filter.js'
 import { withAgent } from './agent-client.js'
-import { UsageError } from './errors.js'
+import { CliError, UsageError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson, useColour } from './io.js'
 
 export interface ExecFlags {
@@ -63,6 +66,26 @@ export function filterFromFlags(flags: ExecFlags): TargetFilter {
   }
 }
 
+/** Refuses a --timeout the agent would refuse (above {@link EXEC_TIMEOUT_MS_MAX}) as a usage error. */
+export function checkTimeout(timeoutMs: number): void {
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > EXEC_TIMEOUT_MS_MAX) {
+    throw new UsageError(
+      `--timeout ${formatDurationMs(timeoutMs)} is too long: at most ${formatDurationMs(EXEC_TIMEOUT_MS_MAX)}`,
+    )
+  }
+}
+
+/**
+ * True when the agent refused the request's parameters rather than failing to run it: `invalid-params`,
+ * or a timeout beyond the mesh's request lifetime (the node's `ExecRefusedError` `lifetime-too-long`,
+ * which reaches the control socket as `failed` with a message naming `requestLifetimeMsMax`).
+ */
+function isRefusedParams(err: CliError): boolean {
+  return (
+    err.code === 'invalid-params' || (err.code === 'failed' && err.message.includes('requestLifetimeMsMax'))
+  )
+}
+
 export async function exec(
   io: CliIo,
   globals: GlobalOptions,
@@ -70,6 +93,7 @@ export async function exec(
   args: string[],
   flags: ExecFlags,
 ): Promise<number> {
+  checkTimeout(flags.timeout)
   const filter = filterFromFlags(flags)
   const colour = useColour(io, io.stdout)
   const paint = (code: number, s: string) => (colour ? `\u001b[${code}m${s}\u001b[0m` : s)
@@ -102,14 +126,22 @@ export async function exec(
   }
 
   const signal = io.signal
-  const result = (await withAgent(globals, client =>
-    client.call(
-      'exec',
-      { action, args, filter, timeoutMs: flags.timeout },
-      { onEvent, signal, timeoutMs: flags.timeout + 10_000 },
-    ),
-  )) as Result
-  clearProgress()
+  let result: Result
+  try {
+    result = (await withAgent(globals, client =>
+      client.call(
+        'exec',
+        { action, args, filter, timeoutMs: flags.timeout },
+        { onEvent, signal, timeoutMs: flags.timeout + 10_000 },
+      ),
+    )) as Result
+  } catch (err) {
+    if (err instanceof CliError && !(err instanceof UsageError) && isRefusedParams(err))
+      throw new UsageError(err.message)
+    throw err
+  } finally {
+    clearProgress()
+  }
 
   const failed = result.replies.filter(r => r.expected && r.status !== 'ok')
   const success = result.expected.length > 0 && result.missing.length === 0 && failed.length === 0
@@ -135,7 +167,8 @@ export async function exec(
     io.stdout.write(
       `${JSON.stringify({ event: 'summary', id: result.id, expected: result.expected, missing: result.missing, failed: failed.map(r => r.node) })}\n`,
     )
-  } else {
+  } else if (result.expected.length > 0 || result.replies.length > 0) {
+    // Nothing expected and nothing answered: the one-line error below says all there is.
     io.stdout.write(summary(result, failed, paint))
   }
   if (result.expected.length === 0) {

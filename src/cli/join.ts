@@ -20,6 +20,7 @@ import { DEFAULT_LISTEN } from '../node/config.js'
 import { JoinError, requestCertificate } from '../node/enrolment/joiner.js'
 import { generateSigningKey } from '../node/keys.js'
 import { CliError, UsageError } from './errors.js'
+import { checkControlSocketPath } from './init.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
 /** Flags of `mesh join` as src/cli.ts parses them. */
@@ -41,7 +42,8 @@ export interface JoinFlags {
 
 /**
  * Runs `mesh join`. Resolves to the exit code (0).
- * @throws UsageError for conflicting or missing flags; CliError for a failed join or an occupied home
+ * @throws UsageError for conflicting or missing flags, an unparsable ticket or address, or a --home too
+ *   long for the control socket; CliError for a failed join or an occupied home
  */
 export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags): Promise<number> {
   const withTicket = flags.ticket !== undefined
@@ -74,6 +76,7 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
       throw err
     }
   }
+  checkControlSocketPath(globals.home)
   if (await isInitialised(globals.home)) {
     throw new CliError(
       'already-initialised',
@@ -113,7 +116,12 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
       },
     })
   } catch (err) {
-    if (err instanceof JoinError) throw new CliError(err.code, err.message)
+    // Unusable input (an unparsable ticket, a bad bootstrap address) is a bad value on the command
+    // line: exit 2. A well-formed request the mesh refuses, or a network failure, is exit 1.
+    if (err instanceof JoinError) {
+      if (err.code === 'invalid-input') throw new UsageError(err.message)
+      throw new CliError(err.code, err.message)
+    }
     throw err
   }
 

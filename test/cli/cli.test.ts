@@ -41,7 +41,22 @@ describe('mesh CLI conventions', () => {
   it.each([
     [
       ['exec', '--help'],
-      ['--zone', '--node', '--fact', '--where', '--once', '--timeout', '(default: 10s)'],
+      [
+        '--zone',
+        '--node',
+        '--fact',
+        '--where',
+        '--once',
+        '--timeout',
+        '(default: 10s)',
+        '--json',
+        '--jsonl',
+        'KEY=VALUE',
+        'KEY!=VALUE',
+        'glob',
+        '/regex/',
+        'and, or, not, parentheses',
+      ],
     ],
     [
       ['ticket', 'create', '--help'],
@@ -68,6 +83,18 @@ describe('mesh CLI conventions', () => {
     [['ticket', 'create', 'n1'], /--zone/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['members', '--json', '--jsonl'], /choose one of '--json' and '--jsonl'/],
+    [['exec', 'uptime', '--timeout', '99999999h'], /--timeout 99999999h is too long: at most 1h/],
+    [['exec', 'uptime', '--timeout', '25d'], /--timeout 25d is too long: at most 1h/],
+    [
+      ['exec', 'uptime', '--timeout', `${'9'.repeat(400)}d`],
+      /too long a duration: at most 9007199254740991 ms/,
+    ],
+    [['ticket', 'create', 'n1', '--zone', 'web', '--ttl', '9999999999999d'], /too long a duration/],
+    [['demo', '--nodes', '0'], /the demo runs 2 to 20 nodes/],
+    [['demo', '--nodes', '1'], /the demo runs 2 to 20 nodes/],
+    [['demo', '--nodes', '21'], /the demo runs 2 to 20 nodes/],
+    [['demo', '--nodes', 'two'], /'two' is not an integer/],
+    [['--json', 'demo'], /'mesh demo' prints no JSON/],
   ])('usage error %j: one line on stderr, exit 2', async (argv, pattern) => {
     const c = capture()
     expect(await c.cli.run(argv)).toBe(2)

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { createCli } from '../../src/cli.js'
 
 const repo = resolve(import.meta.dirname, '../..')
 const cli = join(repo, 'dist/mesh.cjs')
@@ -72,5 +73,26 @@ describe('mesh demo', () => {
     expect(code).toBe(0)
     expect(out).toContain('mesh demo stopped')
     expect(existsSync(home!)).toBe(false)
+  })
+
+  it('with --exit, runs the request and stops without offering commands against deleted homes', async () => {
+    const out: string[] = []
+    const err: string[] = []
+    const cli = createCli({
+      stdout: { write: (s: string) => out.push(s) },
+      stderr: { write: (s: string) => err.push(s) },
+      env: { NO_COLOR: '1' },
+      userHome: '/nonexistent-home',
+    })
+    expect(await cli.run(['demo', '--nodes', '2', '--exit'])).toBe(0)
+    const text = out.join('')
+    expect(text).toMatch(/1\/1 replied/)
+    expect(text).not.toContain('Try, from another terminal')
+    expect(text).not.toContain('--home')
+    expect(text).toContain('mesh demo stopped')
+    const root = /homes under (\S+)/.exec(text)?.[1]
+    expect(root).toBeDefined()
+    expect(existsSync(root!)).toBe(false)
+    expect(err.join('')).toBe('')
   })
 })
