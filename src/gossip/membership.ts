@@ -27,6 +27,14 @@ export const MEMBERS_MAX = 4096
 /** Most undrained events kept; older ones are dropped and counted. */
 export const MEMBERSHIP_EVENTS_MAX = 4096
 
+/**
+ * Most a member's announced heartbeat period may stretch its timeouts, as a multiple of ours. Honest
+ * drivers stretch their period at most this much (src/node/membership-driver.ts imports it); a peer
+ * announcing more (up to the 10 min the codec accepts) must not stay "alive" for 100 minutes after it
+ * left, so the announced period is clamped here before it scales anything.
+ */
+export const HEARTBEAT_STRETCH_MAX = 10
+
 /** Liveness of a member. */
 export type MemberState = 'alive' | 'suspect' | 'dead'
 
@@ -139,7 +147,7 @@ export function createMembership(init: { timings: MembershipTimings; entriesMax?
   /** A member beating slower than our own period gets proportionally longer timeouts. */
   const stateAt = (lastSeenMs: number, intervalMs: number, nowMs: number): MemberState => {
     const silenceMs = nowMs - lastSeenMs
-    const scale = Math.max(1, intervalMs / t.heartbeatIntervalMs)
+    const scale = Math.min(HEARTBEAT_STRETCH_MAX, Math.max(1, intervalMs / t.heartbeatIntervalMs))
     if (silenceMs > t.deadAfterMs * scale) return 'dead'
     if (silenceMs > t.suspectAfterMs * scale) return 'suspect'
     return 'alive'

@@ -5,7 +5,10 @@
  * receivers scale their timeouts to match.
  */
 import type { CertificateVerifier } from '../ca/types.js'
-import type { Membership } from '../gossip/membership.js'
+import { HEARTBEAT_STRETCH_MAX, type Membership } from '../gossip/membership.js'
+
+export { HEARTBEAT_STRETCH_MAX }
+
 import { createHeartbeat, verifyHeartbeat } from '../gossip/presence.js'
 import type { Clock, Timer } from './clock.js'
 import type { Signer } from './credentials.js'
@@ -14,8 +17,6 @@ import type { TopicVerdict } from './topic-validators.js'
 
 /** Members per configured heartbeat period before the period stretches (see heartbeatIntervalNow). */
 export const HEARTBEAT_MEMBERS_PER_INTERVAL = 5
-/** Most the heartbeat period stretches, as a multiple of the configured one. */
-export const HEARTBEAT_STRETCH_MAX = 10
 /** Delay of the early heartbeat a newly admitted peer or a new authority triggers. */
 export const EARLY_HEARTBEAT_DELAY_MS = 50
 /** Most addresses announced in a heartbeat. */

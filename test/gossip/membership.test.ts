@@ -8,10 +8,16 @@ import { describe, expect, it } from 'vitest'
 import {
   createMembership,
   expectedNodes,
+  HEARTBEAT_STRETCH_MAX,
   MembershipConfigError,
   type MembershipTimings,
 } from '../../src/gossip/membership.js'
-import { createHeartbeat, type VerifiedHeartbeat, verifyHeartbeat } from '../../src/gossip/presence.js'
+import {
+  createHeartbeat,
+  HEARTBEAT_INTERVAL_MS_MAX,
+  type VerifiedHeartbeat,
+  verifyHeartbeat,
+} from '../../src/gossip/presence.js'
 import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 import { FakeCa, type TestIdentity } from './fixtures.js'
 
@@ -198,6 +204,19 @@ describe('membership table', () => {
     expect(m.get('slow')?.state).toBe('suspect')
     m.tick(NOW + 51_000)
     expect(m.get('slow')?.state).toBe('dead')
+  })
+
+  it('bounds how far an announced period stretches timeouts (a peer cannot stay alive for 100 min)', () => {
+    const ca = new FakeCa()
+    // forgetAfterMs as the agent sets it (30 × dead), so the liar is still listed when it should be dead.
+    const m = createMembership({ timings: { ...timings, forgetAfterMs: 30 * timings.deadAfterMs } })
+    const liar = ca.issue('liar', { zone: 'web' })
+    // The largest period the codec accepts: 600 × ours. Honest nodes stretch at most HEARTBEAT_STRETCH_MAX.
+    m.step(verified(ca, beat(liar, 1, NOW, { os: 'linux' }, HEARTBEAT_INTERVAL_MS_MAX)), NOW)
+    m.tick(NOW + timings.deadAfterMs * HEARTBEAT_STRETCH_MAX - 1)
+    expect(m.get('liar')?.state).toBe('suspect')
+    m.tick(NOW + timings.deadAfterMs * HEARTBEAT_STRETCH_MAX + 1)
+    expect(m.get('liar')?.state).toBe('dead')
   })
 
   it('checks the timing relationships', () => {
