@@ -79,6 +79,19 @@ export interface ZoneView {
   readonly recovering: boolean
 }
 
+/**
+ * Most one message may raise the epochs a node knows (a request's proposal above the voter's highest, or
+ * a voter's reported highest above ours). Honest epochs grow by one per election and a node lags by the
+ * elections it missed, far fewer than this; a faulty or hostile voter can therefore move a zone's epochs
+ * only slowly, never to EPOCH_MAX (messages.ts) at once.
+ */
+export const EPOCH_STEP_MAX = 1024
+
+/** Raises `known` towards `reported`, by at most {@link EPOCH_STEP_MAX}. */
+function learnEpoch(known: number, reported: number): number {
+  return Math.max(known, Math.min(reported, known + EPOCH_STEP_MAX))
+}
+
 /** Names of the counters returned by {@link Authority.counters}; each counts a refused input or a limit hit. */
 export type AuthorityCounter =
   | 'roster-refused'
@@ -89,6 +102,10 @@ export type AuthorityCounter =
   | 'bad-grant'
   | 'zones-limit'
   | 'voter-history-limit'
+  /** An epoch-bearing message from a node that is not a voter of the zone (it may not move epochs). */
+  | 'non-voter-epoch'
+  /** A request whose epoch jumps more than EPOCH_STEP_MAX past the highest epoch this voter knows. */
+  | 'epoch-jump'
 
 /** One node's authority state machine. Not thread-safe; owned by one driver. */
 export interface Authority {
@@ -236,6 +253,8 @@ class ZoneAuthority implements Authority {
     'bad-grant': 0,
     'zones-limit': 0,
     'voter-history-limit': 0,
+    'non-voter-epoch': 0,
+    'epoch-jump': 0,
   }
 
   constructor(self: string, config: AuthorityConfig, random: () => number, nowMs: number) {
@@ -534,6 +553,12 @@ class ZoneAuthority implements Authority {
     }
     const continues = st.lastGrant?.holder === m.from && st.lastGrant.epoch === m.epoch
     if (m.epoch < st.maxEpoch || (m.epoch === st.maxEpoch && !continues)) return refuse('stale', null)
+    // Honest candidates propose one above the highest epoch they know, and a voter lags the others by
+    // at most the elections it missed; a larger jump would let one member exhaust the epoch space.
+    if (m.epoch > st.maxEpoch + EPOCH_STEP_MAX) {
+      this.counts['epoch-jump']++
+      return refuse('stale', null)
+    }
     if (m.epoch === 0) return refuse('stale', null)
     st.grant = {
       holder: m.from,
@@ -557,7 +582,12 @@ class ZoneAuthority implements Authority {
   }
 
   private voterOnState(st: ZoneState, m: StateMessage): void {
-    st.maxEpoch = Math.max(st.maxEpoch, m.maxEpoch)
+    // Only the zone's voters know its epochs; anyone else's number could freeze the zone.
+    if (!this.allVoters(st).has(m.from)) {
+      this.counts['non-voter-epoch']++
+      return
+    }
+    st.maxEpoch = learnEpoch(st.maxEpoch, m.maxEpoch)
     if (st.recovery === null || !st.current.voters.includes(m.from)) return
     st.recovery.replies.set(m.from, !m.recovering)
   }
@@ -566,18 +596,19 @@ class ZoneAuthority implements Authority {
 
   private candidateOnReply(st: ZoneState, m: GrantMessage | RefuseMessage, nowMs: number): void {
     const a = st.attempt
+    if (!this.allVoters(st).has(m.from)) {
+      // Grants and refusals count only from voters, and only voters' epochs are learnt.
+      this.counts[m.type === 'refuse' ? 'non-voter-epoch' : 'bad-grant']++
+      return
+    }
     if (m.type === 'refuse') {
-      st.maxEpoch = Math.max(st.maxEpoch, m.maxEpoch)
+      st.maxEpoch = learnEpoch(st.maxEpoch, m.maxEpoch)
       if (m.reason === 'stale' && a !== null && m.attempt === a.id && m.incarnation === this.incarnation) {
         st.bump = true
       }
     }
     if (a === null || m.incarnation !== this.incarnation || m.attempt !== a.id) {
       this.counts['late-reply']++
-      return
-    }
-    if (!this.allVoters(st).has(m.from)) {
-      this.counts['bad-grant']++
       return
     }
     if (m.type === 'grant') {

@@ -113,6 +113,16 @@ function isCount(value: unknown): value is number {
 }
 
 /**
+ * Highest epoch any message may carry (2^40). The core proposes `maxEpoch + 1`, so an epoch at the
+ * edge of the safe integers would stop every later proposal; at one new epoch per 100 ms this bound
+ * lasts 3,000 years. Voters also refuse jumps above {@link EPOCH_STEP_MAX} (authority.ts).
+ */
+export const EPOCH_MAX = 2 ** 40
+
+/** Epoch-valued fields, bounded by {@link EPOCH_MAX}. */
+const EPOCH_FIELDS: ReadonlySet<string> = new Set(['epoch', 'maxEpoch'])
+
+/**
  * Validates a decoded CBOR value as an {@link AuthorityMessage}: known type, every field present with
  * the right type, integers non-negative and safe, strings non-empty and within `limits`. Unknown
  * extra fields are refused (`bad-field`) so signed bytes mean exactly one thing. Never throws.
@@ -156,7 +166,7 @@ export function parseAuthorityMessage(value: unknown, limits: MessageLimits): Pa
         good = typeof v === 'boolean'
         break
       default:
-        good = isCount(v)
+        good = isCount(v) && (!EPOCH_FIELDS.has(field) || v <= EPOCH_MAX)
     }
     if (!good) return { ok: false, code: 'bad-field', field }
   }
