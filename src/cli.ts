@@ -1,5 +1,5 @@
 /**
- * The `mesh` command line (contract: ../shared/CLI.md), built as a factory so tests run it in process
+ * The `mesh` command line (contract: docs/cli.md), built as a factory so tests run it in process
  * with injected output. Parsing is commander's; each command's work lives in src/cli/<command>.ts and is
  * imported lazily, so commands that only talk to the local agent never load libp2p.
  */
@@ -169,6 +169,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .option('--listen <multiaddr>', 'address to listen on (repeatable)', collect)
     .option('--announce <multiaddr>', 'address to announce to peers (repeatable)', collect)
     .option('--timeout <duration>', 'how long to wait for the certificate', durationFlag)
+    .option('--verbose', 'print a progress line per attempt to stderr (always on a TTY)')
     .option('--network-key <file>', "the mesh's pre-shared network key (if it uses one); copied into --home")
     .action(async (opts, command: Command) => {
       await run(async () => (await import('./cli/join.js')).join(io, globals(command), opts))()
@@ -185,10 +186,18 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .action(async (id: string, _o, command: Command) => {
       await run(async () => (await import('./cli/ca.js')).caDecide(io, globals(command), 'sign', id))()
     })
-  ca.command('reject <id>')
-    .description('refuse a pending request')
-    .action(async (id: string, _o, command: Command) => {
-      await run(async () => (await import('./cli/ca.js')).caDecide(io, globals(command), 'reject', id))()
+  ca.command('reject [id]')
+    .description('refuse a pending request, all of them (--all) or all from one requester (--requester)')
+    .option('--all', 'reject every pending request')
+    .option('--requester <name>', "reject every pending request of one requester (see 'mesh ca list')")
+    .action(async (id: string | undefined, o: { all?: boolean; requester?: string }, command: Command) => {
+      await run(async () =>
+        (await import('./cli/ca.js')).caReject(io, globals(command), {
+          ...(id !== undefined ? { id } : {}),
+          ...(o.all === true ? { all: true } : {}),
+          ...(o.requester !== undefined ? { requester: o.requester } : {}),
+        }),
+      )()
     })
   ca.command('revoke <nameOrSerial>')
     .description('revoke a member across the mesh')

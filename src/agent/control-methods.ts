@@ -49,8 +49,35 @@ async function command(node: MeshNode, input: Parameters<NonNullable<MeshNode['i
   return reply.result
 }
 
+/**
+ * The names of the node's own actions (the CLI's did-you-mean after an `unknown-action` answer); empty
+ * for a node not made by createMeshNode (an embedder's or a test's stand-in has no registry to ask).
+ * Imported lazily: the CLI imports this module for its limits and must not load libp2p.
+ */
+async function localActionNames(node: MeshNode): Promise<string[]> {
+  const { internalsOf } = await import('../node/node.js')
+  try {
+    return internalsOf(node)
+      .actions.list()
+      .map(a => a.name)
+  } catch {
+    return []
+  }
+}
+
+/** Optional ports of {@link controlHandlers}. */
+export interface ControlHandlersOptions {
+  /** The node's action names; default: asked of the node's action registry. */
+  readonly actionNames?: () => Promise<string[]>
+}
+
 /** The handlers for one node. */
-export function controlHandlers(node: MeshNode, caPublicKey: Uint8Array): Record<string, ControlHandler> {
+export function controlHandlers(
+  node: MeshNode,
+  caPublicKey: Uint8Array,
+  options: ControlHandlersOptions = {},
+): Record<string, ControlHandler> {
+  const actionNames = options.actionNames ?? (() => localActionNames(node))
   return {
     async status() {
       const cert = node.certificate().certificate
@@ -64,6 +91,9 @@ export function controlHandlers(node: MeshNode, caPublicKey: Uint8Array): Record
         version: MESH_VERSION,
         ca: node.issuer !== undefined,
         certificateExpiresAtMs: cert.notAfterMs,
+        // `revoked` once a CA-signed list this node holds names its serial (it then stops renewing and dialling).
+        certificateState: node.isRevoked(cert.serial) ? 'revoked' : 'valid',
+        certificateSerial: cert.serial,
         counters: node.counters(),
       }
     },
@@ -97,7 +127,7 @@ export function controlHandlers(node: MeshNode, caPublicKey: Uint8Array): Record
       }
       const filter = (p.filter ?? {}) as TargetFilter
       try {
-        return await node.exec({
+        const result = await node.exec({
           action,
           args,
           filter,
@@ -105,6 +135,7 @@ export function controlHandlers(node: MeshNode, caPublicKey: Uint8Array): Record
           signal: context.signal,
           onEvent: event => context.emit(event.kind, event),
         })
+        return { ...result, localActions: await actionNames() }
       } catch (err) {
         if (err instanceof FilterParseError) throw new ControlError('invalid-params', err.message)
         const name = (err as Error).name
@@ -151,15 +182,32 @@ export function controlHandlers(node: MeshNode, caPublicKey: Uint8Array): Record
       return { id: result.id, name: result.name }
     },
 
+    // Exactly one of `id` (one request), `all: true` (every pending one) or `requester` (every
+    // pending one from that origin, as `mesh ca list` shows it); bulk answers `{ rejected, requester? }`.
     async 'ca.reject'(params) {
       const p = record(params)
+      const id = text(p, 'id', false)
+      const requester = text(p, 'requester', false)
+      if (p.all !== undefined && p.all !== true) throw new ControlError('invalid-params', 'all must be true')
+      const all = p.all === true
+      if ([id !== undefined, requester !== undefined, all].filter(Boolean).length !== 1)
+        throw new ControlError('invalid-params', 'give exactly one of id, all or requester')
+      if (id !== undefined) {
+        const result = await command(node, {
+          type: 'reject-pending',
+          requestId: `reject-${++commandCounter}`,
+          id,
+        })
+        if (result.command !== 'reject') throw new ControlError('internal', 'unexpected CA answer')
+        return { id: result.id, name: result.name }
+      }
       const result = await command(node, {
-        type: 'reject-pending',
+        type: 'reject-all-pending',
         requestId: `reject-${++commandCounter}`,
-        id: text(p, 'id') as string,
+        ...(requester !== undefined ? { origin: requester } : {}),
       })
-      if (result.command !== 'reject') throw new ControlError('internal', 'unexpected CA answer')
-      return { id: result.id, name: result.name }
+      if (result.command !== 'reject-all') throw new ControlError('internal', 'unexpected CA answer')
+      return { rejected: result.rejected, ...(requester !== undefined ? { requester } : {}) }
     },
 
     async 'ca.revoke'(params) {

@@ -18,7 +18,7 @@
  */
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parse as parseToml, stringify as stringifyToml } from 'smol-toml'
+import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { decodeCertificate } from '../ca/certificate.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
 import { decodeKeyFile, decodeTicketSecretFile, encodeKeyFile } from '../ca/key-file.js'
@@ -248,23 +248,32 @@ export async function loadHome(home: string): Promise<HomeState> {
   const revocations = await readOptional(p.revocations)
   const roster = await readOptional(p.roster)
   const configBytes = await readOptional(p.config)
-  let configFile: Record<string, unknown> = {}
-  if (configBytes !== undefined) {
-    try {
-      configFile = parseToml(Buffer.from(configBytes).toString('utf8')) as Record<string, unknown>
-    } catch (err) {
-      throw new HomeError(
-        'corrupt',
-        `${p.config} is not valid TOML: ${(err as Error).message.split('\n')[0]}`,
-      )
-    }
-  }
+  const configFile = configBytes === undefined ? {} : parseConfigFile(configBytes, p.config)
   return { home, node, caPublicKey, operator, ca, revocations, roster, configFile }
+}
+
+/**
+ * Parses the bytes of `config.toml` (read from `path`). A syntax error names the place, as compilers do:
+ * `PATH:LINE:COLUMN: invalid TOML: what` (smol-toml's TomlError carries the line and column; its message
+ * adds a code excerpt over several lines, which the one-line CLI error leaves out).
+ * @throws HomeError `corrupt`
+ */
+export function parseConfigFile(bytes: Uint8Array, path: string): Record<string, unknown> {
+  const text = Buffer.from(bytes).toString('utf8')
+  try {
+    return parseToml(text) as Record<string, unknown>
+  } catch (err) {
+    if (err instanceof TomlError) {
+      const what = (err.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '')
+      throw new HomeError('corrupt', `${path}:${err.line}:${err.column}: invalid TOML: ${what}`)
+    }
+    throw new HomeError('corrupt', `${path} is not valid TOML: ${(err as Error).message.split('\n')[0]}`)
+  }
 }
 
 /** Writes `config.toml` with the given top-level values (used by init and join). */
 export async function writeConfigFile(home: string, values: Record<string, unknown>): Promise<void> {
-  const text = `# mesh node configuration; see 'mesh --help' and CLI.md.\n${stringifyToml(values)}\n`
+  const text = `# mesh node configuration; see 'mesh --help' and docs/cli.md of the mesh repository.\n${stringifyToml(values)}\n`
   await writeFileAtomic(homePaths(home).config, new TextEncoder().encode(text))
 }
 

@@ -38,7 +38,7 @@ export interface StartAgentOptions {
   readonly home: string
   readonly env: Readonly<Record<string, string | undefined>>
   readonly flags?: Record<string, unknown>
-  /** Default: JSON lines on stderr at the configured level. */
+  /** Default: stderr at the configured level, readable on a terminal and JSON otherwise (`logFormat`). */
   readonly logger?: Logger
 }
 
@@ -48,9 +48,14 @@ export interface StartAgentOptions {
  */
 export async function startAgent(options: StartAgentOptions): Promise<RunningAgent> {
   const state = await loadHome(options.home)
-  const config = resolveConfig({ file: state.configFile, env: options.env, flags: options.flags })
+  const config = resolveConfig({
+    file: state.configFile,
+    filePath: homePaths(options.home).config,
+    env: options.env,
+    flags: options.flags,
+  })
   const name = state.node.certificate.certificate.name
-  const log = options.logger ?? createLogger(config.logLevel, name)
+  const log = options.logger ?? createLogger(config.logLevel, name, config.logFormat)
   let pnetKey: Uint8Array | undefined
   if (config.pnetKeyFile !== '') {
     const path = isAbsolute(config.pnetKeyFile) ? config.pnetKeyFile : join(options.home, config.pnetKeyFile)

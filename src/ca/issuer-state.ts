@@ -26,6 +26,8 @@ import type { Role } from './types.js'
 export const ISSUED_ENTRIES_MAX = 16_384
 export const USED_NONCES_MAX = 16_384
 export const PENDING_REQUESTS_MAX = 1024
+/** Longest `origin` of a request record, in characters (`ip:` + an IPv6 address, a peer id, a name). */
+export const REQUEST_ORIGIN_CHARS_MAX = 160
 /** Largest state file accepted, in bytes: every table full fits with room to spare. */
 export const ISSUER_STATE_BYTES_MAX = 16 * 1024 * 1024
 
@@ -75,6 +77,11 @@ export interface RequestRecord {
   readonly expiresAtMs: number
   /** Serial of the issued certificate, when signed. */
   readonly serial?: string
+  /**
+   * Who asked (the issuer's `signing-request` origin), for the per-origin bound and bulk rejection.
+   * Optional so states written before it existed still decode (same format version).
+   */
+  readonly origin?: string
 }
 
 /** Everything the issuer persists. */
@@ -199,7 +206,7 @@ function readState(content: unknown): IssuerState {
         item,
         'request',
         ['id', 'status', 'publicKey', 'peerId', 'name', 'zone', 'requestedAtMs', 'expiresAtMs'],
-        ['serial'],
+        ['serial', 'origin'],
       )
       const status = readText(request, 'status', 16)
       if (status !== 'pending' && status !== 'signed' && status !== 'rejected') {
@@ -218,6 +225,9 @@ function readState(content: unknown): IssuerState {
         requestedAtMs: readInteger(request, 'requestedAtMs'),
         expiresAtMs: readInteger(request, 'expiresAtMs'),
         ...(serial !== undefined ? { serial } : {}),
+        ...(Object.hasOwn(request, 'origin')
+          ? { origin: readText(request, 'origin', REQUEST_ORIGIN_CHARS_MAX) }
+          : {}),
       }
     }),
   }

@@ -37,6 +37,7 @@ import {
   type IssuedRecord,
   type IssuerState,
   PENDING_REQUESTS_MAX,
+  REQUEST_ORIGIN_CHARS_MAX,
   type RequestRecord,
   USED_NONCES_MAX,
   type UsedNonceRecord,
@@ -73,6 +74,12 @@ export interface IssuerConfig {
   readonly pendingTtlMs: number
   /** Most request records (pending and decided). Default and ceiling {@link PENDING_REQUESTS_MAX}. */
   readonly pendingMax: number
+  /**
+   * Most pending requests from one origin (the member that forwarded them, the joiner's IP, `self`),
+   * so one requester cannot fill the table that everyone's approval-based joins share. Default
+   * {@link PENDING_PER_ORIGIN_MAX_DEFAULT} (or `pendingMax` when that is lower); at most `pendingMax`.
+   */
+  readonly pendingPerOriginMax: number
   /** Most used-nonce records. Default and ceiling {@link USED_NONCES_MAX}. */
   readonly usedNoncesMax: number
   /** Most live issued-certificate records. Default and ceiling {@link ISSUED_ENTRIES_MAX}. */
@@ -83,11 +90,18 @@ export interface IssuerConfig {
   readonly ticketTtlMaxMs: number
 }
 
+/**
+ * Default of {@link IssuerConfig.pendingPerOriginMax}: an operator approving joins by hand rarely has
+ * more than a handful waiting behind one member, and 64 members' worth still fits the 1,024 table.
+ */
+export const PENDING_PER_ORIGIN_MAX_DEFAULT = 16
+
 /** Defaults of {@link IssuerConfig}. */
 export const DEFAULT_ISSUER_CONFIG: IssuerConfig = {
   certificateTtlMs: 30 * DAY_MS,
   pendingTtlMs: 7 * DAY_MS,
   pendingMax: PENDING_REQUESTS_MAX,
+  pendingPerOriginMax: PENDING_PER_ORIGIN_MAX_DEFAULT,
   usedNoncesMax: USED_NONCES_MAX,
   issuedMax: ISSUED_ENTRIES_MAX,
   clockSkewToleranceMs: 60_000,
@@ -111,6 +125,9 @@ export class IssuerConfigError extends Error {
  */
 export function validateIssuerConfig(partial: Partial<IssuerConfig> = {}): IssuerConfig {
   const config = { ...DEFAULT_ISSUER_CONFIG, ...partial }
+  // A small table (tests, tiny meshes) lowers the default per-origin share rather than failing.
+  if (partial.pendingPerOriginMax === undefined && Number.isSafeInteger(config.pendingMax))
+    config.pendingPerOriginMax = Math.min(PENDING_PER_ORIGIN_MAX_DEFAULT, config.pendingMax)
   const problems: string[] = []
   for (const [key, value] of Object.entries(config)) {
     if (!Number.isSafeInteger(value) || value <= 0) problems.push(`${key} must be a positive integer`)
@@ -129,6 +146,8 @@ export function validateIssuerConfig(partial: Partial<IssuerConfig> = {}): Issue
   }
   if (config.pendingTtlMs <= config.clockSkewToleranceMs)
     problems.push('pendingTtlMs must exceed clockSkewToleranceMs')
+  if (config.pendingPerOriginMax > config.pendingMax)
+    problems.push('pendingPerOriginMax must be at most pendingMax')
   if (problems.length > 0) throw new IssuerConfigError(problems)
   return config
 }
@@ -147,8 +166,18 @@ export interface IssuerInit {
 
 /** What the issuer is asked to do. `requestId` is the driver's correlation id for the answer. */
 export type IssuerInput =
-  /** A signing request from the network (or the local node's renewal). Answered by a `reply`. */
-  | { readonly type: 'signing-request'; readonly requestId: string; readonly bytes: Uint8Array }
+  /**
+   * A signing request from the network (or the local node's renewal). Answered by a `reply`.
+   * `origin` says who asked, for the per-origin bound on pending requests: the certificate name of
+   * the member that sent it over `/mesh/ca` (or its peer id), `ip:ADDRESS` for a direct join on the
+   * CA node, `self` for the local node's renewal. Requests without one share one allowance.
+   */
+  | {
+      readonly type: 'signing-request'
+      readonly requestId: string
+      readonly bytes: Uint8Array
+      readonly origin?: string
+    }
   /** `mesh ca sign ID`; `roles` default to `['agent']`. Answered by a `command-reply`. */
   | {
       readonly type: 'sign-pending'
@@ -158,6 +187,8 @@ export type IssuerInput =
     }
   /** `mesh ca reject ID`. */
   | { readonly type: 'reject-pending'; readonly requestId: string; readonly id: string }
+  /** `mesh ca reject --all` (no `origin`) or `--requester ORIGIN`: every pending request, one persist. */
+  | { readonly type: 'reject-all-pending'; readonly requestId: string; readonly origin?: string }
   /** `mesh ca revoke NAME|SERIAL`: a serial of a live certificate, else every live certificate of that name. */
   | { readonly type: 'revoke'; readonly requestId: string; readonly target: string }
   /** Direct issuance for `mesh init` (the CA's own node and the operator identity). */
@@ -231,6 +262,14 @@ export type CommandResult =
   | { readonly ok: true; readonly command: 'reject'; readonly id: string; readonly name: string }
   | {
       readonly ok: true
+      readonly command: 'reject-all'
+      /** How many pending requests were rejected (0 when none matched). */
+      readonly rejected: number
+      /** The origin asked for; absent for `--all`. */
+      readonly origin?: string
+    }
+  | {
+      readonly ok: true
       readonly command: 'revoke'
       readonly serials: readonly string[]
       readonly names: readonly string[]
@@ -267,13 +306,20 @@ export interface PendingSummary {
   readonly keyFingerprint: string
   readonly requestedAtMs: number
   readonly expiresAtMs: number
+  /** Who asked (see the `signing-request` input); absent for requests recorded before origins. */
+  readonly origin?: string
 }
 
 /** Counters for metrics: refusals by reason, limit hits and expiries. */
 export interface IssuerCounters {
   readonly issued: number
   readonly refused: Readonly<Partial<Record<SigningRefusalReason, number>>>
+  /** Every limit hit, the per-origin one included. */
   readonly limitHits: number
+  /** Requests refused because their origin already had `pendingPerOriginMax` pending. */
+  readonly originLimitHits: number
+  /** Rejected records dropped before their pick-up window ended, to make room in a full table. */
+  readonly rejectedEvicted: number
   readonly pendingExpired: number
 }
 
@@ -333,6 +379,8 @@ export function createIssuer(init: IssuerInit): Issuer {
   let effects: IssuerEffect[] = []
   let issuedCount = 0
   let limitHits = 0
+  let originLimitHits = 0
+  let rejectedEvicted = 0
   let pendingExpired = 0
   const refused: Partial<Record<SigningRefusalReason, number>> = {}
 
@@ -435,7 +483,12 @@ export function createIssuer(init: IssuerInit): Issuer {
     throw new Error('assertion: randomBytes keeps producing taken request ids')
   }
 
-  function onSigningRequest(requestId: string, bytes: Uint8Array, nowMs: number): void {
+  function onSigningRequest(
+    requestId: string,
+    bytes: Uint8Array,
+    origin: string | undefined,
+    nowMs: number,
+  ): void {
     const verdict = verifySigningRequest(bytes, {
       nowMs,
       maxAgeMs: config.pendingTtlMs,
@@ -448,7 +501,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     const request = verdict.signed.request
     if (request.ticket !== undefined) onTicketRequest(requestId, request, request.ticket, nowMs)
     else if (request.certificate !== undefined) onRenewal(requestId, request, request.certificate, nowMs)
-    else onWaitingRequest(requestId, request, nowMs)
+    else onWaitingRequest(requestId, request, origin, nowMs)
   }
 
   function onTicketRequest(requestId: string, request: SigningRequest, text: string, nowMs: number): void {
@@ -540,7 +593,37 @@ export function createIssuer(init: IssuerInit): Issuer {
     reply(requestId, issuedResult(certificateOf(record)))
   }
 
-  function onWaitingRequest(requestId: string, request: SigningRequest, nowMs: number): void {
+  /** Pending requests of `origin` (undefined: those recorded without one). The table is ≤ pendingMax. */
+  function pendingCountOf(origin: string | undefined): number {
+    let count = 0
+    for (const record of requests.values())
+      if (record.status === 'pending' && record.origin === origin) count++
+    return count
+  }
+
+  /**
+   * Makes room for one record in a full table by dropping the oldest rejected one: rejected records
+   * are only kept so a polling joiner learns the verdict, and without this a bulk rejection of a
+   * flood would still hold the table for `pendingTtlMs`. Pending and signed records are never dropped.
+   */
+  function makeRoomForRequest(): boolean {
+    if (requests.size < config.pendingMax) return true
+    for (const [id, record] of requests) {
+      if (record.status !== 'rejected') continue
+      requests.delete(id)
+      requestsByKey.delete(toHex(record.publicKey))
+      rejectedEvicted++
+      return true
+    }
+    return false
+  }
+
+  function onWaitingRequest(
+    requestId: string,
+    request: SigningRequest,
+    origin: string | undefined,
+    nowMs: number,
+  ): void {
     const keyHex = toHex(request.publicKey)
     const existingId = requestsByKey.get(keyHex)
     const existing = existingId === undefined ? undefined : requests.get(existingId)
@@ -552,7 +635,17 @@ export function createIssuer(init: IssuerInit): Issuer {
       refuse(requestId, 'malformed', 'a request without ticket must name the node and its zone')
       return
     }
-    if (requests.size >= config.pendingMax) {
+    if (pendingCountOf(origin) >= config.pendingPerOriginMax) {
+      originLimitHits++
+      refuse(
+        requestId,
+        'limit',
+        `${config.pendingPerOriginMax} requests from ${origin ?? 'this requester'} already wait for the operator; ` +
+          'try again once they are decided (mesh ca list, mesh ca reject --requester)',
+      )
+      return
+    }
+    if (!makeRoomForRequest()) {
       refuse(requestId, 'limit', 'too many requests are waiting for the operator; try again later')
       return
     }
@@ -565,6 +658,7 @@ export function createIssuer(init: IssuerInit): Issuer {
       zone: request.zone,
       requestedAtMs: nowMs,
       expiresAtMs: nowMs + config.pendingTtlMs,
+      ...(origin !== undefined ? { origin } : {}),
     }
     requests.set(record.id, record)
     requestsByKey.set(keyHex, record.id)
@@ -645,6 +739,22 @@ export function createIssuer(init: IssuerInit): Issuer {
     requests.set(id, { ...existing, status: 'rejected', expiresAtMs: nowMs + config.pendingTtlMs })
     persist()
     commandReply(requestId, { ok: true, command: 'reject', id, name: existing.name })
+  }
+
+  function onRejectAllPending(requestId: string, origin: string | undefined, nowMs: number): void {
+    let rejected = 0
+    for (const [id, record] of requests) {
+      if (record.status !== 'pending' || (origin !== undefined && record.origin !== origin)) continue
+      requests.set(id, { ...record, status: 'rejected', expiresAtMs: nowMs + config.pendingTtlMs })
+      rejected++
+    }
+    if (rejected > 0) persist() // one write for the whole batch
+    commandReply(requestId, {
+      ok: true,
+      command: 'reject-all',
+      rejected,
+      ...(origin !== undefined ? { origin } : {}),
+    })
   }
 
   function onRevoke(requestId: string, target: string, nowMs: number): void {
@@ -764,13 +874,24 @@ export function createIssuer(init: IssuerInit): Issuer {
     try {
       switch (input.type) {
         case 'signing-request':
-          onSigningRequest(input.requestId, input.bytes, nowMs)
+          if (input.origin !== undefined && !isValidOrigin(input.origin)) {
+            refuse(input.requestId, 'malformed', 'the request origin is empty or too long')
+            break
+          }
+          onSigningRequest(input.requestId, input.bytes, input.origin, nowMs)
           break
         case 'sign-pending':
           onSignPending(input.requestId, input.id, input.roles ?? ['agent'], nowMs)
           break
         case 'reject-pending':
           onRejectPending(input.requestId, input.id, nowMs)
+          break
+        case 'reject-all-pending':
+          if (input.origin !== undefined && !isValidOrigin(input.origin)) {
+            commandReply(input.requestId, { ok: false, code: 'invalid', message: 'invalid requester' })
+            break
+          }
+          onRejectAllPending(input.requestId, input.origin, nowMs)
           break
         case 'revoke':
           onRevoke(input.requestId, input.target, nowMs)
@@ -842,14 +963,27 @@ export function createIssuer(init: IssuerInit): Issuer {
           keyFingerprint: shortFingerprint(fingerprintOf(record.publicKey)),
           requestedAtMs: record.requestedAtMs,
           expiresAtMs: record.expiresAtMs,
+          ...(record.origin !== undefined ? { origin: record.origin } : {}),
         }))
     },
     revocationList: () => signedList,
     isRevoked,
     state: snapshot,
-    counters: () => ({ issued: issuedCount, refused: { ...refused }, limitHits, pendingExpired }),
+    counters: () => ({
+      issued: issuedCount,
+      refused: { ...refused },
+      limitHits,
+      originLimitHits,
+      rejectedEvicted,
+      pendingExpired,
+    }),
     meshFingerprint,
   }
+}
+
+/** An origin the state file can hold: 1 to {@link REQUEST_ORIGIN_CHARS_MAX} characters. */
+function isValidOrigin(origin: string): boolean {
+  return origin.length >= 1 && origin.length <= REQUEST_ORIGIN_CHARS_MAX
 }
 
 function ticketMessage(reason: 'wrong-mesh' | 'bad-mac' | 'expired' | 'reused'): string {

@@ -10,10 +10,8 @@ export async function agent(io: CliIo, globals: GlobalOptions): Promise<number> 
   } catch (err) {
     const e = err as Error & { code?: unknown; problems?: string[] }
     if (e.name === 'ConfigError' && e.problems !== undefined) {
-      throw new CliError(
-        'invalid-config',
-        `invalid configuration in ${globals.home}: ${e.problems.join('; ')}`,
-      )
+      // Each problem names its layer (the config.toml path, the MESH_ variable or the flag) and key.
+      throw new CliError('invalid-config', `invalid configuration: ${e.problems.join('; ')}`)
     }
     if (['HomeError', 'ControlError', 'StateFileError'].includes(e.name))
       throw new CliError(String(e.code), e.message)

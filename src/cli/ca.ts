@@ -1,5 +1,6 @@
 /** `mesh ca list|sign|reject|revoke`, served by the local agent when it holds the CA. */
 import { isoTime, table, withAgent } from './agent-client.js'
+import { UsageError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
 interface Pending {
@@ -10,6 +11,8 @@ interface Pending {
   keyFingerprint: string
   requestedAtMs: number
   expiresAtMs: number
+  /** Who asked: a member's name, `ip:ADDRESS` for a direct join, `self`; absent on old records. */
+  origin?: string
 }
 
 export async function caList(io: CliIo, globals: GlobalOptions): Promise<number> {
@@ -24,12 +27,13 @@ export async function caList(io: CliIo, globals: GlobalOptions): Promise<number>
   }
   io.stdout.write(
     `${table([
-      ['ID', 'NAME', 'ZONE', 'KEY', 'REQUESTED', 'EXPIRES'],
+      ['ID', 'NAME', 'ZONE', 'KEY', 'REQUESTER', 'REQUESTED', 'EXPIRES'],
       ...pending.map(p => [
         p.id,
         p.name,
         p.zone,
         p.keyFingerprint,
+        p.origin ?? '-',
         isoTime(p.requestedAtMs),
         isoTime(p.expiresAtMs),
       ]),
@@ -55,6 +59,37 @@ export async function caDecide(
         ? `signed ${result.id}: ${result.name} may now join\n`
         : `rejected ${result.id} (${result.name})\n`,
     )
+  return 0
+}
+
+/** What `mesh ca reject` was asked to reject: exactly one of the three. */
+export interface RejectTarget {
+  readonly id?: string
+  readonly all?: boolean
+  readonly requester?: string
+}
+
+/** `mesh ca reject ID | --all | --requester NAME`. */
+export async function caReject(io: CliIo, globals: GlobalOptions, target: RejectTarget): Promise<number> {
+  const given = [target.id !== undefined, target.all === true, target.requester !== undefined]
+  if (given.filter(Boolean).length !== 1)
+    throw new UsageError("give exactly one of ID, '--all' or '--requester NAME' to 'mesh ca reject'")
+  if (target.id !== undefined) return caDecide(io, globals, 'reject', target.id)
+  if (target.requester?.length === 0) throw new UsageError("'--requester' needs a name")
+  const params = target.all === true ? { all: true } : { requester: target.requester }
+  const result = (await withAgent(globals, c => c.call('ca.reject', params, { timeoutMs: 10_000 }))) as {
+    rejected: number
+    requester?: string
+  }
+  if (globals.json) printJson(io, { ...result, decision: 'reject' })
+  else {
+    const from = result.requester !== undefined ? ` from ${result.requester}` : ''
+    io.stdout.write(
+      result.rejected === 0
+        ? `no pending requests${from}\n`
+        : `rejected ${result.rejected} pending request(s)${from}\n`,
+    )
+  }
   return 0
 }
 

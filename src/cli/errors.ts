@@ -1,4 +1,4 @@
-/** Errors the CLI turns into one line on stderr and an exit code (CLI.md: 1 failed, 2 usage). */
+/** Errors the CLI turns into one line on stderr and an exit code (docs/cli.md: 1 failed, 2 usage). */
 
 /** The operation failed: exit 1. `message` is the whole line the user sees, after `mesh: `. */
 export class CliError extends Error {

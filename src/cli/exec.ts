@@ -1,6 +1,6 @@
 /**
  * `mesh exec`: asks the local agent to sign and gossip a request, then prints each reply as it arrives
- * and a summary. Exit 0 only when every expected node completed with status ok (CLI.md).
+ * and a summary. Exit 0 only when every expected node completed with status ok (docs/cli.md).
  */
 
 import { EXEC_TIMEOUT_MS_MAX } from '../agent/control-methods.js'
@@ -12,6 +12,7 @@ import {
   parseWhere,
   type TargetFilter,
 } from '../gossip/filter.js'
+import { isUnknownActionDone, type ReplyStatus } from '../gossip/reply.js'
 import { withAgent } from './agent-client.js'
 import { CliError, UsageError } from './errors.js'
 import { type CliIo, type GlobalOptions, printJson, useColour } from './io.js'
@@ -28,7 +29,7 @@ export interface ExecFlags {
 interface Reply {
   node: string
   zone: string
-  status: 'ok' | 'failed' | 'denied' | 'error'
+  status: ReplyStatus
   exitCode: number | null
   output: string
   durationMs: number
@@ -46,6 +47,37 @@ interface Result {
   missing: string[]
   acked: string[]
   unexpected: string[]
+  /** The local node's action names (absent from older agents). */
+  localActions?: string[]
+}
+
+/** Exit code after Ctrl-C (128 + SIGINT), as shells report it. */
+export const EXIT_INTERRUPTED = 130
+/** Largest edit distance between a typed action and a local action name offered as "did you mean". */
+export const SUGGESTION_DISTANCE_MAX = 2
+
+/** Levenshtein distance between `a` and `b` (action names are ≤ 64 characters). */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost)
+    }
+    previous = current
+  }
+  return previous[b.length] ?? 0
+}
+
+/** Names within {@link SUGGESTION_DISTANCE_MAX} edits of `action`, nearest first, then by name. */
+export function similarActions(action: string, names: readonly string[]): string[] {
+  return names
+    .filter(name => name !== action)
+    .map(name => ({ name, distance: editDistance(action, name) }))
+    .filter(c => c.distance <= SUGGESTION_DISTANCE_MAX)
+    .sort((x, y) => x.distance - y.distance || (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+    .map(c => c.name)
 }
 
 /** Builds the signed target filter from the flags; a bad pattern is a usage error (exit 2). */
@@ -128,6 +160,7 @@ export async function exec(
   const signal = io.signal
   let result: Result
   try {
+    if (signal?.aborted === true) return interrupted(io)
     result = (await withAgent(globals, client =>
       client.call(
         'exec',
@@ -136,6 +169,8 @@ export async function exec(
       ),
     )) as Result
   } catch (err) {
+    // Ctrl-C: the control call was cancelled, which cancels the agent's wait for replies.
+    if (signal?.aborted === true && err instanceof CliError && err.code === 'aborted') return interrupted(io)
     if (err instanceof CliError && !(err instanceof UsageError) && isRefusedParams(err))
       throw new UsageError(err.message)
     throw err
@@ -174,11 +209,16 @@ export async function exec(
   if (result.expected.length === 0) {
     io.stderr.write("mesh: no alive member matches the filter; check 'mesh members'\n")
   }
+  if (result.replies.length > 0 && result.replies.every(isUnknownActionDone)) {
+    const similar = similarActions(action, result.localActions ?? [])
+    const hint = similar.length > 0 ? `; did you mean ${similar.map(n => `'${n}'`).join(' or ')}?` : ''
+    io.stderr.write(`mesh: no node that answered has an action '${action}'${hint}\n`)
+  }
   return success ? 0 : 1
 }
 
 function formatReply(reply: Reply, paint: (code: number, s: string) => string): string {
-  const colourOf = { ok: 32, failed: 31, denied: 33, error: 31 } as const
+  const colourOf: Record<ReplyStatus, number> = { ok: 32, failed: 31, denied: 33, error: 31, cancelled: 33 }
   const status = paint(colourOf[reply.status], reply.status)
   const tags = [
     reply.expected ? '' : ' (not expected)',
@@ -203,4 +243,12 @@ function summary(result: Result, failed: Reply[], paint: (code: number, s: strin
   if (result.missing.length > 0) parts.push(paint(31, `no answer: ${result.missing.join(', ')}`))
   if (result.unexpected.length > 0) parts.push(`not expected: ${result.unexpected.join(', ')}`)
   return `${parts.join('; ')}\n`
+}
+
+/** After Ctrl-C: the remote runs are not cancelled (docs/exec.md, Open points), so say so. */
+function interrupted(io: CliIo): number {
+  io.stderr.write(
+    '\nmesh: interrupted; actions already started on remote nodes keep running to their time limit\n',
+  )
+  return EXIT_INTERRUPTED
 }

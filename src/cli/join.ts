@@ -1,8 +1,12 @@
 /**
- * `mesh join`: makes --home a member of a mesh (CLI.md). With a ticket the certificate comes at once;
+ * `mesh join`: makes --home a member of a mesh (docs/cli.md). With a ticket the certificate comes at once;
  * without one (`--bootstrap --fingerprint --name --zone`) the request waits for `mesh ca sign` and
  * this command polls until it is signed, rejected or --timeout passes. The home is written only once
  * the certificate is in hand, node key last (its presence marks the home as initialised).
+ *
+ * A join that reaches no bootstrap address at all gives up after 20 s (JOIN_REACH_TIMEOUT_MS_DEFAULT;
+ * with a ticket --timeout sets it, without one --timeout is the approval wait and only shortens it).
+ * On a TTY, or with --verbose, every attempt prints a progress line to stderr.
  */
 
 import { join as joinPath } from 'node:path'
@@ -17,7 +21,7 @@ import { ensureHomeDir, readStateFile, writeFileAtomic } from '../agent/state-fi
 import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
 import { systemClock } from '../node/clock.js'
 import { DEFAULT_LISTEN } from '../node/config.js'
-import { JoinError, requestCertificate } from '../node/enrolment/joiner.js'
+import { JoinError, type JoinProgress, requestCertificate } from '../node/enrolment/joiner.js'
 import { generateSigningKey } from '../node/keys.js'
 import { CliError, UsageError } from './errors.js'
 import { checkControlSocketPath } from './init.js'
@@ -38,6 +42,25 @@ export interface JoinFlags {
   readonly networkKey?: string
   /** Pause between polls while pending, in ms (tests; not a CLI flag). */
   readonly pollIntervalMs?: number
+  /** --verbose: progress lines on stderr even when it is not a TTY. */
+  readonly verbose?: boolean
+}
+
+/** Seconds (or minutes, from 2 min) rounded up, for progress lines. */
+function roughly(ms: number): string {
+  const seconds = Math.ceil(ms / 1000)
+  return seconds < 120 ? `${seconds} s` : `${Math.ceil(seconds / 60)} min`
+}
+
+/** One progress line: `trying ADDR … connection refused; retrying in 5 s (12 s left)`. */
+export function formatJoinProgress(progress: JoinProgress): string {
+  const next =
+    progress.retryInMs === null
+      ? 'giving up'
+      : progress.retryInMs === 0
+        ? 'trying the next address'
+        : `${progress.state === 'pending' ? 'asking again' : 'retrying'} in ${roughly(progress.retryInMs)}`
+  return `trying ${progress.address} … ${progress.detail}; ${next} (${roughly(progress.leftMs)} left)`
 }
 
 /**
@@ -96,6 +119,7 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
   }
   const key = generateSigningKey()
   const startedAtMs = systemClock.nowMs()
+  const showProgress = io.stderr.isTTY === true || flags.verbose === true
   let result: Awaited<ReturnType<typeof requestCertificate>>
   try {
     result = await requestCertificate({
@@ -104,9 +128,14 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
         ? { ticket: flags.ticket }
         : { bootstrap: flags.bootstrap, fingerprint, name: flags.name, zone: flags.zone }),
       ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
+      // With a ticket the certificate comes at once, so --timeout is how long to try to reach the mesh.
+      ...(flags.timeout !== undefined && withTicket ? { reachTimeoutMs: flags.timeout } : {}),
       ...(flags.pollIntervalMs !== undefined ? { pollIntervalMs: flags.pollIntervalMs } : {}),
       ...(io.signal !== undefined ? { signal: io.signal } : {}),
       ...(pnetKey !== undefined ? { pnetKey } : {}),
+      ...(showProgress
+        ? { onProgress: (progress: JoinProgress) => io.stderr.write(`${formatJoinProgress(progress)}\n`) }
+        : {}),
       onPending: (id, keyFingerprint) => {
         // Keep stdout a single JSON document under --json.
         const out = globals.json ? io.stderr : io.stdout

@@ -45,14 +45,17 @@ export async function zones(io: CliIo, globals: GlobalOptions): Promise<number> 
   io.stdout.write(
     `${table([
       ['ZONE', 'AUTHORITY', 'EPOCH', 'LEASE', 'MEMBERS'],
-      ...list.map(z => [
-        z.zone,
-        z.authority ?? '-',
-        String(z.epoch),
-        z.authority === null ? '-' : `${z.leaseRemainingMs}ms`,
-        z.members.join(', '),
-      ]),
+      ...list.map(z => [z.zone, z.authority ?? '-', String(z.epoch), formatLease(z), z.members.join(', ')]),
     ])}\n`,
   )
   return 0
+}
+
+/**
+ * The LEASE column: `-` without a holder; `unknown` when the holder is known only from heartbeats
+ * (this node does not vote in the zone); else the time left.
+ */
+export function formatLease(zone: Pick<ZoneView, 'authority' | 'leaseRemainingMs'>): string {
+  if (zone.authority === null) return '-'
+  return zone.leaseRemainingMs === null ? 'unknown' : `${zone.leaseRemainingMs}ms`
 }

@@ -12,6 +12,9 @@ interface Status {
   version: string
   ca: boolean
   certificateExpiresAtMs: number
+  /** `revoked` once the CA's signed list names this node's certificate; absent from older agents. */
+  certificateState?: 'valid' | 'revoked'
+  certificateSerial?: string
   counters: { requests: Record<string, number> } & Record<string, unknown>
 }
 
@@ -21,6 +24,10 @@ export async function status(io: CliIo, globals: GlobalOptions): Promise<number>
     printJson(io, s)
     return 0
   }
+  const certificate =
+    s.certificateState === 'revoked'
+      ? `revoked by the CA (serial ${s.certificateSerial ?? '?'}); this node can no longer take part; join again with mesh join`
+      : `expires ${isoTime(s.certificateExpiresAtMs)} (renewed automatically)`
   const requests = Object.entries(s.counters.requests)
     .filter(([, n]) => n > 0)
     .map(([code, n]) => `${code} ${n}`)
@@ -30,7 +37,7 @@ export async function status(io: CliIo, globals: GlobalOptions): Promise<number>
       ['node', `${s.name} (zone ${s.zone}, roles ${s.roles.join(', ')})${s.ca ? ', holds the CA' : ''}`],
       ['peer id', s.peerId],
       ['mesh', s.fingerprint],
-      ['certificate', `expires ${isoTime(s.certificateExpiresAtMs)} (renewed automatically)`],
+      ['certificate', certificate],
       ['version', s.version],
       ['requests', requests === '' ? 'none yet' : requests],
       ...s.addrs.map((a, i) => [i === 0 ? 'addresses' : '', a]),

@@ -36,10 +36,27 @@ export const REPLY_BATCH_REPLIES_MAX = 256
 
 /**
  * How an action ended. `denied`: refused by policy; `failed`: ran and failed (non-zero exit, signal, or
- * its time limit); `error`: could not be run (unknown action, no slot in time, issued before a restart).
+ * its time limit); `error`: could not be run (unknown action, no slot in time, issued before a restart);
+ * `cancelled`: stopped before it finished because the node was stopping (gracefully) or the run was
+ * cancelled; the process tree was killed.
  */
-export type ReplyStatus = 'ok' | 'failed' | 'denied' | 'error'
-export const REPLY_STATUSES: readonly ReplyStatus[] = ['ok', 'failed', 'denied', 'error']
+export type ReplyStatus = 'ok' | 'failed' | 'denied' | 'error' | 'cancelled'
+/** Every {@link ReplyStatus}, the set a `done` may carry. */
+export const REPLY_STATUSES: readonly ReplyStatus[] = ['ok', 'failed', 'denied', 'error', 'cancelled']
+
+/**
+ * The reason code of an `error` done for an action this node does not have. It leads the reason
+ * (`unknown-action: …`), as every error code does, so requesters can tell "no such action" apart.
+ */
+export const REASON_UNKNOWN_ACTION = 'unknown-action'
+
+/** True for a done that says "this node has no such action" (status `error`, reason `unknown-action…`). */
+export function isUnknownActionDone(done: {
+  readonly status: ReplyStatus
+  readonly reason?: string
+}): boolean {
+  return done.status === 'error' && (done.reason ?? '').startsWith(REASON_UNKNOWN_ACTION)
+}
 
 /** Fields common to both kinds. */
 interface ReplyCommon {
@@ -271,7 +288,7 @@ function replyFromBody(b: Record<string, unknown>): Reply {
   )
   const status = b.status
   if (typeof status !== 'string' || !REPLY_STATUSES.includes(status as ReplyStatus)) {
-    throw new DecodeError('malformed', 'status must be ok, failed, denied or error')
+    throw new DecodeError('malformed', `status must be one of ${REPLY_STATUSES.join(', ')}`)
   }
   if (typeof b.outputTruncated !== 'boolean')
     throw new DecodeError('malformed', 'outputTruncated must be a boolean')

@@ -7,7 +7,9 @@
  * and from it are held by stream middleware ({@link GatedChain}), so it never enters our topic-peer set:
  * we neither publish to it nor read what it sends. A peer that fails is hung up on and denied on
  * re-dial by the connection gater; one that says nothing is cut at `helloTimeoutMs` (but not denied:
- * joiners and slow peers are not attackers).
+ * joiners and slow peers are not attackers). A peer whose certificate is revoked is hung up on and never
+ * dialled again, but may still dial in: its hello is refused with the CA-signed list that revokes it, so
+ * it learns (and can verify) that it is out (hello.ts), and is then denied both ways for a while.
  *
  * This module wires the parts and owns the verdicts (verified peers, waiters): the exchange itself is in
  * hello.ts, the deny list behind the gater in deny-list.ts, the gossipsub gate in gated-chain.ts.
@@ -51,7 +53,10 @@ export interface Admission {
   verifiedPeers(): Map<string, SignedCertificate>
   /** Denies a peer (for `ttlMs`, or for good when undefined) and hangs up on it. */
   deny(peerId: string, reason: string, ttlMs?: number): void
-  /** Hangs up on and denies every verified peer whose certificate serial is in `serials`. */
+  /**
+   * Hangs up on every verified peer whose certificate serial is in `serials` and never dials it again;
+   * its inbound dials still reach the hello, which refuses them with the revocation list as proof.
+   */
   revokeSerials(serials: ReadonlySet<string>): void
   /** Wraps a protocol handler so it runs only for verified peers; others get their stream aborted. */
   gated(
@@ -79,7 +84,15 @@ export function createAdmission(init: AdmissionInit): Admission {
   let node: Libp2p | undefined
   const log = init.log
 
-  const isDenied = (peerId: PeerId): boolean => denied.denies(peerId)
+  const isDeniedInbound = (peerId: PeerId): boolean => denied.denies(peerId, 'inbound')
+  const isDeniedOutbound = (peerId: PeerId): boolean => denied.denies(peerId, 'outbound')
+
+  /** Closes every connection to `peerId` (aborting one that will not close). */
+  const hangUp = (peerId: string, reason: string): void => {
+    if (node === undefined) return
+    const conns = node.getConnections().filter(c => c.remotePeer.toString() === peerId)
+    for (const c of conns) void c.close().catch(() => c.abort(new Error(reason)))
+  }
 
   const settle = (peerId: string, certificate: SignedCertificate | undefined): void => {
     if (certificate !== undefined) {
@@ -121,9 +134,9 @@ export function createAdmission(init: AdmissionInit): Admission {
   const api: Admission = {
     counters,
     gater: {
-      denyDialPeer: isDenied,
-      denyInboundEncryptedConnection: isDenied,
-      denyOutboundEncryptedConnection: isDenied,
+      denyDialPeer: isDeniedOutbound,
+      denyInboundEncryptedConnection: isDeniedInbound,
+      denyOutboundEncryptedConnection: isDeniedOutbound,
     },
 
     async attach(libp2p) {
@@ -185,17 +198,18 @@ export function createAdmission(init: AdmissionInit): Admission {
       denied.add(peerId, ttlMs)
       verified.delete(peerId)
       settle(peerId, undefined)
-      if (node !== undefined) {
-        const conns = node.getConnections().filter(c => c.remotePeer.toString() === peerId)
-        for (const c of conns) void c.close().catch(() => c.abort(new Error(reason)))
-      }
+      hangUp(peerId, reason)
     },
 
     revokeSerials(serials) {
       for (const [peerId, cert] of verified) {
         if (serials.has(cert.certificate.serial)) {
           log.warn({ peer: peerId, name: cert.certificate.name }, 'dropping revoked peer')
-          api.deny(peerId, 'revoked')
+          // Never dialled again; its next dial in is refused at hello with the list as proof.
+          denied.add(peerId, undefined, ['outbound'])
+          verified.delete(peerId)
+          settle(peerId, undefined)
+          hangUp(peerId, 'revoked')
         }
       }
     },

@@ -36,15 +36,18 @@ export interface Base {
 /** Stage 1: who we are and whom we trust (no I/O yet). */
 export function buildTrust(base: Base) {
   const { init, config, store, log } = base
-  const credentials = createCredentials({
-    key: init.node.key,
-    certificate: init.node.certificate,
-    save: store.saveNodeCertificate?.bind(store),
-  })
   const revocations = createRevocations({
     caPublicKey: init.caPublicKey,
     initial: init.revocations,
     save: store.saveRevocations?.bind(store),
+    log,
+  })
+  // Checks its own serial on every list adopted (and on the one from the home).
+  const credentials = createCredentials({
+    key: init.node.key,
+    certificate: init.node.certificate,
+    save: store.saveNodeCertificate?.bind(store),
+    revocations,
     log,
   })
   const verifier = createCertificateVerifier({
@@ -128,6 +131,10 @@ export function buildMembership(
     saveRoster: store.saveRoster?.bind(store),
     rosterSettleMs: 2 * config.heartbeatIntervalMs + 500,
   })
+  // Revoked, we may neither vote nor hold a zone; left running, the driver redials every voter (each dial
+  // a refused hello, dozens a second). Stopped, it sends nothing (a later start() keeps it silent).
+  if (trust.credentials.revoked()) authority.stop()
+  else trust.credentials.onRevoked(() => authority.stop())
   const heldAuthority = () => authority.isAuthority(own().zone)
   const factsNow = () => publishedFacts(facts.current(), own().zone, heldAuthority())
   const membershipDriver = createMembershipDriver(

@@ -282,7 +282,8 @@ export function createAuthorityDriver(init: {
         members: z.members.map(id => nameOf(id) ?? id).sort(),
         authority: nameOf(z.authority),
         epoch: z.epoch,
-        leaseRemainingMs: z.leaseRemainingMs,
+        // No holder, no lease to time.
+        leaseRemainingMs: z.authority === null ? null : z.leaseRemainingMs,
       }))
     },
 

@@ -6,6 +6,7 @@
  * Timing keys have per-profile defaults: `lan` (the default: fast failure detection on a LAN), `wan`
  * (tolerant of latency and loss) and `test` (short timers for in-process tests).
  */
+import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { CLOCK_SKEW_TOLERANCE_MS_DEFAULT } from '../ca/certificate.js'
 import { ROLES } from '../ca/types.js'
@@ -21,7 +22,7 @@ export const DEFAULT_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/7600']
 export type Profile = 'lan' | 'wan' | 'test'
 export const PROFILES: readonly Profile[] = ['lan', 'wan', 'test']
 
-type Kind = 'duration' | 'integer' | 'boolean' | 'string' | 'strings' | 'enum'
+type Kind = 'duration' | 'integer' | 'boolean' | 'string' | 'multiaddrs' | 'enum'
 
 /** One entry of the schema. */
 export interface ConfigKey {
@@ -51,13 +52,25 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   },
   {
     key: 'listen',
-    kind: 'strings',
+    kind: 'multiaddrs',
     fallback: DEFAULT_LISTEN,
     env: 'MESH_LISTEN',
     doc: 'multiaddrs to listen on (comma-separated in the environment)',
   },
-  { key: 'announce', kind: 'strings', fallback: [], env: 'MESH_ANNOUNCE', doc: 'multiaddrs to tell peers' },
-  { key: 'bootstrap', kind: 'strings', fallback: [], env: 'MESH_BOOTSTRAP', doc: 'peers to dial at start' },
+  {
+    key: 'announce',
+    kind: 'multiaddrs',
+    fallback: [],
+    env: 'MESH_ANNOUNCE',
+    doc: 'multiaddrs to tell peers',
+  },
+  {
+    key: 'bootstrap',
+    kind: 'multiaddrs',
+    fallback: [],
+    env: 'MESH_BOOTSTRAP',
+    doc: 'multiaddrs of peers to dial at start',
+  },
   {
     key: 'mdns',
     kind: 'boolean',
@@ -72,6 +85,14 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     fallback: 'info',
     env: 'MESH_LOG_LEVEL',
     doc: 'log level',
+  },
+  {
+    key: 'logFormat',
+    kind: 'enum',
+    values: ['auto', 'json', 'pretty'],
+    fallback: 'auto',
+    env: 'MESH_LOG_FORMAT',
+    doc: 'log lines: json, pretty (readable), or auto (pretty when stderr is a terminal, else json)',
   },
   {
     key: 'heartbeatIntervalMs',
@@ -217,6 +238,7 @@ export interface AgentConfig {
   readonly bootstrap: readonly string[]
   readonly mdns: boolean
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+  readonly logFormat: 'auto' | 'json' | 'pretty'
   readonly heartbeatIntervalMs: number
   readonly suspectAfterMs: number
   readonly deadAfterMs: number
@@ -247,6 +269,8 @@ export type Layer = 'file' | 'environment' | 'flags'
 /** Inputs to {@link resolveConfig}: each layer is raw (strings from env, parsed TOML from the file). */
 export interface ConfigSources {
   readonly file?: Record<string, unknown>
+  /** Where `file` was read from; named in its problems (`file /home/x/config.toml: listen[0]: …`). */
+  readonly filePath?: string
   readonly env?: Readonly<Record<string, string | undefined>>
   readonly flags?: Record<string, unknown>
 }
@@ -293,8 +317,9 @@ const policySchema = z.array(
 export function resolveConfig(sources: ConfigSources): AgentConfig {
   const problems: string[] = []
   const file = sources.file ?? {}
+  const inFile = fileLabel(sources)
   for (const key of Object.keys(file)) {
-    if (!KNOWN.has(key)) problems.push(`file: unknown key '${key}'`)
+    if (!KNOWN.has(key)) problems.push(`${inFile}: unknown key '${key}'`)
   }
   for (const [name, value] of Object.entries(sources.env ?? {})) {
     if (name.startsWith('MESH_') && value !== undefined && !ENV_NAMES.has(name) && !ENV_IGNORED.has(name)) {
@@ -314,21 +339,22 @@ export function resolveConfig(sources: ConfigSources): AgentConfig {
 
   const tags = tagsSchema.safeParse(file.tags ?? {})
   if (!tags.success)
-    problems.push(...tags.error.issues.map(i => `file: tags.${i.path.join('.')}: ${i.message}`))
+    problems.push(...tags.error.issues.map(i => `${inFile}: tags.${i.path.join('.')}: ${i.message}`))
   const actions = actionsSchema.safeParse(file.actions ?? {})
   if (!actions.success) {
-    problems.push(...actions.error.issues.map(i => `file: actions.${i.path.join('.')}: ${i.message}`))
+    problems.push(...actions.error.issues.map(i => `${inFile}: actions.${i.path.join('.')}: ${i.message}`))
   }
   const policy = policySchema.safeParse(file.policy ?? [])
   if (!policy.success)
-    problems.push(...policy.error.issues.map(i => `file: policy.${i.path.join('.')}: ${i.message}`))
+    problems.push(...policy.error.issues.map(i => `${inFile}: policy.${i.path.join('.')}: ${i.message}`))
 
   const declared: Record<string, DeclaredActionSpec> = {}
   for (const [name, action] of Object.entries(actions.success ? actions.data : {})) {
     let timeoutMs: number | undefined
     if (action.timeout !== undefined) {
       timeoutMs = typeof action.timeout === 'number' ? action.timeout : parseDurationMs(action.timeout)
-      if (timeoutMs === undefined) problems.push(`file: actions.${name}.timeout: not a duration like 10s`)
+      if (timeoutMs === undefined)
+        problems.push(`${inFile}: actions.${name}.timeout: not a duration like 10s`)
     }
     const { timeout: _timeout, ...rest } = action
     declared[name] = { ...rest, timeoutMs }
@@ -397,7 +423,16 @@ function defaultOf(entry: ConfigKey, profile: Profile): unknown {
   return entry.fallback
 }
 
-/** Highest layer that sets `entry`, parsed to its kind; records problems and returns undefined on error. */
+/** How problems name the file layer: with its path when the caller gave one. */
+function fileLabel(sources: ConfigSources): string {
+  return sources.filePath === undefined ? 'file' : `file ${sources.filePath}`
+}
+
+/**
+ * Highest layer that sets `entry`, parsed to its kind; records problems and returns undefined on error.
+ * A problem names the layer and the key: `file PATH: key: …`, `environment MESH_VAR: …` (the variable
+ * stands for the key; list items add `key[i]: …`) or `flags: key: …`.
+ */
 function layered(entry: ConfigKey, sources: ConfigSources, problems: string[]): unknown {
   const layers: Array<[Layer, unknown]> = [
     ['flags', sources.flags?.[entry.key]],
@@ -406,10 +441,17 @@ function layered(entry: ConfigKey, sources: ConfigSources, problems: string[]): 
   ]
   for (const [layer, value] of layers) {
     if (value === undefined) continue
-    const where = layer === 'environment' ? `environment: ${entry.env}` : `${layer}: ${entry.key}`
     const parsed = parseValue(entry, value, layer === 'environment')
     if (!parsed.ok) {
-      problems.push(`${where}: ${parsed.problem}`)
+      const where =
+        layer === 'environment'
+          ? `environment ${entry.env}`
+          : `${layer === 'file' ? fileLabel(sources) : layer}: ${entry.key}`
+      for (const { index, problem } of parsed.problems) {
+        if (index === undefined) problems.push(`${where}: ${problem}`)
+        else if (layer === 'environment') problems.push(`${where}: ${entry.key}[${index}]: ${problem}`)
+        else problems.push(`${where}[${index}]: ${problem}`)
+      }
       return undefined
     }
     return parsed.value
@@ -417,7 +459,37 @@ function layered(entry: ConfigKey, sources: ConfigSources, problems: string[]): 
   return undefined
 }
 
-type Parsed = { ok: true; value: unknown } | { ok: false; problem: string }
+/** A problem with a value, or with item `index` of a list value. */
+interface ValueProblem {
+  readonly index?: number
+  readonly problem: string
+}
+type Parsed = { ok: true; value: unknown } | { ok: false; problems: readonly ValueProblem[] }
+
+const fail = (problem: string): Parsed => ({ ok: false, problems: [{ problem }] })
+
+/** Why `text` is not a multiaddr, or undefined when it is one. Parsed only: no name is resolved. */
+function multiaddrProblem(text: string): string | undefined {
+  if (text.trim() === '') return `'${text}' is not a multiaddr (empty)`
+  try {
+    multiaddr(text)
+    return undefined
+  } catch (err) {
+    return `'${text}' is not a multiaddr (${(err as Error).message})`
+  }
+}
+
+/** Items of a list value: a list of strings, or comma-separated text from the environment. */
+function stringItems(value: unknown, fromEnv: boolean): string[] | undefined {
+  if (fromEnv && typeof value === 'string') {
+    return value
+      .split(',')
+      .map(s => s.trim())
+      .filter(s => s.length > 0)
+  }
+  if (Array.isArray(value) && value.every(v => typeof v === 'string')) return value
+  return undefined
+}
 
 function parseValue(entry: ConfigKey, value: unknown, fromEnv: boolean): Parsed {
   switch (entry.kind) {
@@ -427,38 +499,35 @@ function parseValue(entry: ConfigKey, value: unknown, fromEnv: boolean): Parsed 
         const ms = parseDurationMs(value)
         if (ms !== undefined && ms > 0) return { ok: true, value: ms }
       }
-      return { ok: false, problem: `'${String(value)}' is not a duration like 500ms, 10s, 5m or 24h` }
+      return fail(`'${String(value)}' is not a duration like 500ms, 10s, 5m or 24h`)
     }
     case 'integer': {
       const n = typeof value === 'string' && fromEnv ? Number(value) : value
       if (typeof n === 'number' && Number.isSafeInteger(n) && n > 0) return { ok: true, value: n }
-      return { ok: false, problem: `'${String(value)}' is not a positive integer` }
+      return fail(`'${String(value)}' is not a positive integer`)
     }
     case 'boolean': {
       if (typeof value === 'boolean') return { ok: true, value }
       if (fromEnv && typeof value === 'string' && /^(1|true|yes|on|0|false|no|off)$/i.test(value)) {
         return { ok: true, value: /^(1|true|yes|on)$/i.test(value) }
       }
-      return { ok: false, problem: `'${String(value)}' is not true or false` }
+      return fail(`'${String(value)}' is not true or false`)
     }
     case 'string':
-      return typeof value === 'string' ? { ok: true, value } : { ok: false, problem: 'must be a string' }
-    case 'strings': {
-      if (fromEnv && typeof value === 'string') {
-        return {
-          ok: true,
-          value: value
-            .split(',')
-            .map(s => s.trim())
-            .filter(s => s.length > 0),
-        }
-      }
-      if (Array.isArray(value) && value.every(v => typeof v === 'string')) return { ok: true, value }
-      return { ok: false, problem: 'must be a list of strings' }
+      return typeof value === 'string' ? { ok: true, value } : fail('must be a string')
+    case 'multiaddrs': {
+      const items = stringItems(value, fromEnv)
+      if (items === undefined) return fail('must be a list of multiaddrs')
+      const problems: ValueProblem[] = []
+      items.forEach((item, index) => {
+        const problem = multiaddrProblem(item)
+        if (problem !== undefined) problems.push({ index, problem })
+      })
+      return problems.length === 0 ? { ok: true, value: items } : { ok: false, problems }
     }
     case 'enum': {
       if (typeof value === 'string' && entry.values?.includes(value)) return { ok: true, value }
-      return { ok: false, problem: `'${String(value)}' is not one of ${entry.values?.join(', ')}` }
+      return fail(`'${String(value)}' is not one of ${entry.values?.join(', ')}`)
     }
   }
 }

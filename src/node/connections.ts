@@ -2,7 +2,8 @@
  * Connection upkeep: keeps this node connected to a handful of members, finds the mesh again when it
  * has no connection (bootstrap addresses, then members remembered from earlier runs), dials peers that
  * discovery (mDNS, bootstrap) reports, and repairs admitted peers that ended up without a gossip
- * stream (their stream setup failed under load: they would never hear or be heard).
+ * stream (their stream setup failed under load: they would never hear or be heard). A node whose
+ * certificate is revoked dials nobody: every peer would refuse its hello, so redialling would only spin.
  */
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -30,6 +31,8 @@ export interface ConnectionsComponents {
   readonly clock: Clock
   readonly random: Random
   readonly log: Logger
+  /** True once this node's own certificate is revoked (credentials.ts): upkeep stops for good. */
+  readonly selfRevoked?: () => boolean
 }
 
 /** Settings. */
@@ -62,8 +65,10 @@ export function createConnections(components: ConnectionsComponents, init: Conne
   let running = false
   let timer: Timer | undefined
 
+  const standsDown = (): boolean => components.selfRevoked?.() === true
+
   const dialPeer = async (target: PeerId | Multiaddr[], key: string): Promise<void> => {
-    if (dialing.has(key) || !running) return
+    if (dialing.has(key) || !running || standsDown()) return
     dialing.add(key)
     try {
       await host.dial(target, { signal: AbortSignal.timeout(init.helloTimeoutMs) })
@@ -97,6 +102,13 @@ export function createConnections(components: ConnectionsComponents, init: Conne
   }
 
   const maintain = (): void => {
+    if (standsDown()) {
+      // Revoked: no peer will admit us again, so stop the rounds rather than dial into refusals.
+      if (timer !== undefined) log.debug({}, 'certificate revoked; connection upkeep stopped')
+      timer?.cancel()
+      timer = undefined
+      return
+    }
     repairGossip()
     const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
     if (connected.size === 0) {
@@ -134,6 +146,7 @@ export function createConnections(components: ConnectionsComponents, init: Conne
     stop() {
       running = false
       timer?.cancel()
+      timer = undefined
       host.removeEventListener('peer:discovery', onDiscovery)
     },
     admitted(peerId) {

@@ -47,6 +47,36 @@ export class ExecRefusedError extends Error {
   }
 }
 
+/**
+ * A `--once` request found members matching its filter but no zone authority among them right now
+ * (no lease held, or none known here yet), so nobody would run it; nothing was published.
+ */
+export class ExecNoAuthorityError extends Error {
+  override name = 'ExecNoAuthorityError'
+  readonly code = 'no-authority'
+  /** The zones that match but have no authority, sorted. */
+  readonly zones: readonly string[]
+  constructor(zones: readonly string[]) {
+    super(
+      zones.length === 1
+        ? `zone ${zones[0]} has no authority right now`
+        : `zones ${zones.join(', ')} have no authority right now`,
+    )
+    this.zones = zones
+  }
+}
+
+/**
+ * For a `--once` filter that matches nobody: the zones whose members match everything but the
+ * authority condition (the zones that have no authority right now); empty when no member matches at all.
+ */
+export function zonesWithoutAuthority(members: readonly MemberView[], filter: TargetFilter): string[] {
+  // Every alive member counted as its zone's authority: who would match if each zone had one.
+  const candidates = new Set(expectedNodes(members, filter, new Set(members.map(m => m.name))))
+  const zones = new Set(members.filter(m => candidates.has(m.name)).map(m => m.zone))
+  return [...zones].sort()
+}
+
 /** What exec needs. */
 export interface ExecComponents {
   /** The identity that signs requests, or undefined when this node may not issue any. */
@@ -131,7 +161,13 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       args: options.args ?? [],
       replyTo: { peerId: components.peerId, addrs: components.addrs().slice(0, REPLY_TO_ADDRS_MAX) },
     })
-    const expected = expectedNodes(components.members(), request.filter, components.authorities())
+    const members = components.members()
+    const expected = expectedNodes(members, request.filter, components.authorities())
+    if (expected.length === 0 && options.filter?.once === true) {
+      // Nobody holds the lease: say so, rather than "no member matches", and publish nothing.
+      const zones = zonesWithoutAuthority(members, options.filter)
+      if (zones.length > 0) throw new ExecNoAuthorityError(zones)
+    }
     const collector = createReplyCollector({
       requestId: request.body.id,
       requestIdHex: request.idHex,

@@ -5,6 +5,11 @@
  * certificate, or with the reason it refuses. Each side verifies the other's certificate against the CA,
  * the revocation list and the Noise-authenticated PeerId of the connection.
  *
+ * A listener that refuses a revoked certificate sends, with its reason, the CA-signed revocation list
+ * that revokes it, so the revoked node learns it is revoked. The dialer believes only that list, checked
+ * against the CA key like any other (RevocationPort.offer): a peer's bare word, the reason string, is
+ * logged and changes nothing, or any peer could talk a node out of the mesh.
+ *
  * Split out of admission.ts: this module knows the protocol and the verdict of one exchange, and
  * reports it through narrow callbacks ({@link HelloOutcomes}); admission owns what a verdict means
  * (the verified set, waiters, the deny list).
@@ -36,7 +41,7 @@ export interface HelloFields {
   readonly cert?: Uint8Array
   /** The sender's newest revocation list, encoded. */
   readonly crl?: Uint8Array
-  /** Why the sender refuses us (a listener's answer to a hello it rejected). */
+  /** Why the sender refuses us (a listener's answer to a hello it rejected); a claim, not a proof. */
   readonly error?: string
 }
 
@@ -45,9 +50,12 @@ export function encodeHello(cert: Uint8Array, crl: Uint8Array | undefined): Uint
   return encodeCbor({ v: 1, cert, crl })
 }
 
-/** Encodes a listener's refusal, telling the dialer why its hello was rejected. */
-export function encodeHelloRefusal(reason: string): Uint8Array {
-  return encodeCbor({ v: 1, error: reason })
+/**
+ * Encodes a listener's refusal, telling the dialer why its hello was rejected; `crl` is the newest
+ * revocation list we hold, sent when it is what refuses the dialer (its proof, signed by the CA).
+ */
+export function encodeHelloRefusal(reason: string, crl?: Uint8Array): Uint8Array {
+  return encodeCbor(crl === undefined ? { v: 1, error: reason } : { v: 1, error: reason, crl })
 }
 
 /** Decodes a hello message (a non-record decodes to no fields). @throws on bytes that are not CBOR */
@@ -110,11 +118,14 @@ export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
   const check = (
     connection: Connection,
     message: HelloFields,
-  ): { ok: true; certificate: SignedCertificate } | { ok: false; reason: string } => {
+  ): { ok: true; certificate: SignedCertificate } | { ok: false; reason: string; revoked?: boolean } => {
     if (message.cert === undefined) return { ok: false, reason: 'malformed hello' }
     if (message.crl !== undefined) init.revocations.offer(message.crl)
     const verdict = init.verify(message.cert, clock.nowMs())
-    if (!verdict.ok) return { ok: false, reason: `certificate ${verdict.reason}: ${verdict.detail}` }
+    if (!verdict.ok) {
+      const reason = `certificate ${verdict.reason}: ${verdict.detail}`
+      return { ok: false, reason, revoked: verdict.reason === 'revoked' }
+    }
     if (verdict.signed.certificate.peerId !== connection.remotePeer.toString()) {
       return { ok: false, reason: 'certificate belongs to another peer' }
     }
@@ -135,8 +146,10 @@ export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
       await lp.write(ownHello(), { signal })
       const reply = decodeHello((await lp.read({ signal })).subarray())
       if (reply.error !== undefined) {
-        // The other side refused us; not evidence against it.
+        // The other side refused us; not evidence against it. Its list, if any, is checked against the CA
+        // key like any other: only a signed list, never the reason string, can tell us we are revoked.
         log.warn({ peer: connection.remotePeer.toString(), reason: reply.error }, 'refused by peer')
+        if (reply.crl !== undefined) init.revocations.offer(reply.crl)
         outcomes.fail(connection.remotePeer.toString())
         await connection.close().catch(() => {})
         return
@@ -174,7 +187,9 @@ export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
     }
     const result = check(connection, message)
     if (!result.ok) {
-      await lp.write(encodeHelloRefusal(result.reason), { signal }).catch(() => {})
+      // A revoked dialer gets the list that revokes it, so it can learn (and check) that it is revoked.
+      const proof = result.revoked === true ? init.revocations.current() : undefined
+      await lp.write(encodeHelloRefusal(result.reason, proof), { signal }).catch(() => {})
       await stream.close({ signal }).catch(() => {})
       outcomes.refuse(connection, result.reason)
       return

@@ -19,7 +19,9 @@ export {
 } from './clock.js'
 export { type AgentConfig, ConfigError, defaultConfig, type Profile, resolveConfig } from './config.js'
 export {
+  JOIN_REACH_TIMEOUT_MS_DEFAULT,
   JoinError,
+  type JoinProgress,
   type JoinResult,
   type RequestCertificateOptions,
   requestCertificate,

@@ -22,6 +22,8 @@ import { authorityNames } from './zone-view.js'
 
 /** Issuer expiry tick (pending requests, used nonces). */
 export const ISSUER_TICK_MS = 60_000
+/** How long stop waits for the final (`cancelled`) replies of killed runs to be written out. */
+export const STOP_REPLIES_WAIT_MS = 2_000
 /** Most inbound reply streams per connection. */
 export const REPLY_STREAMS_PER_CONNECTION_MAX = 256
 
@@ -74,7 +76,15 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   })
   const { membership, authority, membershipDriver } = members
   connections = createConnections(
-    { host, members: () => membership.list(), remembered: () => authority.remembered(), clock, random, log },
+    {
+      host,
+      members: () => membership.list(),
+      remembered: () => authority.remembered(),
+      selfRevoked: trust.credentials.revoked,
+      clock,
+      random,
+      log,
+    },
     {
       bootstrap: config.bootstrap,
       helloTimeoutMs: config.helloTimeoutMs,
@@ -204,10 +214,13 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
       timers = []
       members.membershipDriver.stop()
       connections.stop()
+      // Kill running actions, then let their `cancelled` dones leave before the streams close.
+      const closing = requests.actions.close()
+      await requests.executor.drain(STOP_REPLIES_WAIT_MS)
       requests.router.stop()
       members.authority.stop()
       await enrolment.stop()
-      await requests.actions.close()
+      await closing
       await host.stop()
       log.info({ name: parts.trust.ownCertificate().name }, 'node stopped')
     },

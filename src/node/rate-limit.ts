@@ -1,11 +1,13 @@
 /**
- * Token buckets for the protocols uncertified peers may use (the join protocol): one bucket for the
- * whole node and one per remote IP, so one noisy host cannot starve the others and many hosts together
- * cannot flood the CA. Pure: time comes in as `nowMs`, no timers (STYLE.md §1).
+ * Token buckets for the enrolment protocols: one bucket for the whole node and one per key, so one
+ * noisy requester cannot starve the others and many together cannot flood the CA. The key is any
+ * string: the remote IP on `/mesh/join` (uncertified joiners, {@link createRateLimiter}), the
+ * admitted peer's id on `/mesh/ca` ({@link createKeyedRateLimiter}). Pure: time comes in as `nowMs`,
+ * no timers (STYLE.md §1).
  *
  * A bucket holds at most `burst` tokens and gains `ratePerSecond` tokens per second. A request takes
- * one token from its IP's bucket and one from the global bucket, or is refused (and takes none).
- * The per-IP table is bounded by `ipEntriesMax`: when full, buckets that have refilled completely
+ * one token from its key's bucket and one from the global bucket, or is refused (and takes none).
+ * The per-key table is bounded by `keyEntriesMax`: when full, buckets that have refilled completely
  * (indistinguishable from a fresh one) are dropped first, then the least recently used.
  */
 
@@ -17,7 +19,35 @@ export interface BucketPolicy {
   readonly burst: number
 }
 
-/** Policy of {@link createRateLimiter}. */
+/** Policy of {@link createKeyedRateLimiter}. */
+export interface KeyedRateLimitPolicy {
+  readonly global: BucketPolicy
+  readonly perKey: BucketPolicy
+  /** Most per-key buckets remembered. */
+  readonly keyEntriesMax: number
+}
+
+/** Outcome of {@link KeyedRateLimiter.take}: `ok`, or which bucket was empty. */
+export type KeyedRateLimitVerdict = 'ok' | 'global' | 'per-key'
+
+/** Counters of a keyed limiter: requests allowed and refused by bucket, and evicted per-key entries. */
+export interface KeyedRateLimitCounters {
+  allowed: number
+  refusedGlobal: number
+  refusedPerKey: number
+  evicted: number
+}
+
+/** A global plus per-key token bucket limiter. Not thread-safe (JS is single-threaded). */
+export interface KeyedRateLimiter {
+  /** Takes one token for `key` at `nowMs` if both buckets have one. */
+  take(key: string, nowMs: number): KeyedRateLimitVerdict
+  readonly counters: KeyedRateLimitCounters
+  /** Number of per-key buckets held (for tests of the bound). */
+  size(): number
+}
+
+/** Policy of {@link createRateLimiter} (the join protocol's per-IP limiter). */
 export interface RateLimitPolicy {
   readonly global: BucketPolicy
   readonly perIp: BucketPolicy
@@ -57,60 +87,86 @@ export function refill(bucket: Bucket, policy: BucketPolicy, nowMs: number): num
 }
 
 /**
- * Creates a limiter.
+ * Creates the join protocol's limiter, keyed by remote IP (the keyed limiter under per-IP names).
  * @throws RangeError for a policy with non-positive rates, bursts or table size
  */
 export function createRateLimiter(policy: RateLimitPolicy): RateLimiter {
-  for (const [label, bucket] of [
+  const keyed = createKeyedRateLimiter(
+    { global: policy.global, perKey: policy.perIp, keyEntriesMax: policy.ipEntriesMax },
+    'perIp',
+  )
+  const counters: RateLimitCounters = { allowed: 0, refusedGlobal: 0, refusedPerIp: 0, evicted: 0 }
+  return {
+    counters,
+    size: keyed.size,
+    take(ip, nowMs) {
+      const verdict = keyed.take(ip, nowMs)
+      counters.allowed = keyed.counters.allowed
+      counters.refusedGlobal = keyed.counters.refusedGlobal
+      counters.refusedPerIp = keyed.counters.refusedPerKey
+      counters.evicted = keyed.counters.evicted
+      return verdict === 'per-key' ? 'per-ip' : verdict
+    },
+  }
+}
+
+/**
+ * Creates a limiter with one bucket per key and one for everything.
+ * @param label how errors name the per-key bucket (`perKey`, or `perIp` for the join limiter)
+ * @throws RangeError for a policy with non-positive rates, bursts or table size
+ */
+export function createKeyedRateLimiter(policy: KeyedRateLimitPolicy, label = 'perKey'): KeyedRateLimiter {
+  for (const [name, bucket] of [
     ['global', policy.global],
-    ['perIp', policy.perIp],
+    [label, policy.perKey],
   ] as const) {
     if (!(bucket.ratePerSecond > 0) || !(bucket.burst >= 1)) {
-      throw new RangeError(`${label} bucket needs ratePerSecond > 0 and burst >= 1`)
+      throw new RangeError(`${name} bucket needs ratePerSecond > 0 and burst >= 1`)
     }
   }
-  if (!Number.isSafeInteger(policy.ipEntriesMax) || policy.ipEntriesMax < 1) {
-    throw new RangeError('ipEntriesMax must be a positive integer')
+  const entriesLabel = label === 'perIp' ? 'ipEntriesMax' : 'keyEntriesMax'
+  if (!Number.isSafeInteger(policy.keyEntriesMax) || policy.keyEntriesMax < 1) {
+    throw new RangeError(`${entriesLabel} must be a positive integer`)
   }
   const global: Bucket = { tokens: policy.global.burst, updatedAtMs: Number.NEGATIVE_INFINITY }
-  const perIp = new Map<string, Bucket>() // insertion order = least recently used first
-  const counters: RateLimitCounters = { allowed: 0, refusedGlobal: 0, refusedPerIp: 0, evicted: 0 }
+  const perKey = new Map<string, Bucket>() // insertion order = least recently used first
+  const counters: KeyedRateLimitCounters = { allowed: 0, refusedGlobal: 0, refusedPerKey: 0, evicted: 0 }
 
   const makeRoom = (nowMs: number): void => {
-    if (perIp.size < policy.ipEntriesMax) return
-    for (const [ip, bucket] of perIp) {
-      if (refill(bucket, policy.perIp, nowMs) >= policy.perIp.burst) {
-        perIp.delete(ip)
+    if (perKey.size < policy.keyEntriesMax) return
+    for (const [key, bucket] of perKey) {
+      if (refill(bucket, policy.perKey, nowMs) >= policy.perKey.burst) {
+        perKey.delete(key)
         counters.evicted += 1
       }
     }
-    while (perIp.size >= policy.ipEntriesMax) {
-      const oldest = perIp.keys().next().value
+    while (perKey.size >= policy.keyEntriesMax) {
+      const oldest = perKey.keys().next().value
       if (oldest === undefined) break
-      perIp.delete(oldest)
+      perKey.delete(oldest)
       counters.evicted += 1
     }
   }
 
   return {
     counters,
-    size: () => perIp.size,
-    take(ip, nowMs) {
-      let bucket = perIp.get(ip)
+    size: () => perKey.size,
+    take(key, nowMs) {
+      let bucket = perKey.get(key)
       if (bucket === undefined) {
         makeRoom(nowMs)
-        bucket = { tokens: policy.perIp.burst, updatedAtMs: nowMs }
+        bucket = { tokens: policy.perKey.burst, updatedAtMs: nowMs }
       } else {
-        perIp.delete(ip) // re-inserted below: most recently used last
-        bucket.tokens = refill(bucket, policy.perIp, nowMs)
+        perKey.delete(key) // re-inserted below: most recently used last
+        bucket.tokens = refill(bucket, policy.perKey, nowMs)
         bucket.updatedAtMs = Math.max(bucket.updatedAtMs, nowMs)
       }
-      perIp.set(ip, bucket)
+      perKey.set(key, bucket)
       global.tokens = refill(global, policy.global, nowMs)
       global.updatedAtMs = Math.max(global.updatedAtMs, nowMs)
       if (bucket.tokens < 1) {
-        counters.refusedPerIp += 1
-        return 'per-ip'
+        counters.refusedPerKey += 1
+        return 'per-key'
       }
       if (global.tokens < 1) {
         counters.refusedGlobal += 1

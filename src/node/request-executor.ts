@@ -4,8 +4,15 @@
  * remembers the reply route, runs `accept-execute` requests through the action registry, answers
  * `accept-denied` ones with a signed `denied`, and sends the signed ack and completion back along the
  * route. It counts nothing the pipeline already counts.
+ *
+ * Two answers come from this node's own registry rather than from the pipeline: an action the node
+ * does not have is answered `error` with reason `unknown-action` before policy is consulted (so "I
+ * don't have that" says nothing about policy, and a typo does not read as a denial), and a run the
+ * node stops (graceful stop: the registry closes and kills the process tree) is answered `cancelled`.
+ * {@link RequestExecutor.drain} lets the node's stop wait, bounded, until those last replies have left
+ * the router, before the streams close.
  */
-import { createReply } from '../gossip/reply.js'
+import { createReply, REASON_UNKNOWN_ACTION, type ReplyStatus } from '../gossip/reply.js'
 import {
   type OutcomeCode,
   outcomeCode,
@@ -13,7 +20,7 @@ import {
   type RequestValidator,
   type VerifiedRequest,
 } from '../gossip/validate.js'
-import type { ActionRegistry } from './actions/index.js'
+import type { ActionRegistry, ActionResult } from './actions/index.js'
 import type { Clock } from './clock.js'
 import type { Signer } from './credentials.js'
 import type { Logger } from './log.js'
@@ -26,8 +33,9 @@ export const REQUEST_REFUSAL_LOG_EVERY = 100
 /** What the executor needs. */
 export interface RequestExecutorComponents {
   readonly validator: RequestValidator
-  readonly router: Pick<ReplyRouter, 'remember' | 'send'>
-  readonly actions: Pick<ActionRegistry, 'run'>
+  /** `counters` tells {@link RequestExecutor.drain} when every reply handed over has left the router. */
+  readonly router: Pick<ReplyRouter, 'remember' | 'send' | 'counters'>
+  readonly actions: Pick<ActionRegistry, 'run' | 'has'>
   readonly signer: Signer
   /** `{ epoch }` while this node holds its zone's authority. */
   readonly heldAuthority: () => { epoch: number } | null
@@ -43,7 +51,7 @@ export interface RequestExecutorInit {
 
 /** The completion a node sends for a request. */
 interface Done {
-  readonly status: 'ok' | 'failed' | 'denied' | 'error'
+  readonly status: ReplyStatus
   readonly exitCode: number | null
   readonly output: string
   readonly durationMs: number
@@ -63,6 +71,48 @@ export interface RequestExecutor {
   outcomes(): Partial<Record<OutcomeCode, number>>
   /** Requests not run because they were issued before this process started. */
   notRunBeforeStart(): number
+  /** Requests answered `unknown-action` (the node has no action of that name). */
+  unknownActions(): number
+  /**
+   * Waits until every run in progress has sent its `done` and the router has written out (or given
+   * up on) every reply handed to it, or until `timeoutMs` passes. Runs end by themselves or when the
+   * caller closes the action registry; this only waits. Never rejects.
+   */
+  drain(timeoutMs: number): Promise<void>
+}
+
+/** How often {@link RequestExecutor.drain} looks at the router's counters. */
+export const DRAIN_POLL_MS = 5
+
+/**
+ * Replies handed to the router that it has neither delivered, forwarded, dialled directly nor given up
+ * on: those still in a batch queue or being written. At most 0 once all are out (garbage replies the
+ * router's stream handler cannot route are counted `unroutable` without being `routed`).
+ */
+export function repliesInFlight(counters: ReplyRouter['counters']): number {
+  const settled =
+    counters.delivered + counters.late + counters.unroutable + counters.direct + counters.forwarded
+  return counters.routed - settled
+}
+
+/** The `done` status and reason of a finished run. */
+function doneOfResult(result: ActionResult): Pick<Done, 'status' | 'reason'> {
+  if (result.errorCode === 'closed' || result.errorCode === 'aborted') {
+    return {
+      status: 'cancelled',
+      reason:
+        result.errorCode === 'closed'
+          ? 'cancelled: the node is stopping; process tree killed'
+          : 'cancelled: the run was cancelled; process tree killed',
+    }
+  }
+  const reason =
+    result.errorCode !== undefined
+      ? `${result.errorCode}${result.timedOut ? ' (time limit)' : ''}`
+      : result.timedOut
+        ? 'time limit reached; process tree killed'
+        : undefined
+  return { status: result.status, ...(reason === undefined ? {} : { reason }) }
 }
 
 /** Creates the executor. */
@@ -74,7 +124,10 @@ export function createRequestExecutor(
   /** Wall clock at start; requests issued earlier are not run (see execute). */
   let startedAtMs = Number.POSITIVE_INFINITY
   let notRunBeforeStart = 0
+  let unknownActions = 0
   let validated = 0
+  /** Executions that have not sent their done yet (queued to start, or running). */
+  const inFlight = new Set<Promise<void>>()
 
   const sendAck = (request: VerifiedRequest): void => {
     router.send(
@@ -116,18 +169,26 @@ export function createRequestExecutor(
       request: { id: request.idHex, operator: request.issuer.certificate.name },
     })
     sendDone(request, {
-      status: result.status,
       exitCode: result.exitCode,
       output: result.output,
       durationMs: result.durationMs,
       epoch,
-      reason:
-        result.errorCode !== undefined
-          ? `${result.errorCode}${result.timedOut ? ' (time limit)' : ''}`
-          : result.timedOut
-            ? 'time limit reached; process tree killed'
-            : undefined,
+      ...doneOfResult(result),
     })
+  }
+
+  /** Runs `execute` and keeps it in {@link inFlight} until its done is sent. */
+  const track = (request: VerifiedRequest): void => {
+    const running: Promise<void> = execute(request)
+      .catch((err: unknown) => log.error({ request: request.idHex, err: String(err) }, 'executor failed'))
+      .finally(() => inFlight.delete(running))
+    inFlight.add(running)
+  }
+
+  const unknown = (request: VerifiedRequest): void => {
+    unknownActions += 1
+    sendAck(request)
+    notRun(request, `${REASON_UNKNOWN_ACTION}: this node has no action '${request.body.action}'`)
   }
 
   const deny = (request: VerifiedRequest, reason: string): void => {
@@ -156,9 +217,13 @@ export function createRequestExecutor(
       action: request.body.action,
       operator: request.issuer.certificate.name,
     }
-    if (outcome.kind === 'accept-execute') {
+    if (outcome.kind !== 'accept-not-for-us' && !actions.has(request.body.action)) {
+      // Before policy: "no such action" reveals nothing about who may run what, and is what a typo is.
+      log.info(context, 'request for an unknown action')
+      queueMicrotask(() => unknown(request))
+    } else if (outcome.kind === 'accept-execute') {
       log.info(context, 'running request')
-      queueMicrotask(() => void execute(request))
+      queueMicrotask(() => track(request))
     } else if (outcome.kind === 'accept-denied') {
       log.warn({ ...context, reason: outcome.reason }, 'request denied')
       queueMicrotask(() => deny(request, outcome.reason))
@@ -186,5 +251,26 @@ export function createRequestExecutor(
       return counts
     },
     notRunBeforeStart: () => notRunBeforeStart,
+    unknownActions: () => unknownActions,
+    async drain(timeoutMs) {
+      const deadlineMs = clock.monotonicMs() + timeoutMs
+      const remaining = () => deadlineMs - clock.monotonicMs()
+      /** Resolves when `promise` settles or after `ms`, whichever is first; the timer never outlives it. */
+      const within = (promise: Promise<unknown>, ms: number) =>
+        new Promise<void>(resolve => {
+          const timer = clock.setTimer(resolve, Math.max(1, ms), { keepAlive: true })
+          void promise.finally(() => {
+            timer.cancel()
+            resolve()
+          })
+        })
+      // Queued microtasks may still start executions: let them, then wait for every done to be sent.
+      await Promise.resolve()
+      while (inFlight.size > 0 && remaining() > 0) await within(Promise.all([...inFlight]), remaining())
+      while (repliesInFlight(router.counters) > 0 && remaining() > 0) {
+        const pollMs = Math.max(1, Math.min(DRAIN_POLL_MS, remaining()))
+        await new Promise<void>(resolve => clock.setTimer(resolve, pollMs, { keepAlive: true }))
+      }
+    },
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The one zone view (`mesh zones`, `--once` expectations): a zone's agent members, who holds its
  * authority and with which epoch. A voter of the zone knows the lease first-hand from the authority
- * driver; every other node goes by the `meshAuthority` fact in the holders' heartbeats.
+ * driver; every other node goes by the `meshAuthority` fact in the holders' heartbeats, which names
+ * the holder but not the lease's remaining time (`leaseRemainingMs: null`, unknown — never a false 0).
  */
 import type { MemberView } from '../gossip/membership.js'
 
@@ -13,8 +14,13 @@ export interface ZoneView {
   /** Name of the node holding the zone's authority, or null when none is known. */
   readonly authority: string | null
   readonly epoch: number
-  /** What is left of the holder's lease as this node knows it; 0 when known only from heartbeats. */
-  readonly leaseRemainingMs: number
+  /**
+   * What is left of the holder's lease, in ms, when this node knows it first-hand (it votes in the
+   * zone). null when it does not: no holder is known, or the holder is known only from its heartbeats
+   * (which say who holds the lease, not for how long). JSON: a number or `null`; `mesh zones` shows
+   * `unknown` (`-` without a holder).
+   */
+  readonly leaseRemainingMs: number | null
 }
 
 /** The heartbeat fact by which a zone authority announces itself (`zone:epoch`). */
@@ -74,7 +80,7 @@ export function zoneViews(members: readonly MemberView[], voted: readonly ZoneVi
         members: entry.members.sort(),
         authority: entry.holder,
         epoch: entry.epoch,
-        leaseRemainingMs: 0,
+        leaseRemainingMs: null,
       }
     })
 }

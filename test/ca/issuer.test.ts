@@ -276,6 +276,22 @@ describe('issuer: requests without ticket', () => {
     expect(reasonOf(send(issuer, request, T0 + 7 * DAY_MS + 1))).toBe('stale')
   })
 
+  it('listPending shows who asked (the origin), when the driver said', () => {
+    const issuer = newIssuer()
+    issuer.step(
+      {
+        type: 'signing-request',
+        requestId: 'o1',
+        bytes: csr(keyFor('via-member'), { name: 'db4', zone: 'db' }),
+        origin: 'web1',
+      },
+      T0,
+    )
+    issuer.drainEffects()
+    expect(issuer.listPending()).toEqual([expect.objectContaining({ name: 'db4', origin: 'web1' })])
+    expect(issuer.state().requests[0]?.origin).toBe('web1')
+  })
+
   it('pendingMax is enforced and counted', () => {
     const issuer = newIssuer({}, { pendingMax: 2 })
     expect(reasonOf(send(issuer, csr(keyFor('a'), { name: 'a', zone: 'z' })))).toBe('pending')

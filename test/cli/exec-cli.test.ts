@@ -2,7 +2,9 @@
 // agent's real control handlers (src/agent/control-methods.ts) over a stub node, in process, so no
 // libp2p. Covers: nothing matched (no "0/0 ok", one error line, exit 1; --json still one document),
 // a timeout beyond the mesh's request lifetime (usage error, exit 2, with the agent's message), and
-// --timeout beyond the agent's maximum refused before the agent is asked.
+// --timeout beyond the agent's maximum refused before the agent is asked; a `cancelled` reply printed
+// and counted as not ok; a did-you-mean line when every node answered unknown-action; `--once` with no
+// zone authority (exit 1, the node's message); Ctrl-C exiting 130.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { controlHandlers, EXEC_TIMEOUT_MS_MAX } from '../../src/agent/control-methods.js'
 import { createCli } from '../../src/cli.js'
 import { type ControlServer, controlSocketPath, createControlServer } from '../../src/control/index.js'
-import { ExecRefusedError } from '../../src/node/exec.js'
+import { ExecNoAuthorityError, ExecRefusedError } from '../../src/node/exec.js'
 import type { MeshNode } from '../../src/node/node-types.js'
 
 let home: string
@@ -28,7 +30,7 @@ afterEach(async () => {
 })
 
 /** Serves the agent's control handlers on `home` over a node whose exec is `exec`. */
-async function agentWith(exec: MeshNode['exec']): Promise<void> {
+async function agentWith(exec: MeshNode['exec'], actionNames: string[] = []): Promise<void> {
   const node = {
     exec: (options: Parameters<MeshNode['exec']>[0]) => {
       execCalls += 1
@@ -37,12 +39,12 @@ async function agentWith(exec: MeshNode['exec']): Promise<void> {
   } as unknown as MeshNode
   server = createControlServer({
     path: controlSocketPath(home),
-    handlers: controlHandlers(node, new Uint8Array(32)),
+    handlers: controlHandlers(node, new Uint8Array(32), { actionNames: async () => actionNames }),
   })
   await server.start()
 }
 
-async function run(argv: string[]) {
+async function run(argv: string[], signal?: AbortSignal) {
   const out: string[] = []
   const err: string[] = []
   const cli = createCli({
@@ -50,6 +52,7 @@ async function run(argv: string[]) {
     stderr: { write: (s: string) => err.push(s) },
     env: { NO_COLOR: '1' },
     userHome: '/nonexistent-home',
+    ...(signal === undefined ? {} : { signal }),
   })
   const code = await cli.run(['--home', home, ...argv])
   return { code, out: out.join(''), err: err.join('') }
@@ -128,5 +131,91 @@ describe('mesh exec', () => {
     })
     await run(['exec', 'uptime', '--timeout', '1h'])
     expect(asked).toBe(EXEC_TIMEOUT_MS_MAX)
+  })
+
+  /** A result in which every node in `statuses` answered with that status and reason. */
+  const answered =
+    (replies: Array<{ node: string; status: string; reason?: string }>): MeshNode['exec'] =>
+    async options => {
+      const nodes = replies.map(r => r.node)
+      options.onEvent?.({ kind: 'published', id: 'r2', expected: nodes })
+      const full = replies.map(r => ({
+        zone: 'web',
+        exitCode: null,
+        output: '',
+        durationMs: 3,
+        outputTruncated: false,
+        expected: true,
+        receivedAtMs: 0,
+        ...r,
+      }))
+      for (const reply of full) options.onEvent?.({ kind: 'done', reply: reply as never })
+      return {
+        id: 'r2',
+        action: options.action,
+        expected: nodes,
+        replies: full as never,
+        missing: [],
+        acked: [],
+        unexpected: [],
+      }
+    }
+
+  it('prints a cancelled reply and exits 1; --json carries the status', async () => {
+    await agentWith(
+      answered([{ node: 'w1', status: 'cancelled', reason: 'cancelled: the node is stopping' }]),
+    )
+    const r = await run(['exec', 'long'])
+    expect(r.code).toBe(1)
+    expect(r.out).toContain('w1 [web] cancelled 3ms\n  cancelled: the node is stopping\n')
+    expect(r.out).toContain('failed: w1 (cancelled)')
+    const j = await run(['--json', 'exec', 'long'])
+    expect(JSON.parse(j.out).replies[0].status).toBe('cancelled')
+  })
+
+  it('offers the local action names within two edits when every node says unknown-action', async () => {
+    const unknown = (node: string) => ({
+      node,
+      status: 'error',
+      reason: "unknown-action: this node has no action 'uptim'",
+    })
+    await agentWith(answered([unknown('w1'), unknown('w2')]), ['facts', 'ping', 'uptime'])
+    const r = await run(['exec', 'uptim'])
+    expect(r.code).toBe(1)
+    expect(r.err).toBe("mesh: no node that answered has an action 'uptim'; did you mean 'uptime'?\n")
+  })
+
+  it('does not guess when some node has the action', async () => {
+    await agentWith(
+      answered([
+        { node: 'w1', status: 'error', reason: "unknown-action: this node has no action 'uptim'" },
+        { node: 'w2', status: 'ok' },
+      ]),
+      ['uptime'],
+    )
+    const r = await run(['exec', 'uptim'])
+    expect(r.err).toBe('')
+  })
+
+  it('reports --once with no zone authority as the node says, exit 1', async () => {
+    await agentWith(async () => {
+      throw new ExecNoAuthorityError(['web'])
+    })
+    const r = await run(['exec', 'uptime', '--zone', 'web', '--once'])
+    expect(r.code).toBe(1)
+    expect(r.err).toBe('mesh: zone web has no authority right now\n')
+  })
+
+  it('exits 130 on Ctrl-C while waiting for replies', async () => {
+    const interrupt = new AbortController()
+    await agentWith(async options => {
+      options.onEvent?.({ kind: 'published', id: 'r3', expected: ['w1'] })
+      interrupt.abort() // the operator presses Ctrl-C once the request is out
+      await new Promise(resolve => options.signal?.addEventListener('abort', resolve, { once: true }))
+      return nothingMatched(options)
+    })
+    const r = await run(['exec', 'uptime'], interrupt.signal)
+    expect(r.code).toBe(130)
+    expect(r.err).toMatch(/interrupted/)
   })
 })

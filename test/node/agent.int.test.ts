@@ -3,6 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestMesh, type TestMesh } from './harness.js'
 
+/** Declared but, as a shell action, allowed by no default rule. */
+const SHELL = { argv: ['sh', '-c'], acceptsArgs: true }
+
 describe('agent: a five-node mesh on 127.0.0.1', () => {
   let mesh: TestMesh
   beforeAll(async () => {
@@ -10,8 +13,9 @@ describe('agent: a five-node mesh on 127.0.0.1', () => {
       { name: 'c1', zone: 'core', ca: true, operator: true },
       { name: 'w1', zone: 'web' },
       { name: 'w2', zone: 'web' },
-      { name: 'd1', zone: 'db' },
-      { name: 'd2', zone: 'db' },
+      // The db nodes have a `shell` action (an action a node lacks is answered unknown-action, not denied).
+      { name: 'd1', zone: 'db', config: { actions: { shell: SHELL } } },
+      { name: 'd2', zone: 'db', config: { actions: { shell: SHELL } } },
     ])
     await mesh.converge()
   })

@@ -1,5 +1,6 @@
 // Proves the config merge order (defaults < profile < file < environment < flags), unit parsing, and
-// that every problem is reported at once, including relationships between timing values.
+// that every problem is reported at once, including relationships between timing values and
+// listen/announce/bootstrap values that are not multiaddrs (each naming its layer and key).
 import { describe, expect, it } from 'vitest'
 import { CONFIG_SCHEMA, ConfigError, defaultConfig, resolveConfig } from '../../src/node/config.js'
 
@@ -74,6 +75,53 @@ describe('resolveConfig', () => {
     expect(problems).toMatch(/unknown variable MESH_FROB/)
     expect(problems).toMatch(/actionConcurrencyMax: '-3' is not a positive integer/)
     expect(problems).toMatch(/actions\.x\.argv/)
+  })
+
+  it('refuses listen, announce and bootstrap entries that are not multiaddrs, naming layer and key', () => {
+    let error: unknown
+    try {
+      resolveConfig({
+        file: { listen: ['/ip4/127.0.0.1/tcp/1', '/ip4/999.1.1.1/tcp/1'], bootstrap: ['', 'peer:7600'] },
+        filePath: '/home/x/config.toml',
+        env: { MESH_ANNOUNCE: '/ip4/10.0.0.1/tcp/7600, /ip6/zz/tcp/1' },
+        flags: { leaseTtlMs: 'soon' },
+      })
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as ConfigError).problems).toEqual([
+      `file /home/x/config.toml: listen[1]: '/ip4/999.1.1.1/tcp/1' is not a multiaddr (Invalid IPv4 address "999.1.1.1")`,
+      expect.stringMatching(
+        /^environment MESH_ANNOUNCE: announce\[1\]: '\/ip6\/zz\/tcp\/1' is not a multiaddr \(.+\)$/,
+      ),
+      "file /home/x/config.toml: bootstrap[0]: '' is not a multiaddr (empty)",
+      expect.stringMatching(
+        /^file \/home\/x\/config\.toml: bootstrap\[1\]: 'peer:7600' is not a multiaddr \(.+\)$/,
+      ),
+      "flags: leaseTtlMs: 'soon' is not a duration like 500ms, 10s, 5m or 24h",
+    ])
+  })
+
+  it('accepts multiaddrs with peer ids, DNS names and the in-memory transport', () => {
+    const bootstrap = [
+      '/ip4/10.0.0.1/tcp/7600/p2p/12D3KooWGzRTyqR3bEbnvXDuzVDFCVDoEBCaJJQLX9wbE4aZVJDm',
+      '/dns4/hub.example/tcp/7600',
+    ]
+    const c = resolveConfig({ file: { bootstrap, listen: ['/memory/a'] } })
+    expect(c.bootstrap).toEqual(bootstrap)
+    expect(c.listen).toEqual(['/memory/a'])
+  })
+
+  it('names the file layer by its path when given, and reads logFormat', () => {
+    expect(() => resolveConfig({ file: { nonsense: 1 }, filePath: '/h/config.toml' })).toThrow(
+      "file /h/config.toml: unknown key 'nonsense'",
+    )
+    expect(defaultConfig().logFormat).toBe('auto')
+    expect(resolveConfig({ env: { MESH_LOG_FORMAT: 'json' } }).logFormat).toBe('json')
+    expect(() => resolveConfig({ env: { MESH_LOG_FORMAT: 'xml' } })).toThrow(
+      "environment MESH_LOG_FORMAT: 'xml' is not one of auto, json, pretty",
+    )
   })
 
   it.each([

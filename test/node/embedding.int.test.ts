@@ -59,8 +59,12 @@ describe('embedding mesh (README example)', () => {
       status: 'ok',
       output: 'modem: up, 2 clients\n',
     })
-    const denied = await hub.exec({ action: 'modem-status', filter: { node: 'hub' }, timeoutMs: 5_000 })
-    expect(denied.replies[0]?.status).toBe('denied')
+    // The hub has no such action: it says so (unknown-action) rather than blaming its policy.
+    const unknown = await hub.exec({ action: 'modem-status', filter: { node: 'hub' }, timeoutMs: 5_000 })
+    expect(unknown.replies[0]).toMatchObject({
+      status: 'error',
+      reason: expect.stringContaining('unknown-action'),
+    })
 
     await waitFor(() => appliance?.isAuthority('edge') !== null, 15_000, 'the appliance to hold its zone')
     expect(duties[0]?.[0]).toBe(true)

@@ -5,6 +5,7 @@
 // signs or rejects it; and the join protocol's per-IP rate limit answers "rate-limited".
 
 import { mkdtemp, rm } from 'node:fs/promises'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -25,7 +26,12 @@ import {
 } from '../../src/ca/join-wire.js'
 import { createTicket, parseTicket } from '../../src/ca/ticket.js'
 import { DEFAULT_JOIN_RATE_LIMIT } from '../../src/node/enrolment/index.js'
-import { JoinError, type JoinResult, requestCertificate } from '../../src/node/enrolment/joiner.js'
+import {
+  JoinError,
+  type JoinProgress,
+  type JoinResult,
+  requestCertificate,
+} from '../../src/node/enrolment/joiner.js'
 import { generateSigningKey, libp2pKeyOf } from '../../src/node/keys.js'
 import { createMeshNode, internalsOf } from '../../src/node/node.js'
 import type { MeshNode } from '../../src/node/node-types.js'
@@ -52,6 +58,15 @@ async function ticketFrom(
     throw new Error('ticket not created')
   }
   return reply.result.ticket
+}
+
+/** A 127.0.0.1 TCP port that was just bound and closed: nothing listens there. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise(resolve => server.close(resolve))
+  return port
 }
 
 async function joinError(promise: Promise<unknown>): Promise<JoinError> {
@@ -312,6 +327,63 @@ describe('enrolment: joining a mesh on 127.0.0.1', () => {
     expect(error.code).toBe('unreachable')
     expect(error.message).toMatch(/cannot reach the mesh/)
   })
+
+  it('gives up on a never-reached mesh at the reach limit, even without a ticket (no 1 h wait)', async () => {
+    const address = `/ip4/127.0.0.1/tcp/${await closedPort()}`
+    const progress: JoinProgress[] = []
+    const startedAt = Date.now()
+    // No timeoutMs: the approval wait is the 1 h default; only the reach limit may end this join.
+    const error = await joinError(
+      requestCertificate({
+        key: generateSigningKey(),
+        bootstrap: [address],
+        fingerprint: fingerprintOf(mesh.ca.key.publicKey),
+        name: 'u',
+        zone: 'web',
+        pollIntervalMs: 200,
+        reachTimeoutMs: 1_000,
+        onProgress: p => progress.push(p),
+      }),
+    )
+    expect(Date.now() - startedAt).toBeLessThan(5_000)
+    expect(error.code).toBe('unreachable')
+    expect(error.message).toMatch(new RegExp(`^cannot reach the mesh at ${address}: connection refused \\(`))
+    expect(progress.length).toBeGreaterThanOrEqual(2)
+    expect(progress[0]).toMatchObject({
+      address,
+      attempt: 1,
+      state: 'unreachable',
+      detail: 'connection refused',
+    })
+    expect(progress[0]!.retryInMs).toBe(200)
+    expect(progress[0]!.leftMs).toBeLessThanOrEqual(1_000)
+    expect(progress.map(p => p.attempt)).toEqual(progress.map((_, i) => i + 1))
+  }, 15_000)
+
+  it('keeps waiting past the reach limit once the request is pending, reporting each poll', async () => {
+    const progress: JoinProgress[] = []
+    const joining = requestCertificate({
+      key: generateSigningKey(),
+      bootstrap: mesh.node('ca1').addrs(),
+      fingerprint: fingerprintOf(mesh.ca.key.publicKey),
+      name: 'waits',
+      zone: 'edge',
+      ...FAST,
+      reachTimeoutMs: 300,
+      onProgress: p => progress.push(p),
+    })
+    await waitFor(() => progress.some(p => p.state === 'pending'), 5_000, 'a pending progress report')
+    await new Promise(resolve => setTimeout(resolve, 600)) // well past the reach limit
+    const pending = progress.filter(p => p.state === 'pending')
+    expect(pending.length).toBeGreaterThanOrEqual(2)
+    expect(pending[0]).toMatchObject({ retryInMs: 100, address: mesh.node('ca1').addrs()[0] })
+    expect(pending[0]!.detail).toMatch(/^request [a-z2-7]+ is waiting for approval$/)
+    expect(pending[0]!.leftMs).toBeGreaterThan(5_000)
+    const id = /request ([a-z2-7]+)/.exec(pending[0]!.detail)![1]!
+    await mesh.node('ca1').issuer!.run({ type: 'sign-pending', requestId: 'wait-sign', id })
+    const result = await joining
+    expect(result.certificate.certificate.name).toBe('waits')
+  }, 15_000)
 
   it('rate-limits join exchanges per remote IP', async () => {
     const target = await mesh.add({ name: 'rl', zone: 'edge' })

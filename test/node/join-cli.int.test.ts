@@ -4,6 +4,7 @@
 // occupied home and a refused ticket fail with one line and exit 1; a join without a ticket prints the
 // approval hint with the key fingerprint and finishes once the request is signed.
 import { mkdtemp, rm } from 'node:fs/promises'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,12 +17,21 @@ import { createMeshNode } from '../../src/node/node.js'
 import type { MeshNode } from '../../src/node/node-types.js'
 import { testConfig, waitFor } from './harness.js'
 
-function captureIo(): CliIo & { out: () => string; err: () => string } {
+/** A 127.0.0.1 TCP port that was just bound and closed: nothing listens there. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+function captureIo(tty = false): CliIo & { out: () => string; err: () => string } {
   let out = ''
   let err = ''
   return {
     stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
+    stderr: { write: (s: string) => (err += s), isTTY: tty },
     env: {},
     userHome: tmpdir(),
     out: () => out,
@@ -38,7 +48,7 @@ describe('mesh join (CLI)', () => {
     dirs.push(dir)
     return joinPath(dir, 'home')
   }
-  const ticket = async (name: string): Promise<string> => {
+  const ticket = async (name: string, bootstrap: string[] = ca.addrs()): Promise<string> => {
     const effects = await ca.issuer!.run({
       type: 'create-ticket',
       requestId: name,
@@ -46,7 +56,7 @@ describe('mesh join (CLI)', () => {
       zone: 'edge',
       roles: ['agent'],
       ttlMs: 60_000,
-      bootstrap: ca.addrs(),
+      bootstrap,
     })
     const reply = effects[0]
     if (reply?.type !== 'command-reply' || !reply.result.ok || reply.result.command !== 'create-ticket') {
@@ -168,4 +178,44 @@ describe('mesh join (CLI)', () => {
     expect([printed.name, printed.zone, printed.roles]).toEqual(['asked', 'edge', ['agent']])
     expect((await loadHome(home)).node.certificate.certificate.name).toBe('asked')
   })
+
+  it('with a ticket, fails fast on an unreachable mesh; progress only on a TTY or with --verbose', async () => {
+    const address = `/ip4/127.0.0.1/tcp/${await closedPort()}`
+    const line = await ticket('unreached', [address])
+    const failure = `mesh: cannot reach the mesh at ${address}: connection refused (`
+    const progressLine = new RegExp(
+      `^trying ${address} … connection refused; retrying in \\d s \\(\\d s left\\)$`,
+      'm',
+    )
+    for (const [tty, extra] of [
+      [false, []],
+      [true, []],
+      [false, ['--verbose']],
+    ] as const) {
+      const io = captureIo(tty)
+      const startedAt = Date.now()
+      // --verbose is parsed by src/cli.ts once the lead wires it; here join() gets the flag directly.
+      const code =
+        extra.length === 0
+          ? await createCli(io).run(['--home', await tempHome(), 'join', '--ticket', line, '--timeout', '2s'])
+          : await join(
+              io,
+              { home: await tempHome(), json: false, jsonl: false },
+              { ticket: line, timeout: 2_000, verbose: true },
+            ).catch((err: Error) => {
+              io.stderr.write(`mesh: ${err.message}\n`)
+              return 1
+            })
+      expect(code).toBe(1)
+      expect(Date.now() - startedAt).toBeLessThan(6_000)
+      const lines = io.err().trimEnd().split('\n')
+      expect(lines.at(-1)!.startsWith(failure)).toBe(true)
+      if (tty || extra.length > 0) {
+        expect(io.err()).toMatch(progressLine)
+        expect(lines.length).toBeGreaterThanOrEqual(2)
+      } else {
+        expect(lines).toHaveLength(1)
+      }
+    }
+  }, 30_000)
 })

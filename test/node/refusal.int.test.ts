@@ -2,17 +2,23 @@
 // a self-made certificate, a certificate of another CA or an expired one, and a bare gossipsub peer that
 // never says hello (and so stays connected for the whole hello window), receive zero gossip messages
 // and none of what they publish reaches a member's validators; and that a revoked node is dropped
-// within seconds, refused on re-dial, and still refused by a node restarted with the saved list.
+// within seconds, refused on re-dial, and still refused by a node restarted with the saved list; and
+// that a peer's word alone (a refusal saying `revoked`, with no list or a list not signed by our CA)
+// never makes a node believe its own certificate is revoked.
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
+import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { controlHandlers } from '../../src/agent/control-methods.js'
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
+import { signRevocationList } from '../../src/ca/revocation.js'
 import { requestCertificate } from '../../src/node/enrolment/joiner.js'
+import { encodeHelloRefusal, HELLO_BYTES_MAX, HELLO_PROTOCOL } from '../../src/node/hello.js'
 import { TOPICS } from '../../src/node/host.js'
 import { generateSigningKey, libp2pKeyOf, secureRandomBytes } from '../../src/node/keys.js'
 import { createMeshNode, internalsOf } from '../../src/node/node.js'
@@ -253,5 +259,60 @@ describe('revocation', () => {
     )
     expect(internalsOf(restarted).admission.certificateOf(victim.peerId)).toBeUndefined()
     expect(restarted.isRevoked(joined.certificate.certificate.serial)).toBe(true)
+  })
+})
+
+describe("a peer's word", () => {
+  let mesh: TestMesh
+  afterAll(async () => {
+    await mesh?.stop()
+  })
+
+  it('does not make a node believe it is revoked: only a list signed by our CA does', async () => {
+    mesh = await startTestMesh([{ name: 'm1', zone: 'edge' }])
+    const m1 = mesh.node('m1')
+    const serial = m1.certificate().certificate.serial
+    const forger = createTestCa('forger')
+    const forged = signRevocationList(forger.key, {
+      version: 99,
+      issuedAtMs: Date.now(),
+      entries: [
+        { serial, name: 'm1', peerId: m1.peerId, revokedAtMs: Date.now(), notAfterMs: Date.now() + 1 },
+      ],
+    })
+    // A liar that refuses every hello "because you are revoked": first bare, then with the forged list.
+    const refusals = [
+      encodeHelloRefusal('certificate revoked: you are out'),
+      encodeHelloRefusal('revoked', forged.bytes),
+    ]
+    const liar = await createLibp2p({
+      privateKey: libp2pKeyOf(generateSigningKey()),
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+    })
+    let told = 0
+    await liar.handle(HELLO_PROTOCOL, async stream => {
+      const lp = lpStream(stream, { maxDataLength: HELLO_BYTES_MAX })
+      await lp.read()
+      await lp.write(refusals[Math.min(told, refusals.length - 1)]!)
+      told += 1
+      await stream.close().catch(() => {})
+    })
+    try {
+      for (let i = 0; i < refusals.length; i++) {
+        await m1.dial(liar.getMultiaddrs()[0]!.toString()).catch(() => {})
+        await waitFor(() => told > i, 5_000, `refusal ${i + 1} to be sent`)
+        await sleep(200)
+      }
+      expect(m1.isRevoked(serial)).toBe(false)
+      const status = controlHandlers(m1, mesh.ca.key.publicKey).status as () => Promise<{
+        certificateState: string
+      }>
+      expect((await status()).certificateState).toBe('valid')
+    } finally {
+      await liar.stop()
+    }
   })
 })

@@ -56,6 +56,7 @@ function setup(opts: { authority?: { epoch: number } | null } = {}) {
   const remembered: { id: string; upstream: string | undefined; peerId: string; untilMs: number }[] = []
   const sent: { id: string; reply: Reply }[] = []
   const router = {
+    counters: { routed: 0, delivered: 0, late: 0, unroutable: 0, direct: 0, forwarded: 0 },
     remember: (id: string, upstream: string | undefined, replyTo: { peerId: string }, untilMs: number) => {
       remembered.push({ id, upstream, peerId: replyTo.peerId, untilMs })
     },
@@ -74,7 +75,7 @@ function setup(opts: { authority?: { epoch: number } | null } = {}) {
     {
       validator,
       router: router as unknown as Parameters<typeof createRequestExecutor>[0]['router'],
-      actions: { run },
+      actions: { run, has: (name: string) => name !== 'uptim' },
       signer: node,
       heldAuthority: () => (opts.authority === undefined ? null : opts.authority),
       clock,
@@ -230,5 +231,65 @@ describe('request executor', () => {
     expect(outcomes).toEqual(Object.fromEntries(nonZero))
     // The before-start refusal is the executor's own count, not a pipeline outcome.
     expect(Object.keys(outcomes)).not.toContain('not-run-before-start')
+  })
+
+  it('answers an unknown action with error unknown-action before policy, without running it', async () => {
+    const { executor, request, sent, run, kinds } = setup()
+    executor.markStarted(NOW)
+    // 'uptim' is not in the registry; the default policy would deny it, yet the answer is "no such action".
+    expect(executor.handle(request({ action: 'uptim', args: [] }), 'peerA').kind).toBe('accept-denied')
+    await flush()
+    expect(kinds()).toEqual(['ack', 'done:error'])
+    const done = sent[1]?.reply
+    expect(done?.kind === 'done' ? done.reason : '').toBe("unknown-action: this node has no action 'uptim'")
+    expect(done?.kind === 'done' ? done.reason : '').not.toMatch(/policy/)
+    expect(run).not.toHaveBeenCalled()
+    expect(executor.unknownActions()).toBe(1)
+  })
+
+  it.each([
+    ['closed', /node is stopping/],
+    ['aborted', /run was cancelled/],
+  ] as const)('answers a run ended by %s as cancelled', async (errorCode, reason) => {
+    const { executor, request, sent, run, kinds } = setup()
+    run.mockResolvedValueOnce({ ...okResult, status: 'error', exitCode: null, output: '', errorCode })
+    executor.markStarted(NOW)
+    executor.handle(request(), 'peerA')
+    await flush()
+    expect(kinds()).toEqual(['ack', 'done:cancelled'])
+    const done = sent[1]?.reply
+    expect(done?.kind === 'done' ? done.reason : '').toMatch(reason)
+  })
+
+  it('drain waits for a running action to send its done, and is bounded', async () => {
+    const { executor, request, run, kinds } = setup()
+    let finish!: (r: ActionResult) => void
+    run.mockImplementationOnce(() => new Promise(resolve => (finish = resolve)))
+    executor.markStarted(NOW)
+    executor.handle(request(), 'peerA')
+    await flush()
+    let drained = false
+    const draining = executor.drain(2_000).then(() => (drained = true))
+    await flush()
+    expect(drained).toBe(false)
+    finish({ ...okResult, status: 'error', exitCode: null, errorCode: 'closed' })
+    await draining
+    expect(kinds()).toEqual(['ack', 'done:cancelled'])
+
+    // A run that never ends: drain gives up at its bound (the manual clock's timers fire on advance).
+    const stuck = setup()
+    stuck.run.mockImplementationOnce(() => new Promise(() => {}))
+    stuck.executor.markStarted(NOW)
+    stuck.executor.handle(stuck.request(), 'peerA')
+    await flush()
+    let gaveUp = false
+    const bounded = stuck.executor.drain(2_000).then(() => (gaveUp = true))
+    await flush()
+    stuck.clock.advance(1_999)
+    await flush()
+    expect(gaveUp).toBe(false)
+    stuck.clock.advance(1)
+    await bounded
+    expect(gaveUp).toBe(true)
   })
 })

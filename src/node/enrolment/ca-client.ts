@@ -19,12 +19,26 @@ import { CA_FORWARD_CANDIDATES_MAX } from './types.js'
 
 /** Answers signing requests locally or through a CA holder. */
 export interface CaClient {
-  /** Feeds a signing request to our own issuer (`no-ca` when this node has none). */
-  runLocal(bytes: Uint8Array): Promise<JoinAnswer>
+  /**
+   * Feeds a signing request to our own issuer (`no-ca` when this node has none). `origin` is who
+   * asked, for the issuer's per-origin bound (default `self`: this node's own renewal).
+   */
+  runLocal(bytes: Uint8Array, origin?: string): Promise<JoinAnswer>
   /** Sends a signing request to a CA holder and returns its answer. */
   askCa(bytes: Uint8Array, signal: AbortSignal): Promise<JoinAnswer>
-  /** Our issuer when we have one, else a CA holder (counted as forwarded). */
-  submit(bytes: Uint8Array, forwardSignal: () => AbortSignal): Promise<JoinAnswer>
+  /**
+   * Our issuer when we have one (with `origin`), else a CA holder (counted as forwarded; the CA
+   * then takes this member as the origin).
+   */
+  submit(bytes: Uint8Array, forwardSignal: () => AbortSignal, origin: string): Promise<JoinAnswer>
+}
+
+/** The issuer origin of this node's own requests (renewal). */
+export const SELF_ORIGIN = 'self'
+
+/** The issuer origin of a direct join on a CA node: the joiner's remote IP. */
+export function ipOrigin(host: string): string {
+  return `ip:${host}`
 }
 
 /** An error answer. */
@@ -38,12 +52,12 @@ export function createCaClient(components: EnrolmentComponents, counters: Enrolm
   let requestSeq = 0
 
   /** Feeds a signing request to our own issuer. */
-  const runLocal = async (bytes: Uint8Array): Promise<JoinAnswer> => {
+  const runLocal = async (bytes: Uint8Array, origin = SELF_ORIGIN): Promise<JoinAnswer> => {
     const issuer = components.issuer()
     if (issuer === undefined) return errorAnswer('no-ca', 'this member holds no CA')
     const requestId = `enrolment-${++requestSeq}`
     try {
-      const effects = await issuer.run({ type: 'signing-request', requestId, bytes })
+      const effects = await issuer.run({ type: 'signing-request', requestId, bytes, origin })
       for (const effect of effects) {
         if (effect.type === 'reply' && effect.requestId === requestId)
           return { type: 'result', result: effect.result }
@@ -77,6 +91,8 @@ export function createCaClient(components: EnrolmentComponents, counters: Enrolm
   const askCa = async (bytes: Uint8Array, signal: AbortSignal): Promise<JoinAnswer> => {
     const candidates = caCandidates()
     let lastProblem = 'no CA holder is known to this member'
+    // A CA that refused us for load is passed on as such, so the joiner knows to slow down.
+    let lastRefusal: JoinAnswer | undefined
     for (const candidate of candidates) {
       try {
         const target = dialTarget(
@@ -95,17 +111,27 @@ export function createCaClient(components: EnrolmentComponents, counters: Enrolm
         }
         if (answer.message.type === 'result') return answer.message
         lastProblem = answer.message.type === 'error' ? answer.message.message : 'unexpected answer'
+        if (
+          answer.message.type === 'error' &&
+          (answer.message.code === 'rate-limited' || answer.message.code === 'busy')
+        )
+          lastRefusal = answer.message
       } catch (err) {
         lastProblem = `${candidate.peerId}: ${(err as Error).message}`
         if (signal.aborted) break
       }
     }
     log.warn({ candidates: candidates.length, problem: lastProblem }, 'no CA holder answered')
+    if (lastRefusal !== undefined) return lastRefusal
     return errorAnswer('no-ca', 'no CA holder is reachable from this member; try again later')
   }
 
-  const submit = async (bytes: Uint8Array, forwardSignal: () => AbortSignal): Promise<JoinAnswer> => {
-    if (components.issuer() !== undefined) return runLocal(bytes)
+  const submit = async (
+    bytes: Uint8Array,
+    forwardSignal: () => AbortSignal,
+    origin: string,
+  ): Promise<JoinAnswer> => {
+    if (components.issuer() !== undefined) return runLocal(bytes, origin)
     const answer = await askCa(bytes, forwardSignal())
     if (answer.type === 'result') counters.forwarded += 1
     else counters.forwardFailed += 1

@@ -13,13 +13,15 @@ import {
   DEFAULT_RENEWAL_RETRY_MIN_MS,
   type RenewalPolicy,
 } from '../../ca/renewal-schedule.js'
-import { createRateLimiter } from '../rate-limit.js'
+import { createKeyedRateLimiter, createRateLimiter } from '../rate-limit.js'
 import { createCaClient } from './ca-client.js'
 import { createCaHandler } from './ca-service.js'
 import { createJoinHandler } from './join-service.js'
 import { createRenewal } from './renewal.js'
 import {
   CA_EXCHANGES_CONCURRENT_MAX,
+  type CaServiceCounters,
+  DEFAULT_CA_RATE_LIMIT,
   DEFAULT_JOIN_RATE_LIMIT,
   type EnrolmentComponents,
   type EnrolmentCounters,
@@ -38,13 +40,14 @@ export interface Enrolment {
   stop(): Promise<void>
   /** Renews now (joins an attempt in flight). Never rejects. */
   renewNow(): Promise<RenewalOutcome>
-  readonly counters: EnrolmentCounters
+  readonly counters: EnrolmentCounters & CaServiceCounters
 }
 
 /** Creates (but does not start) the enrolment service. */
 export function createEnrolment(components: EnrolmentComponents, init: EnrolmentInit): Enrolment {
   const { host } = components
   const limiter = createRateLimiter(init.rateLimit ?? DEFAULT_JOIN_RATE_LIMIT)
+  const caLimiter = createKeyedRateLimiter(init.caRateLimit ?? DEFAULT_CA_RATE_LIMIT)
   const policy: RenewalPolicy = {
     retryBaseMs: init.renewal?.retryBaseMs ?? DEFAULT_RENEWAL_RETRY_BASE_MS,
     retryMaxMs: init.renewal?.retryMaxMs ?? DEFAULT_RENEWAL_RETRY_MAX_MS,
@@ -52,7 +55,7 @@ export function createEnrolment(components: EnrolmentComponents, init: Enrolment
     recheckMaxMs: init.renewal?.recheckMaxMs ?? DEFAULT_RENEWAL_RECHECK_MAX_MS,
     clockSkewToleranceMs: init.clockSkewToleranceMs,
   }
-  const counters: EnrolmentCounters = {
+  const counters: EnrolmentCounters & CaServiceCounters = {
     joinStreams: 0,
     joinAnswered: 0,
     joinRateLimited: 0,
@@ -67,10 +70,12 @@ export function createEnrolment(components: EnrolmentComponents, init: Enrolment
     renewed: 0,
     renewalFailed: 0,
     rateLimit: limiter.counters,
+    caRateLimited: 0,
+    caRateLimit: caLimiter.counters,
   }
   const ca = createCaClient(components, counters)
   const handleJoin = createJoinHandler(components, init, { counters, limiter, ca })
-  const handleCa = createCaHandler(components, { counters, ca })
+  const handleCa = createCaHandler(components, { counters, ca, limiter: caLimiter })
   const renewal = createRenewal(components, init, { counters, ca, policy })
   let started = false
   let caHandled = false

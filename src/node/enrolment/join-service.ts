@@ -20,7 +20,7 @@ import {
   type JoinAnswer,
 } from '../../ca/join-wire.js'
 import type { RateLimiter } from '../rate-limit.js'
-import { type CaClient, errorAnswer } from './ca-client.js'
+import { type CaClient, errorAnswer, ipOrigin } from './ca-client.js'
 import {
   type EnrolmentComponents,
   type EnrolmentCounters,
@@ -61,7 +61,8 @@ export function createJoinHandler(
     // timeline with the wall clock, so the remaining window is measured with it too.
     const windowEndMs = connection.timeline.open + init.helloTimeoutMs
     const signal = AbortSignal.timeout(Math.max(FORWARD_TIMEOUT_MS_MIN, init.helloTimeoutMs))
-    const limit = limiter.take(remoteHostOf(connection.remoteAddr.toString()), clock.nowMs())
+    const remoteHost = remoteHostOf(connection.remoteAddr.toString())
+    const limit = limiter.take(remoteHost, clock.nowMs())
     if (limit !== 'ok') {
       counters.joinRateLimited += 1
       log.debug({ peer: connection.remotePeer.toString(), bucket: limit }, 'join rate limit hit')
@@ -105,13 +106,16 @@ export function createJoinHandler(
         await stream.close({ signal })
         return
       }
-      const answer = await parts.ca.submit(second.message.bytes, () =>
-        AbortSignal.any([
-          signal,
-          AbortSignal.timeout(
-            Math.max(FORWARD_TIMEOUT_MS_MIN, windowEndMs - JOIN_ANSWER_MARGIN_MS - clock.nowMs()),
-          ),
-        ]),
+      const answer = await parts.ca.submit(
+        second.message.bytes,
+        () =>
+          AbortSignal.any([
+            signal,
+            AbortSignal.timeout(
+              Math.max(FORWARD_TIMEOUT_MS_MIN, windowEndMs - JOIN_ANSWER_MARGIN_MS - clock.nowMs()),
+            ),
+          ]),
+        ipOrigin(remoteHost),
       )
       await lp.write(encodeJoinAnswer(answer), { signal })
       await stream.close({ signal })

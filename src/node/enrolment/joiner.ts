@@ -10,6 +10,9 @@
  *                                                   └─yes─► csr ─► issued | pending | refused | error
  *     pending: tell onPending once, wait pollIntervalMs, resend the SAME request bytes
  *     no answer anywhere: wait pollIntervalMs and try again
+ *   limits: until some address has answered hello the mesh counts as unreachable, and the join gives
+ *     up after reachTimeoutMs (default 20 s); once the mesh was reached, after timeoutMs (the approval
+ *     wait without a ticket). Every attempt is reported to onProgress.
  *
  * Each attempt dials afresh and hangs up afterwards: a member cuts an uncertified connection at its
  * hello timeout, so one exchange must fit into a fresh window (enrolment.ts explains the choice).
@@ -51,6 +54,11 @@ export const APPROVAL_WAIT_MS_DEFAULT = 60 * 60_000
 export const JOIN_POLL_INTERVAL_MS_DEFAULT = 5_000
 /** Default limit of one attempt at one address (dial, hello, request, answer). */
 export const JOIN_ATTEMPT_TIMEOUT_MS_DEFAULT = 10_000
+/**
+ * Default time a join keeps retrying while no bootstrap address has answered at all (refused, timed
+ * out); capped by the overall limit. Once an address answered, the overall limit applies.
+ */
+export const JOIN_REACH_TIMEOUT_MS_DEFAULT = 20_000
 /** Most bootstrap addresses tried. */
 export const JOIN_BOOTSTRAP_ADDRESSES_MAX = 16
 
@@ -64,7 +72,7 @@ export type JoinErrorCode =
   | 'refused'
   /** The operator rejected the request (`mesh ca reject`). */
   | 'rejected'
-  /** No bootstrap address answered before the deadline. */
+  /** No bootstrap address answered before the deadline (or, never reached, before the reach limit). */
   | 'unreachable'
   /** The request was still pending at the deadline. */
   | 'timeout'
@@ -86,6 +94,24 @@ export class JoinError extends Error {
   }
 }
 
+/**
+ * One finished attempt at one address, for progress output (the library prints nothing).
+ * `unreachable`: no answer to hello (refused, timed out, reset); `failed`: the mesh answered but not
+ * with a result (busy, rate-limited, no CA, unreadable); `pending`: the request waits for the operator.
+ */
+export interface JoinProgress {
+  readonly address: string
+  /** Which round of attempts this was, from 1 (one round tries every address in turn). */
+  readonly attempt: number
+  readonly state: 'unreachable' | 'failed' | 'pending'
+  /** One line: `connection refused`, `timed out`, the member's message, or the pending request id. */
+  readonly detail: string
+  /** Pause before the next attempt: 0 when the next address is tried at once, null when none follows. */
+  readonly retryInMs: number | null
+  /** Time left before the join gives up (the reach limit while the mesh was never reached). */
+  readonly leftMs: number
+}
+
 /** Options of {@link requestCertificate}: a ticket, or bootstrap + fingerprint + name + zone. */
 export interface RequestCertificateOptions {
   /** The new node's key; it is also the throwaway host's identity. Owned by the caller. */
@@ -100,10 +126,17 @@ export interface RequestCertificateOptions {
   readonly zone?: string
   /** Overall limit; default {@link JOIN_TIMEOUT_MS_DEFAULT} with a ticket, {@link APPROVAL_WAIT_MS_DEFAULT} without. */
   readonly timeoutMs?: number
+  /**
+   * How long to retry while no address has answered at all; default
+   * {@link JOIN_REACH_TIMEOUT_MS_DEFAULT}, never more than the overall limit.
+   */
+  readonly reachTimeoutMs?: number
   readonly pollIntervalMs?: number
   readonly attemptTimeoutMs?: number
   /** Called once when the request waits for the operator, with its id and our key's short fingerprint. */
   readonly onPending?: (id: string, keyFingerprint: string) => void
+  /** Called after every attempt at every address (see {@link JoinProgress}). Must not throw. */
+  readonly onProgress?: (progress: JoinProgress) => void
   readonly signal?: AbortSignal
   /** Time and timers (request date, certificate checks, polling); default the system clock. */
   readonly clock?: Clock
@@ -135,7 +168,7 @@ interface Plan {
 type AttemptOutcome =
   | { kind: 'answer'; result: SigningResult; caPublicKey: Uint8Array; address: string }
   | { kind: 'wrong-mesh'; detail: string; address: string }
-  | { kind: 'transient'; detail: string; address: string }
+  | { kind: 'transient'; detail: string; address: string; reached: boolean }
 
 /**
  * Joins a mesh and returns the certificate; stores nothing (the caller writes the home).
@@ -150,6 +183,7 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
     options.timeoutMs ?? (options.ticket !== undefined ? JOIN_TIMEOUT_MS_DEFAULT : APPROVAL_WAIT_MS_DEFAULT)
   const pollIntervalMs = options.pollIntervalMs ?? JOIN_POLL_INTERVAL_MS_DEFAULT
   const attemptTimeoutMs = options.attemptTimeoutMs ?? JOIN_ATTEMPT_TIMEOUT_MS_DEFAULT
+  const reachTimeoutMs = Math.min(options.reachTimeoutMs ?? JOIN_REACH_TIMEOUT_MS_DEFAULT, timeoutMs)
   let request: ReturnType<typeof createSigningRequest>
   try {
     // One request for the whole join: the CA answers the same bytes with the same pending id, then the certificate.
@@ -163,8 +197,17 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
     throw err
   }
   const keyFingerprint = shortFingerprint(fingerprintOf(options.key.publicKey))
+  const startedAtMs = now()
   const deadline = AbortSignal.timeout(timeoutMs)
   const overall = options.signal === undefined ? deadline : AbortSignal.any([deadline, options.signal])
+  // While no address has answered at all, the shorter reach limit cuts attempts and pauses too.
+  const reachDeadline = AbortSignal.any([overall, AbortSignal.timeout(reachTimeoutMs)])
+  let reached = false
+  const limitSignal = () => (reached ? overall : reachDeadline)
+  const leftMs = () => Math.max(0, startedAtMs + (reached ? timeoutMs : reachTimeoutMs) - now())
+  /** Last failure per address while unreachable, for the error. */
+  const unreachable = new Map<string, string>()
+  let rounds = 0
 
   const host = await createLibp2p({
     privateKey: libp2pKeyOf(options.key),
@@ -175,17 +218,33 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
   let lastProblem = 'no attempt finished'
   try {
     for (;;) {
+      rounds += 1
       const outcomes: AttemptOutcome[] = []
       let answer: Extract<AttemptOutcome, { kind: 'answer' }> | undefined
       for (const [index, address] of plan.addresses.entries()) {
-        if (overall.aborted) break
-        const outcome = await attempt(host, address, plan.texts[index] ?? address.toString(), request.bytes, {
+        if (limitSignal().aborted) break
+        const text = plan.texts[index] ?? address.toString()
+        const outcome = await attempt(host, address, text, request.bytes, {
           fingerprint: plan.fingerprint,
-          signal: AbortSignal.any([overall, AbortSignal.timeout(attemptTimeoutMs)]),
+          signal: AbortSignal.any([limitSignal(), AbortSignal.timeout(attemptTimeoutMs)]),
           nowMs: now,
           skewMs,
         })
         outcomes.push(outcome)
+        if (outcome.kind !== 'transient' || outcome.reached) reached = true
+        if (outcome.kind === 'transient') {
+          if (!outcome.reached) unreachable.set(text, outcome.detail)
+          const last = index === plan.addresses.length - 1
+          const left = leftMs()
+          options.onProgress?.({
+            address: text,
+            attempt: rounds,
+            state: outcome.reached ? 'failed' : 'unreachable',
+            detail: outcome.detail,
+            retryInMs: limitSignal().aborted || left === 0 ? null : last ? Math.min(pollIntervalMs, left) : 0,
+            leftMs: left,
+          })
+        }
         if (outcome.kind === 'answer') {
           answer = outcome
           break
@@ -229,6 +288,15 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
           pendingId = result.id
           options.onPending?.(result.id, keyFingerprint)
         }
+        const left = leftMs()
+        options.onProgress?.({
+          address: answer.address,
+          attempt: rounds,
+          state: 'pending',
+          detail: `request ${result.id} is waiting for approval`,
+          retryInMs: overall.aborted || left === 0 ? null : Math.min(pollIntervalMs, left),
+          leftMs: left,
+        })
         lastProblem = `request ${result.id} is waiting for approval`
       } else {
         const wrong = outcomes.find(o => o.kind === 'wrong-mesh')
@@ -241,10 +309,17 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
         const last = outcomes[outcomes.length - 1]
         if (last !== undefined && last.kind !== 'answer') lastProblem = `${last.address}: ${last.detail}`
       }
-      await sleep(clock, pollIntervalMs, overall)
-      if (overall.aborted) break
+      await sleep(clock, pollIntervalMs, limitSignal())
+      if (limitSignal().aborted) break
     }
     if (options.signal?.aborted === true) throw new JoinError('aborted', 'join was interrupted')
+    if (!reached) {
+      const why = plan.texts.map(text => `${text}: ${unreachable.get(text) ?? 'not tried'}`).join('; ')
+      throw new JoinError(
+        'unreachable',
+        `cannot reach the mesh at ${why} (${rounds} ${rounds === 1 ? 'attempt' : 'attempts'} in ${formatDurationMs(reachTimeoutMs)}); check the address and that 'mesh agent' runs there`,
+      )
+    }
     if (pendingId !== undefined) {
       throw new JoinError(
         'timeout',
@@ -333,17 +408,21 @@ async function attempt(
 ): Promise<AttemptOutcome> {
   const { signal } = context
   let connection: Awaited<ReturnType<Libp2p['dial']>> | undefined
+  // The mesh counts as reached once a join answer (any, even an error) came back.
+  let reached = false
   try {
     connection = await host.dial(address, { signal })
     const stream = await connection.newStream(JOIN_PROTOCOL, { signal })
     const lp = lpStream(stream, { maxDataLength: JOIN_ANSWER_BYTES_MAX })
     await lp.write(encodeJoinRequest({ type: 'hello' }), { signal })
     const hello = decodeJoinAnswer((await lp.read({ signal })).subarray())
-    if (!hello.ok) return { kind: 'transient', detail: `unreadable answer (${hello.detail})`, address: text }
+    if (!hello.ok)
+      return { kind: 'transient', detail: `unreadable answer (${hello.detail})`, address: text, reached }
+    reached = true
     if (hello.message.type === 'error')
-      return { kind: 'transient', detail: hello.message.message, address: text }
+      return { kind: 'transient', detail: hello.message.message, address: text, reached }
     if (hello.message.type !== 'hello')
-      return { kind: 'transient', detail: 'answer out of order', address: text }
+      return { kind: 'transient', detail: 'answer out of order', address: text, reached }
     const proof = checkMeshProof(hello.message, {
       fingerprint: context.fingerprint,
       remotePeer: connection.remotePeer.toString(),
@@ -359,15 +438,30 @@ async function attempt(
     const answer = decodeJoinAnswer((await lp.read({ signal })).subarray())
     await stream.close({ signal }).catch(() => {})
     if (!answer.ok)
-      return { kind: 'transient', detail: `unreadable answer (${answer.detail})`, address: text }
+      return { kind: 'transient', detail: `unreadable answer (${answer.detail})`, address: text, reached }
     if (answer.message.type === 'error')
-      return { kind: 'transient', detail: answer.message.message, address: text }
+      return { kind: 'transient', detail: answer.message.message, address: text, reached }
     if (answer.message.type !== 'result')
-      return { kind: 'transient', detail: 'answer out of order', address: text }
+      return { kind: 'transient', detail: 'answer out of order', address: text, reached }
     return { kind: 'answer', result: answer.message.result, caPublicKey, address: text }
   } catch (err) {
-    return { kind: 'transient', detail: (err as Error).message, address: text }
+    return { kind: 'transient', detail: describeFailure(err), address: text, reached }
   } finally {
     await connection?.close().catch(() => {})
   }
+}
+
+/** A network failure as a short phrase: `connection refused`, `timed out`, … else the error's message. */
+function describeFailure(err: unknown): string {
+  const error = err as { name?: unknown; code?: unknown; message?: unknown }
+  const phrases: Record<string, string> = {
+    ECONNREFUSED: 'connection refused',
+    ECONNRESET: 'connection reset',
+    EHOSTUNREACH: 'host unreachable',
+    ENETUNREACH: 'network unreachable',
+    ETIMEDOUT: 'timed out',
+  }
+  if (typeof error?.code === 'string' && phrases[error.code] !== undefined) return phrases[error.code]!
+  if (error?.name === 'TimeoutError' || error?.name === 'AbortError') return 'timed out'
+  return typeof error?.message === 'string' ? error.message : String(err)
 }

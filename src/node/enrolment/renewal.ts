@@ -2,6 +2,8 @@
  * Certificate renewal: at two thirds of the certificate's lifetime (the pure schedule is renewal.ts)
  * the node sends a signing request carrying its current certificate to its own issuer or a CA holder,
  * checks the new certificate and swaps it in. Failures back off; nothing here ever throws into the node.
+ * A revoked certificate cannot be renewed: once the node learns it is revoked (credentials.ts), the timer
+ * stops for good and `renewNow` answers `revoked` without asking the CA.
  */
 
 import { checkIssued, type JoinAnswer } from '../../ca/join-wire.js'
@@ -82,6 +84,9 @@ export function createRenewal(
   }
 
   const renewNow = (): Promise<RenewalOutcome> => {
+    if (credentials.revoked()) {
+      return Promise.resolve({ ok: false, reason: 'revoked', message: 'the CA revoked this certificate' })
+    }
     if (renewing !== undefined) return renewing
     renewing = attemptRenewal()
       .catch((err: unknown): RenewalOutcome => ({ ok: false, reason: 'error', message: String(err) }))
@@ -113,7 +118,8 @@ export function createRenewal(
   }
 
   const scheduleRenewal = (): void => {
-    if (!started || init.renew === false) return
+    // Revoked: the CA would refuse; credentials.ts has said why, once.
+    if (!started || init.renew === false || credentials.revoked()) return
     timer?.cancel()
     timer = undefined
     const decision = renewalDecision(
@@ -134,17 +140,25 @@ export function createRenewal(
     void renewNow().then(() => scheduleRenewal())
   }
 
+  const cancel = (): void => {
+    timer?.cancel()
+    timer = undefined
+  }
+  let unsubscribe: (() => void) | undefined
+
   return {
     renewNow,
     start() {
       if (started) return
       started = true
+      unsubscribe = credentials.onRevoked(cancel)
       scheduleRenewal()
     },
     stop() {
       started = false
-      timer?.cancel()
-      timer = undefined
+      unsubscribe?.()
+      unsubscribe = undefined
+      cancel()
     },
   }
 }

@@ -11,13 +11,29 @@ import type { Credentials } from '../credentials.js'
 import type { Host } from '../host.js'
 import type { IssuerDriver } from '../issuer-driver.js'
 import type { Logger } from '../log.js'
-import type { RateLimitCounters, RateLimitPolicy } from '../rate-limit.js'
+import type {
+  KeyedRateLimitCounters,
+  KeyedRateLimitPolicy,
+  RateLimitCounters,
+  RateLimitPolicy,
+} from '../rate-limit.js'
 
 /** Default join rate limit: 20 exchanges/s (burst 60) per node, 2/s (burst 20) per remote IP, 4096 IPs tracked. */
 export const DEFAULT_JOIN_RATE_LIMIT: RateLimitPolicy = {
   global: { ratePerSecond: 20, burst: 60 },
   perIp: { ratePerSecond: 2, burst: 20 },
   ipEntriesMax: 4096,
+}
+/**
+ * Default `/mesh/ca/1.0.0` rate limit on a CA node: 20 requests/s (burst 60) per admitted peer, the
+ * same as a member's whole join limit (an honest member forwarding its joiners never hits it), and
+ * 100/s (burst 300) for the node; 4096 peers tracked. Without it one certified member could fill the
+ * pending table with ticketless requests in seconds (security item 6).
+ */
+export const DEFAULT_CA_RATE_LIMIT: KeyedRateLimitPolicy = {
+  global: { ratePerSecond: 100, burst: 300 },
+  perKey: { ratePerSecond: 20, burst: 60 },
+  keyEntriesMax: 4096,
 }
 /** Most join exchanges in progress at once on one node. */
 export const JOIN_EXCHANGES_CONCURRENT_MAX = 64
@@ -52,6 +68,16 @@ export interface EnrolmentCounters {
   readonly rateLimit: RateLimitCounters
 }
 
+/**
+ * Counters of the CA service (`/mesh/ca/1.0.0`), kept in the same counters object as
+ * {@link EnrolmentCounters} (`Enrolment.counters`).
+ */
+export interface CaServiceCounters {
+  /** Requests refused `rate-limited` (per-peer or global bucket empty). */
+  caRateLimited: number
+  readonly caRateLimit: KeyedRateLimitCounters
+}
+
 /** A protocol handler. */
 export type StreamHandler = (stream: Stream, connection: Connection) => Promise<void>
 
@@ -83,6 +109,8 @@ export interface EnrolmentInit {
   /** Certificate clock-skew tolerance shared with the CA. */
   readonly clockSkewToleranceMs: number
   readonly rateLimit?: RateLimitPolicy
+  /** Rate limit of `/mesh/ca/1.0.0` on CA nodes, keyed by the admitted peer's id. */
+  readonly caRateLimit?: KeyedRateLimitPolicy
   /** Renewal retry policy; the skew comes from above. */
   readonly renewal?: Partial<Omit<RenewalPolicy, 'clockSkewToleranceMs'>>
   /** Run the renewal timer (default true). */

@@ -1,0 +1,81 @@
+// Proves the one zone view: a zone this node votes in shows its first-hand lease (time left); a zone
+// known only from heartbeats names the holder by its authority fact but says the lease is unknown
+// (null, `unknown` in `mesh zones`), never a false 0; no holder shows null and `-`.
+import { describe, expect, it } from 'vitest'
+import { formatLease } from '../../src/cli/members.js'
+import type { MemberView } from '../../src/gossip/membership.js'
+import { AUTHORITY_FACT, type ZoneView, zoneViews } from '../../src/node/zone-view.js'
+
+function member(name: string, zone: string, facts: Record<string, string> = {}): MemberView {
+  return {
+    name,
+    peerId: `peer-${name}`,
+    zone,
+    roles: ['agent'],
+    addrs: [],
+    state: 'alive',
+    lastSeenMs: 0,
+    facts,
+  }
+}
+
+describe('zoneViews', () => {
+  const members = [
+    member('w1', 'web', { [AUTHORITY_FACT]: 'web:3' }),
+    member('w2', 'web'),
+    member('d1', 'db', { [AUTHORITY_FACT]: 'db:7' }),
+    member('d2', 'db'),
+    member('e1', 'edge'),
+  ]
+  const voted: ZoneView[] = [
+    { zone: 'web', members: ['w1', 'w2'], authority: 'w1', epoch: 3, leaseRemainingMs: 1_234 },
+  ]
+
+  it('shows the first-hand lease for a zone this node votes in', () => {
+    const web = zoneViews(members, voted).find(z => z.zone === 'web')
+    expect(web).toEqual({
+      zone: 'web',
+      members: ['w1', 'w2'],
+      authority: 'w1',
+      epoch: 3,
+      leaseRemainingMs: 1_234,
+    })
+    expect(formatLease(web!)).toBe('1234ms')
+  })
+
+  it('says the lease is unknown (null) for a holder known only from heartbeats', () => {
+    const db = zoneViews(members, voted).find(z => z.zone === 'db')
+    expect(db).toEqual({
+      zone: 'db',
+      members: ['d1', 'd2'],
+      authority: 'd1',
+      epoch: 7,
+      leaseRemainingMs: null,
+    })
+    expect(JSON.parse(JSON.stringify(db)).leaseRemainingMs).toBeNull()
+    expect(formatLease(db!)).toBe('unknown')
+  })
+
+  it('shows no lease for a zone without a holder', () => {
+    const edge = zoneViews(members, voted).find(z => z.zone === 'edge')
+    expect(edge).toMatchObject({ authority: null, epoch: 0, leaseRemainingMs: null })
+    expect(formatLease(edge!)).toBe('-')
+    expect(zoneViews(members, voted).map(z => z.zone)).toEqual(['db', 'edge', 'web'])
+  })
+
+  it('prefers the first-hand view over heartbeats and falls back when it knows no holder', () => {
+    const firstHandOnly = zoneViews(members, [
+      { zone: 'db', members: ['d1', 'd2'], authority: 'd2', epoch: 8, leaseRemainingMs: 900 },
+      { zone: 'web', members: ['w1', 'w2'], authority: null, epoch: 3, leaseRemainingMs: null },
+    ])
+    expect(firstHandOnly.find(z => z.zone === 'db')).toMatchObject({
+      authority: 'd2',
+      epoch: 8,
+      leaseRemainingMs: 900,
+    })
+    expect(firstHandOnly.find(z => z.zone === 'web')).toMatchObject({
+      authority: 'w1',
+      leaseRemainingMs: null,
+    })
+  })
+})
