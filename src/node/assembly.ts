@@ -41,6 +41,7 @@ export function buildTrust(base: Base) {
     initial: init.revocations,
     save: store.saveRevocations?.bind(store),
     log,
+    clock: base.clock,
   })
   // Checks its own serial on every list adopted (and on the one from the home).
   const credentials = createCredentials({

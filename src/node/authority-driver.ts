@@ -37,7 +37,7 @@ import { AUTHORITY_PROTOCOL, createAuthorityStreams } from './authority-streams.
 import { type Clock, every, type Random, type Timer } from './clock.js'
 import type { AgentConfig } from './config.js'
 import type { Host } from './host.js'
-import type { Logger } from './log.js'
+import { createLogLimiter, type Logger } from './log.js'
 import { createRoster, type RosterEntry } from './roster.js'
 import type { ZoneView } from './zone-view.js'
 
@@ -103,6 +103,7 @@ export function createAuthorityDriver(init: {
 }): AuthorityDriver {
   const { host, self, log } = init
   const { clock } = init
+  const limited = createLogLimiter(log, clock)
   const mono = (): number => Math.floor(clock.monotonicMs())
   const wallOf = (monoMs: number): number => Math.round(clock.nowMs() - clock.monotonicMs() + monoMs)
   const core: Authority = createAuthority({
@@ -225,7 +226,12 @@ export function createAuthorityDriver(init: {
         const frame = (await lp.read()).subarray()
         const parsed = parseAuthorityMessage(decodeCbor(frame, authorityMessageBytesMax), limits)
         if (!parsed.ok) {
-          log.warn({ peer: from, code: parsed.code, field: parsed.field }, 'bad authority message')
+          limited.log(
+            'warn',
+            `bad:${from}`,
+            { peer: from, code: parsed.code, field: parsed.field },
+            'bad authority message',
+          )
           continue
         }
         if (parsed.message.type === 'refuse') {

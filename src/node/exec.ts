@@ -15,7 +15,7 @@ import { createRequest } from '../gossip/request.js'
 import type { RequestOutcome, RequestRefusalCode } from '../gossip/validate.js'
 import type { Clock, Random } from './clock.js'
 import type { Signer } from './credentials.js'
-import type { Logger } from './log.js'
+import { createLogLimiter, type Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
 
 /** Length of a request id, bytes. */
@@ -112,6 +112,7 @@ export interface Exec {
 /** Creates the exec component. */
 export function createExec(components: ExecComponents, init: ExecInit): Exec {
   const { clock, log, router } = components
+  const limited = createLogLimiter(log, clock)
   let repliesRefused = 0
 
   const refusalMessage = (
@@ -184,7 +185,8 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       })
       if (!verdict.ok) {
         repliesRefused += 1
-        log.warn({ request: request.idHex, reason: verdict.reason, detail: verdict.detail }, 'reply refused')
+        const context = { request: request.idHex, reason: verdict.reason, detail: verdict.detail }
+        limited.log('warn', `reply:${verdict.reason}`, context, 'reply refused')
         return
       }
       const event = collector.accept(verdict.verified, clock.nowMs())

@@ -126,3 +126,42 @@ function scalar(value: unknown): string {
   if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)
   return JSON.stringify(value) ?? String(value)
 }
+
+/** Default window of {@link createLogLimiter}: one line per key per this many ms. */
+export const LOG_LIMIT_INTERVAL_MS = 10_000
+/** Most distinct keys a limiter tracks; beyond, new keys share one bucket. */
+export const LOG_LIMIT_KEYS_MAX = 1024
+
+/**
+ * Rate-limits lines that a peer can trigger at will (refused messages, bad frames), so a flood cannot
+ * grow the log by megabytes: per key, the first line in each window is written and the rest are
+ * suppressed; the next line written for that key carries `suppressed: N`. Counters elsewhere stay exact.
+ */
+export interface LogLimiter {
+  log(level: 'error' | 'warn' | 'info' | 'debug', key: string, context: object, message: string): void
+}
+
+/** Creates a {@link LogLimiter} over `logger`, timed by `clock` (monotonic). */
+export function createLogLimiter(
+  logger: Logger,
+  clock: { monotonicMs(): number },
+  init: { readonly intervalMs?: number; readonly keysMax?: number } = {},
+): LogLimiter {
+  const intervalMs = init.intervalMs ?? LOG_LIMIT_INTERVAL_MS
+  const keysMax = init.keysMax ?? LOG_LIMIT_KEYS_MAX
+  const windows = new Map<string, { openedAtMs: number; suppressed: number }>()
+  return {
+    log(level, key, context, message) {
+      const nowMs = clock.monotonicMs()
+      const bucket = windows.has(key) || windows.size < keysMax ? key : '(other)'
+      const window = windows.get(bucket)
+      if (window !== undefined && nowMs - window.openedAtMs < intervalMs) {
+        window.suppressed += 1
+        return
+      }
+      const suppressed = window?.suppressed ?? 0
+      windows.set(bucket, { openedAtMs: nowMs, suppressed: 0 })
+      logger[level](suppressed > 0 ? { ...context, suppressed } : context, message)
+    },
+  }
+}

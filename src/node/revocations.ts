@@ -10,7 +10,8 @@ import {
   type SignedRevocationList,
   verifyRevocationList,
 } from '../ca/revocation.js'
-import type { Logger } from './log.js'
+import { type Clock, systemClock } from './clock.js'
+import { createLogLimiter, type Logger } from './log.js'
 import type { TopicVerdict } from './topic-validators.js'
 
 /** Called with each newly adopted list. */
@@ -36,15 +37,23 @@ export function createRevocations(init: {
   readonly initial?: Uint8Array
   readonly save?: (bytes: Uint8Array) => Promise<void>
   readonly log: Logger
+  /** Times the refusal log's rate limit; default the system clock. */
+  readonly clock?: Clock
 }): Revocations {
   const { log } = init
+  const limited = createLogLimiter(log, init.clock ?? systemClock)
   let list: SignedRevocationList | undefined
   let lookup: RevocationLookup = createRevocationLookup(undefined)
   const listeners = new Set<RevocationListener>()
   const offer = (bytes: Uint8Array, origin: string): boolean => {
     const verdict = verifyRevocationList(bytes, init.caPublicKey)
     if (!verdict.ok) {
-      log.warn({ origin, reason: verdict.reason }, 'revocation list refused')
+      limited.log(
+        'warn',
+        `refused:${verdict.reason}`,
+        { origin, reason: verdict.reason },
+        'revocation list refused',
+      )
       return false
     }
     if (!newer(verdict.signed.list, list?.list)) return false

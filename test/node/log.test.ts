@@ -5,7 +5,13 @@
 
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { formatLogLine, prettyDestination, resolveLogFormat } from '../../src/node/log.js'
+import {
+  createLogLimiter,
+  formatLogLine,
+  type Logger,
+  prettyDestination,
+  resolveLogFormat,
+} from '../../src/node/log.js'
 
 const AT = new Date(2030, 0, 2, 3, 4, 5, 6).getTime() // local time 03:04:05.006
 
@@ -99,5 +105,25 @@ describe('prettyDestination', () => {
     expect(written[0]).toMatch(
       /^\d\d:\d\d:\d\d\.\d{3} INFO {2}control: request served node=n1 method=status\n$/,
     )
+  })
+})
+
+describe('log limiter', () => {
+  it('writes one line per key per window and reports how many it suppressed', () => {
+    const lines: Array<{ message: string; context: Record<string, unknown> }> = []
+    const record = (context: Record<string, unknown>, message: string) => lines.push({ context, message })
+    const logger = { warn: record, info: record, error: record, debug: record } as unknown as Logger
+    let now = 0
+    const limiter = createLogLimiter(logger, { monotonicMs: () => now }, { intervalMs: 1_000, keysMax: 2 })
+    for (let i = 0; i < 500; i++) limiter.log('warn', 'bad-frame', { peer: 'p' }, 'bad authority message')
+    expect(lines).toHaveLength(1)
+    now = 1_000
+    limiter.log('warn', 'bad-frame', { peer: 'p' }, 'bad authority message')
+    expect(lines[1]?.context).toEqual({ peer: 'p', suppressed: 499 })
+    // Keys are bounded: the third distinct key shares one bucket with every later one.
+    limiter.log('info', 'a', {}, 'x')
+    limiter.log('info', 'b', {}, 'y')
+    limiter.log('info', 'c', {}, 'z')
+    expect(lines.map(l => l.message)).toEqual(['bad authority message', 'bad authority message', 'x', 'y'])
   })
 })

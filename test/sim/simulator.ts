@@ -245,6 +245,19 @@ export class Simulator {
   }
 
   /**
+   * Restarts a crashed `id` with empty memory and its own, possibly stale, view of the roster (a node
+   * whose saved roster missed a member, or still lists one that left). Others keep theirs.
+   */
+  restartWithRoster(id: string, roster: readonly RosterMember[]): void {
+    const node = this.node(id)
+    if (node.authority !== null) return
+    node.roster = roster.map(m => ({ id: m.id, zone: m.zone }))
+    this.note(`${id} restarts with a roster of ${node.roster.length} members`)
+    this.boot(node)
+    this.hintOthers(id, 'alive')
+  }
+
+  /**
    * Changes the roster: `members` replaces it; each running node learns it at a random true time
    * within `spreadMs` (new nodes start when they learn it).
    */
