@@ -9,6 +9,7 @@
  *   operator.key/.cert   the local admin's operator identity (on nodes made by `mesh init`)
  *   revocations          the newest revocation list seen
  *   roster               every certified member seen (zone-authority voters survive restarts)
+ *   run-record           the requests this node started recently (at most once across restarts)
  *   ca/                  only on CA nodes: ca.key, ticket.secret, issuer.state
  *   agent.sock           the control socket while `mesh agent` runs
  *
@@ -23,6 +24,7 @@ import { decodeCertificate } from '../ca/certificate.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
 import { decodeKeyFile, decodeTicketSecretFile, encodeKeyFile } from '../ca/key-file.js'
 import type { SignedCertificate } from '../ca/types.js'
+import { decodeRunLedger } from '../gossip/run-ledger.js'
 import type { CaMaterial, Identity } from '../node/keys.js'
 import type { SigningKey } from '../wire/ed25519.js'
 import { cleanStaleTempFiles, ensureHomeDir, readStateFile, writeFileAtomic } from './state-file.js'
@@ -58,6 +60,7 @@ export function homePaths(home: string) {
     operatorCert: join(home, 'operator.cert'),
     revocations: join(home, 'revocations'),
     roster: join(home, 'roster'),
+    runRecord: join(home, 'run-record'),
     caDir: join(home, 'ca'),
     caKey: join(home, 'ca', 'ca.key'),
     ticketSecret: join(home, 'ca', 'ticket.secret'),
@@ -75,6 +78,8 @@ export interface HomeState {
   readonly ca?: CaMaterial
   readonly revocations?: Uint8Array
   readonly roster?: Uint8Array
+  /** The run record saved by an earlier run, already checked to decode (see {@link loadRunRecord}). */
+  readonly runRecord?: Uint8Array
   /** The parsed config.toml (validated later by resolveConfig). */
   readonly configFile: Record<string, unknown>
 }
@@ -247,9 +252,39 @@ export async function loadHome(home: string): Promise<HomeState> {
 
   const revocations = await readOptional(p.revocations)
   const roster = await readOptional(p.roster)
+  const runRecord = await loadRunRecord(home)
   const configBytes = await readOptional(p.config)
   const configFile = configBytes === undefined ? {} : parseConfigFile(configBytes, p.config)
-  return { home, node, caPublicKey, operator, ca, revocations, roster, configFile }
+  return { home, node, caPublicKey, operator, ca, revocations, roster, runRecord, configFile }
+}
+
+/**
+ * Reads the run record (`run-record`), undefined when there is none (a new home), and checks that it
+ * decodes, so a damaged one stops the agent before it touches the network rather than later. Refused
+ * rather than started empty: the record is what keeps a request whose `issuedAtMs` was ahead of our
+ * clock from running a second time after a restart, and starting without it would silently drop that
+ * guarantee for the next few minutes. Atomic writes mean only disk damage or a hand edit gets here.
+ * @throws HomeError `corrupt` (saying how to start anyway), `unreadable`
+ */
+export async function loadRunRecord(home: string): Promise<Uint8Array | undefined> {
+  const path = homePaths(home).runRecord
+  const bytes = await readOptional(path)
+  if (bytes === undefined) return undefined
+  try {
+    decodeRunLedger(bytes)
+  } catch (err) {
+    throw new HomeError(
+      'corrupt',
+      `${path} is unusable (${(err as Error).message}); it lists the requests this node ran recently so that none runs twice; ` +
+        `to start anyway, move it aside (then a request it listed could run again if its bytes are replayed before the request expires, at most 5.5 minutes with the default requestLifetimeMsMax)`,
+    )
+  }
+  return bytes
+}
+
+/** Saves the run record (the node calls it before an action starts; resolves once it is on disk). */
+export async function saveRunRecord(home: string, bytes: Uint8Array): Promise<void> {
+  await writeFileAtomic(homePaths(home).runRecord, bytes)
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   saveNodeCertificate,
   saveRevocations,
   saveRoster,
+  saveRunRecord,
 } from './home.js'
 import { readStateFile } from './state-file.js'
 
@@ -81,6 +82,9 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       saveRevocations: bytes => saveRevocations(home, bytes),
       saveNodeCertificate: cert => saveNodeCertificate(home, cert),
       saveRoster: bytes => saveRoster(home, bytes),
+      // Read and checked by loadHome (a damaged record stops the agent before it starts the network).
+      loadRunRecord: async () => state.runRecord,
+      saveRunRecord: bytes => saveRunRecord(home, bytes),
     },
   })
   const control = createControlServer({

@@ -21,6 +21,7 @@ import { createReplyRouter } from './replies.js'
 import { createRequestExecutor } from './request-executor.js'
 import { createRevocations } from './revocations.js'
 import { decodeRoster } from './roster.js'
+import { createRunRecord } from './run-record.js'
 import { publishedFacts, zoneViews } from './zone-view.js'
 
 /** What every stage of the build shares. */
@@ -86,6 +87,7 @@ export async function buildHost(
     mdns: config.mdns,
     transport: init.transport,
     connectionsMax: config.connectionsMax,
+    inboundUpgradeTimeoutMs: config.inboundUpgradeTimeoutMs,
     gater: admission.gater,
     pnetKey: init.pnetKey,
     seenTtlMs: config.requestLifetimeMsMax + 2 * config.clockSkewToleranceMs,
@@ -210,6 +212,15 @@ export function buildRequests(
       requestBytesMax: config.requestBytesMax,
     },
   )
+  // The run record outlives the process only when the store can load and save it (see NodeStore).
+  const runRecord = createRunRecord(
+    {
+      load: base.store.loadRunRecord?.bind(base.store),
+      save: base.store.saveRunRecord?.bind(base.store),
+      clock,
+    },
+    { clockSkewToleranceMs: config.clockSkewToleranceMs },
+  )
   const router = createReplyRouter({
     host: net.host,
     log: log.child({ component: 'replies' }),
@@ -226,6 +237,7 @@ export function buildRequests(
       heldAuthority: members.heldAuthority,
       clock,
       log,
+      runRecord,
     },
     { clockSkewToleranceMs: config.clockSkewToleranceMs },
   )

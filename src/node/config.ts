@@ -166,6 +166,15 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     doc: 'time a new connection has to present a valid certificate',
   },
   {
+    key: 'inboundUpgradeTimeoutMs',
+    kind: 'duration',
+    perProfile: true,
+    fallback: timing(3_000, 6_000, 3_000),
+    env: 'MESH_INBOUND_UPGRADE_TIMEOUT',
+    unit: 'ms',
+    doc: 'time an accepted socket has to finish Noise and yamux before it is cut (pre-authentication)',
+  },
+  {
     key: 'requestLifetimeMsMax',
     kind: 'duration',
     fallback: 300_000,
@@ -247,6 +256,7 @@ export interface AgentConfig {
   readonly leaseDriftBudgetMs: number
   readonly clockSkewToleranceMs: number
   readonly helloTimeoutMs: number
+  readonly inboundUpgradeTimeoutMs: number
   readonly requestLifetimeMsMax: number
   readonly certificateTtlMs: number
   readonly actionTimeoutMs: number

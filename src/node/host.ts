@@ -10,6 +10,13 @@ import { type Identify, identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import {
+  createInboundLimits,
+  INBOUND_PENDING_MAX,
+  INBOUND_UPGRADE_TIMEOUT_MS,
+  type InboundLimits,
+  limitInbound,
+} from './inbound-limits.js'
 import { connectionStack } from './transport.js'
 
 /** Topics mesh uses; every node subscribes to all of them. */
@@ -55,6 +62,17 @@ export interface HostInit {
   readonly gossipDegree?: { D: number; Dlo: number; Dhi: number; Dout?: number }
   /** Gossipsub's duplicate window; keep ≥ the longest request lifetime. */
   readonly seenTtlMs: number
+  /** libp2p's `inboundUpgradeTimeout`: how long an accepted socket may take to finish Noise + yamux. */
+  readonly inboundUpgradeTimeoutMs?: number
+  /** Per-source pre-authentication limits (inbound-limits.ts); default a fresh table with its defaults. */
+  readonly inboundLimits?: InboundLimits
+}
+
+const inboundLimitsByHost = new WeakMap<Host, InboundLimits>()
+
+/** The per-source pre-authentication limits of a host made by {@link createHost} (tests, introspection). */
+export function inboundLimitsOf(host: Host): InboundLimits | undefined {
+  return inboundLimitsByHost.get(host)
 }
 
 /** Creates an unstarted host. */
@@ -65,17 +83,23 @@ export async function createHost(init: HostInit): Promise<Host> {
   }
   if (init.mdns === true) peerDiscovery.push(mdns({ interval: 1000, serviceTag: '_mesh._udp.local' }))
 
+  const inbound = init.inboundLimits ?? createInboundLimits()
   const options: Libp2pOptions<HostServices> = {
     privateKey: init.privateKey,
     start: false,
     addresses: { listen: [...init.listen], announce: [...(init.announce ?? [])] },
     ...connectionStack({ transport: init.transport, pnetKey: init.pnetKey }),
-    connectionGater: init.gater,
+    // Not-yet-upgraded connections are limited per source address before the gater's own checks.
+    connectionGater: limitInbound(init.gater, inbound),
     connectionManager: {
       maxConnections: init.connectionsMax,
       // Defaults (5/s per host, 10 pending) throttle reply bursts and loopback fleets (LIBP2P-NOTES §3).
       inboundConnectionThreshold: 1_000,
-      maxIncomingPendingConnections: 256,
+      // Global room for upgrades in flight: a wide margin over the per-source limit, so one source
+      // holding all it may still leaves most of it to everyone else (docs/admission.md).
+      maxIncomingPendingConnections: INBOUND_PENDING_MAX,
+      // A socket that stays silent is cut after this instead of libp2p's 10 s.
+      inboundUpgradeTimeout: init.inboundUpgradeTimeoutMs ?? INBOUND_UPGRADE_TIMEOUT_MS,
     },
     peerDiscovery,
     // libp2p pings every connection every 10 s on a fresh stream; our heartbeats and lease traffic already
@@ -105,5 +129,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       }),
     },
   }
-  return createLibp2p(options)
+  const host = await createLibp2p(options)
+  inboundLimitsByHost.set(host, inbound)
+  return host
 }

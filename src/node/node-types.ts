@@ -16,6 +16,7 @@ import type { ExecOptions } from './exec.js'
 import type { IssuerDriver } from './issuer-driver.js'
 import type { CaMaterial, Identity } from './keys.js'
 import type { Logger } from './log.js'
+import type { RunRecordCounters } from './run-record.js'
 import type { ZoneView } from './zone-view.js'
 
 /** Persistence the node asks for; the agent writes files, an embedding program may do anything. */
@@ -25,6 +26,20 @@ export interface NodeStore {
   saveNodeCertificate?(certificate: SignedCertificate): Promise<void>
   /** The zone-authority roster (certified members seen), so a restart still knows every voter. */
   saveRoster?(bytes: Uint8Array): Promise<void>
+  /**
+   * The run record (src/node/run-record.ts): the bytes last given to {@link saveRunRecord}, or
+   * undefined when there are none. Called once, when the node starts; a rejection fails `start()`.
+   * Give both run-record methods or neither: without them the record lives in memory only, so a
+   * request signed with `issuedAtMs` ahead of this node's clock may run again after the process
+   * restarts (only requests issued before the restart are then refused).
+   */
+  loadRunRecord?(): Promise<Uint8Array | undefined>
+  /**
+   * Replaces the stored run record. Resolve only once `bytes` are durable and a crash leaves the old or
+   * the new version whole (the agent writes a temporary file, fsyncs and renames): the node starts an
+   * action only after this resolves for a record that lists it. A rejection refuses those requests.
+   */
+  saveRunRecord?(bytes: Uint8Array): Promise<void>
 }
 
 /** Options of `createMeshNode`. */
@@ -64,6 +79,8 @@ export interface NodeCounters {
   readonly gossipRepairs: number
   /** Requests not run because they were issued before this process started (replay protection). */
   readonly notRunBeforeStart: number
+  /** The persisted record of started requests (at most once across restarts): entries, refusals, saves. */
+  readonly runRecord: RunRecordCounters
   /** Every gossip topic's verdicts by code. */
   readonly topics: Readonly<Record<string, Readonly<Record<string, number>>>>
 }

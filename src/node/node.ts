@@ -188,7 +188,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
     await members.facts.refresh()
     await host.start()
     for (const topic of Object.values(TOPICS)) host.services.pubsub.subscribe(topic)
-    requests.executor.markStarted(clock.nowMs())
+    await requests.executor.start(clock.nowMs()) // loads the run record, then refuses older requests
     running = true
     setRunning(true)
     members.membershipDriver.start()
@@ -260,6 +260,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
       repliesRefused: exec.repliesRefused(),
       gossipRepairs: connections.gossipRepairs(),
       notRunBeforeStart: requests.executor.notRunBeforeStart(),
+      runRecord: requests.executor.runRecordCounters(),
       topics: topics.counters(),
     }),
     isRevoked: trust.revocations.isRevoked,

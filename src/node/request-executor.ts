@@ -11,6 +11,13 @@
  * node stops (graceful stop: the registry closes and kills the process tree) is answered `cancelled`.
  * {@link RequestExecutor.drain} lets the node's stop wait, bounded, until those last replies have left
  * the router, before the streams close.
+ *
+ * At most once across restarts: before an action starts, its request's replay key is entered in the
+ * run record (run-record.ts) and the record stored; a request already in it is answered `error`
+ * ("already ran before this agent restarted") and not run, and a full record answers `error`
+ * `overloaded` rather than forget a live entry. The older rule, not running a request issued before
+ * this process started, stays for a record that is lost (docs/exec.md says why). "running request"
+ * is logged only when the action really starts, after all of these checks.
  */
 import { createReply, REASON_UNKNOWN_ACTION, type ReplyStatus } from '../gossip/reply.js'
 import {
@@ -25,6 +32,7 @@ import type { Clock } from './clock.js'
 import type { Signer } from './credentials.js'
 import type { Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
+import type { RunRecord, RunRecordCounters } from './run-record.js'
 import type { TopicVerdict } from './topic-validators.js'
 
 /** A refusal is logged once per this many validations (rejects always): a flood must not flood the log. */
@@ -41,7 +49,22 @@ export interface RequestExecutorComponents {
   readonly heldAuthority: () => { epoch: number } | null
   readonly clock: Clock
   readonly log: Logger
+  /**
+   * Which requests this node has started, kept across restarts (run-record.ts): a request is entered,
+   * and the entry stored, before its action starts; one found there is not run again.
+   */
+  readonly runRecord: RunRecord
 }
+
+/** Reason of the `error` done for a request whose key is in the run record. */
+export const REASON_ALREADY_RAN = 'already ran before this agent restarted; not run again'
+/** Reason of the `error` done for a request refused because the run record is full of live entries. */
+export const REASON_RUN_RECORD_FULL =
+  'overloaded: the record of requests run on this node is full; not run (try again in a few minutes)'
+
+/** Reason of the `error` done for a request not run because the run record could not be stored. */
+export const REASON_RUN_RECORD_UNSAVED =
+  'could not record the run durably on this node (see its log); not run'
 
 /** Settings. */
 export interface RequestExecutorInit {
@@ -65,7 +88,12 @@ export interface RequestExecutor {
   handle(bytes: Uint8Array, upstream: string | undefined): RequestOutcome
   /** The gossipsub verdict for a request from `source`. */
   verdict(bytes: Uint8Array, source: string): TopicVerdict
-  /** From now on requests issued earlier are not run (called when the node starts). */
+  /**
+   * Loads the run record, then {@link markStarted}`(nowMs)` (called when the node starts). Rejects as the
+   * record's start does (e.g. RunRecordError `corrupt`); requests are then still not run.
+   */
+  start(nowMs: number): Promise<void>
+  /** From now on requests issued earlier are not run. */
   markStarted(nowMs: number): void
   /** Validation outcomes by code (the pipeline's own counters, zeros left out). */
   outcomes(): Partial<Record<OutcomeCode, number>>
@@ -73,6 +101,8 @@ export interface RequestExecutor {
   notRunBeforeStart(): number
   /** Requests answered `unknown-action` (the node has no action of that name). */
   unknownActions(): number
+  /** The run record's counters (already ran, full, save failures, live entries). */
+  runRecordCounters(): RunRecordCounters
   /**
    * Waits until every run in progress has sent its `done` and the router has written out (or given
    * up on) every reply handed to it, or until `timeoutMs` passes. Runs end by themselves or when the
@@ -120,7 +150,7 @@ export function createRequestExecutor(
   components: RequestExecutorComponents,
   init: RequestExecutorInit,
 ): RequestExecutor {
-  const { validator, router, actions, signer, clock, log } = components
+  const { validator, router, actions, signer, clock, log, runRecord } = components
   /** Wall clock at start; requests issued earlier are not run (see execute). */
   let startedAtMs = Number.POSITIVE_INFINITY
   let notRunBeforeStart = 0
@@ -145,16 +175,37 @@ export function createRequestExecutor(
     sendDone(request, { status: 'error', exitCode: null, output: '', durationMs: 0, reason })
   }
 
-  const execute = async (request: VerifiedRequest): Promise<void> => {
+  const execute = async (request: VerifiedRequest, context: Record<string, unknown>): Promise<void> => {
     sendAck(request)
+    if (runRecord.has(request.replayKey)) {
+      // Entered before its action started, in an earlier process (this one's replay cache admits a key
+      // once): the identical bytes came back after a restart.
+      log.warn(context, 'request already ran before this agent restarted; not run again')
+      return notRun(request, REASON_ALREADY_RAN)
+    }
     if (request.body.issuedAtMs < startedAtMs) {
-      // The replay cache lives in memory: a request issued before this process started may already
-      // have run in the previous one, so it is not run again (at most once beats at least once here).
+      // Kept for a record that is lost (memory only, or a deleted file): a request issued before this
+      // process started may have run in the previous one, so it is not run (at most once beats at least once).
       notRunBeforeStart += 1
       return notRun(
         request,
         'issued before this agent (re)started; not run, as it may already have run before the restart',
       )
+    }
+    // Stored before the action starts, so a crash at any later moment still leaves it in the record.
+    const entered = await runRecord.enter(request.replayKey, request.body.expiresAtMs)
+    if (!entered.ok) {
+      if (entered.code === 'already-ran') return notRun(request, REASON_ALREADY_RAN)
+      if (entered.code === 'full') {
+        // Once per REQUEST_REFUSAL_LOG_EVERY: a full record under a flood must not flood the log too.
+        const full = runRecord.counters().full
+        if (full % REQUEST_REFUSAL_LOG_EVERY === 1)
+          log.warn({ ...context, full }, 'run record full; request not run')
+        return notRun(request, REASON_RUN_RECORD_FULL)
+      }
+      log.error({ ...context, err: entered.detail }, 'cannot store the run record; request not run')
+      // The detail (a local path, an errno) stays in our log; the requester learns what happened.
+      return notRun(request, REASON_RUN_RECORD_UNSAVED)
     }
     let epoch: number | undefined
     if (request.body.filter.once === true) {
@@ -163,6 +214,7 @@ export function createRequestExecutor(
       if (held === null) return notRun(request, 'no longer the zone authority; not run')
       epoch = held.epoch
     }
+    log.info(context, 'running request')
     const remainingMs = Math.max(1, request.body.expiresAtMs - clock.nowMs())
     const result = await actions.run(request.body.action, request.body.args, {
       timeoutMs: remainingMs,
@@ -178,8 +230,8 @@ export function createRequestExecutor(
   }
 
   /** Runs `execute` and keeps it in {@link inFlight} until its done is sent. */
-  const track = (request: VerifiedRequest): void => {
-    const running: Promise<void> = execute(request)
+  const track = (request: VerifiedRequest, context: Record<string, unknown>): void => {
+    const running: Promise<void> = execute(request, context)
       .catch((err: unknown) => log.error({ request: request.idHex, err: String(err) }, 'executor failed'))
       .finally(() => inFlight.delete(running))
     inFlight.add(running)
@@ -222,8 +274,8 @@ export function createRequestExecutor(
       log.info(context, 'request for an unknown action')
       queueMicrotask(() => unknown(request))
     } else if (outcome.kind === 'accept-execute') {
-      log.info(context, 'running request')
-      queueMicrotask(() => track(request))
+      // "running request" is logged by execute, only once the action really starts.
+      queueMicrotask(() => track(request, context))
     } else if (outcome.kind === 'accept-denied') {
       log.warn({ ...context, reason: outcome.reason }, 'request denied')
       queueMicrotask(() => deny(request, outcome.reason))
@@ -240,6 +292,10 @@ export function createRequestExecutor(
         ? { kind: 'refused', code, action: outcome.action }
         : { kind: 'accept', code }
     },
+    async start(nowMs) {
+      await runRecord.start()
+      startedAtMs = nowMs
+    },
     markStarted(nowMs) {
       startedAtMs = nowMs
     },
@@ -252,6 +308,7 @@ export function createRequestExecutor(
     },
     notRunBeforeStart: () => notRunBeforeStart,
     unknownActions: () => unknownActions,
+    runRecordCounters: () => runRecord.counters(),
     async drain(timeoutMs) {
       const deadlineMs = clock.monotonicMs() + timeoutMs
       const remaining = () => deadlineMs - clock.monotonicMs()

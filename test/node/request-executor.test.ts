@@ -6,7 +6,12 @@
  * `markStarted` is acked and answered `error` without running (and counted), a valid one is acked then
  * completed from the action's result, a denied one is acked then `denied`, refusals run and send
  * nothing, and `outcomes()` are the pipeline's own counters with zeros left out.
+ * The run record: a request is entered and stored before its action starts (the action waits for the
+ * save), one whose key an earlier executor stored is acked and answered `error` "already ran" without
+ * running, a full record answers `error` `overloaded` and a failed save `error`, none of them run, and
+ * "running request" is logged only for a request whose action really starts.
  */
+import { pino } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
 import { DEFAULT_POLICY } from '../../src/gossip/authorize.js'
 import type { FilterSubject } from '../../src/gossip/filter.js'
@@ -15,9 +20,15 @@ import { type Reply, verifyReply } from '../../src/gossip/reply.js'
 import { createRequest, type RequestInit } from '../../src/gossip/request.js'
 import { createRequestValidator } from '../../src/gossip/validate.js'
 import type { ActionResult, ActionRunOptions } from '../../src/node/actions/types.js'
-import { createManualClock } from '../../src/node/clock.js'
-import { silentLogger } from '../../src/node/log.js'
-import { createRequestExecutor } from '../../src/node/request-executor.js'
+import { createManualClock, type ManualClock } from '../../src/node/clock.js'
+import { type Logger, silentLogger } from '../../src/node/log.js'
+import {
+  createRequestExecutor,
+  REASON_ALREADY_RAN,
+  REASON_RUN_RECORD_FULL,
+  REASON_RUN_RECORD_UNSAVED,
+} from '../../src/node/request-executor.js'
+import { createRunRecord, type RunRecord } from '../../src/node/run-record.js'
 import { toHex } from '../../src/wire/hash.js'
 import { FakeCa, testId } from '../gossip/fixtures.js'
 
@@ -38,7 +49,14 @@ const okResult: ActionResult = {
   durationMs: 12,
 }
 
-function setup(opts: { authority?: { epoch: number } | null } = {}) {
+function setup(
+  opts: {
+    authority?: { epoch: number } | null
+    /** A run record of the caller's (e.g. a stored one); default one in memory on this setup's clock. */
+    runRecord?: (clock: ManualClock) => RunRecord
+    log?: Logger
+  } = {},
+) {
   const ca = new FakeCa()
   const operator = ca.issue('alice', { roles: ['operator'] })
   const node = ca.issue('web1', { zone: 'web', roles: ['agent'] })
@@ -79,7 +97,8 @@ function setup(opts: { authority?: { epoch: number } | null } = {}) {
       signer: node,
       heldAuthority: () => (opts.authority === undefined ? null : opts.authority),
       clock,
-      log: silentLogger(),
+      log: opts.log ?? silentLogger(),
+      runRecord: opts.runRecord?.(clock) ?? createRunRecord({ clock }, { clockSkewToleranceMs: SKEW }),
     },
     { clockSkewToleranceMs: SKEW },
   )
@@ -291,5 +310,139 @@ describe('request executor', () => {
     stuck.clock.advance(1)
     await bounded
     expect(gaveUp).toBe(true)
+  })
+
+  describe('run record', () => {
+    /** A store that keeps the saved bytes in memory, as a file would across a restart. */
+    const memoryStore = () => {
+      const store = {
+        bytes: undefined as Uint8Array | undefined,
+        saves: 0,
+        load: async () => store.bytes,
+        save: async (bytes: Uint8Array) => {
+          store.saves += 1
+          store.bytes = bytes
+        },
+      }
+      return store
+    }
+    const reasonOf = (reply: Reply | undefined): string =>
+      reply?.kind === 'done' ? (reply.reason ?? '') : ''
+
+    it('does not run a request an earlier executor stored, answering error already ran', async () => {
+      const store = memoryStore()
+      const record = (clock: ManualClock) =>
+        createRunRecord({ load: store.load, save: store.save, clock }, { clockSkewToleranceMs: SKEW })
+      const before = setup({ runRecord: record })
+      await before.executor.start(NOW - 1_000)
+      // Issued 1.5 s ahead of the target's clock: inside the 2 s skew budget of the validity window.
+      const bytes = before.request({ issuedAtMs: NOW + 1_500, expiresAtMs: NOW + 31_500 })
+      expect(before.executor.handle(bytes, 'peerA').kind).toBe('accept-execute')
+      await flush()
+      expect(before.kinds()).toEqual(['ack', 'done:ok'])
+      expect(store.saves).toBe(1)
+
+      // "Restart" before issuedAtMs: a new executor, validator and replay cache over the same store.
+      const lines: string[] = []
+      const after = setup({
+        runRecord: record,
+        log: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
+      })
+      await after.executor.start(NOW + 500) // started before the request's issuedAtMs
+      expect(after.executor.handle(bytes, 'peerA').kind).toBe('accept-execute')
+      await flush()
+      expect(after.kinds()).toEqual(['ack', 'done:error'])
+      expect(reasonOf(after.sent[1]?.reply)).toBe(REASON_ALREADY_RAN)
+      expect(after.run).not.toHaveBeenCalled()
+      expect(after.executor.notRunBeforeStart()).toBe(0)
+      expect(after.executor.runRecordCounters()).toMatchObject({ entries: 1, alreadyRan: 0 })
+      expect(lines.some(line => line.includes('running request'))).toBe(false)
+      expect(lines.some(line => line.includes('already ran before this agent restarted'))).toBe(true)
+    })
+
+    it('starts the action only after the record holding its key is saved', async () => {
+      let release!: () => void
+      const saved: Uint8Array[] = []
+      const record = (clock: ManualClock) =>
+        createRunRecord(
+          {
+            load: async () => undefined,
+            save: bytes =>
+              new Promise<void>(resolve => {
+                saved.push(bytes)
+                release = resolve
+              }),
+            clock,
+          },
+          { clockSkewToleranceMs: SKEW },
+        )
+      const { executor, request, run, kinds } = setup({ runRecord: record })
+      await executor.start(NOW)
+      executor.handle(request(), 'peerA')
+      await flush()
+      expect(saved).toHaveLength(1)
+      expect(run).not.toHaveBeenCalled() // the save has not resolved yet
+      expect(kinds()).toEqual(['ack'])
+      release()
+      await flush()
+      expect(run).toHaveBeenCalledTimes(1)
+      expect(kinds()).toEqual(['ack', 'done:ok'])
+    })
+
+    it('answers error overloaded when the record is full of live entries, and counts it', async () => {
+      const record = (clock: ManualClock) =>
+        createRunRecord({ clock }, { clockSkewToleranceMs: SKEW, entriesMax: 1 })
+      const { executor, request, sent, run, kinds } = setup({ runRecord: record })
+      executor.markStarted(NOW)
+      executor.handle(request(), 'peerA')
+      executor.handle(request(), 'peerA')
+      await flush()
+      // The second is refused at once; the first's done follows its (awaited) action.
+      expect(kinds().sort()).toEqual(['ack', 'ack', 'done:error', 'done:ok'])
+      const refused = sent.find(s => s.reply.kind === 'done' && s.reply.status === 'error')
+      expect(refused?.id).toBe(idHex(2))
+      expect(reasonOf(refused?.reply)).toBe(REASON_RUN_RECORD_FULL)
+      expect(reasonOf(refused?.reply)).toMatch(/^overloaded/)
+      expect(run).toHaveBeenCalledTimes(1)
+      expect(executor.runRecordCounters()).toMatchObject({ entries: 1, entered: 1, full: 1 })
+    })
+
+    it('does not run a request whose entry could not be saved', async () => {
+      const record = (clock: ManualClock) =>
+        createRunRecord(
+          {
+            load: async () => undefined,
+            save: async () => {
+              throw new Error('disk full')
+            },
+            clock,
+          },
+          { clockSkewToleranceMs: SKEW },
+        )
+      const { executor, request, sent, run, kinds } = setup({ runRecord: record })
+      await executor.start(NOW)
+      executor.handle(request(), 'peerA')
+      await flush()
+      expect(kinds()).toEqual(['ack', 'done:error'])
+      expect(reasonOf(sent[1]?.reply)).toBe(REASON_RUN_RECORD_UNSAVED)
+      expect(run).not.toHaveBeenCalled()
+      expect(executor.runRecordCounters()).toMatchObject({ saveFailures: 1, entered: 0 })
+    })
+
+    it('logs running request only for a request whose action starts', async () => {
+      const lines: string[] = []
+      const { executor, request, run } = setup({
+        log: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
+      })
+      executor.markStarted(NOW + 1)
+      executor.handle(request({ issuedAtMs: NOW }), 'peerA') // issued before start: declined
+      await flush()
+      expect(run).not.toHaveBeenCalled()
+      expect(lines.filter(line => line.includes('running request'))).toHaveLength(0)
+      executor.handle(request({ issuedAtMs: NOW + 1 }), 'peerA')
+      await flush()
+      expect(run).toHaveBeenCalledTimes(1)
+      expect(lines.filter(line => line.includes('running request'))).toHaveLength(1)
+    })
   })
 })
