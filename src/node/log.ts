@@ -11,6 +11,7 @@
  */
 import { isatty } from 'node:tty'
 import { type DestinationStream, type Logger, pino } from 'pino'
+import { systemClock } from './clock.js'
 
 export type { Logger } from 'pino'
 
@@ -85,7 +86,7 @@ export function formatLogLine(line: string): string {
   }
   const r = record as Record<string, unknown>
   const level = typeof r.level === 'number' ? (LEVEL_LABELS[r.level] ?? `L${r.level}`) : 'LOG'
-  let text = `${clock(typeof r.time === 'number' ? r.time : Date.now())} ${level.padEnd(5)} `
+  let text = `${clock(typeof r.time === 'number' ? r.time : systemClock.nowMs())} ${level.padEnd(5)} `
   if (typeof r.component === 'string') text += `${r.component}: `
   text += typeof r.msg === 'string' ? r.msg : ''
   const stacks: string[] = []
