@@ -30,12 +30,12 @@ import {
 import type { ActionRegistry, ActionResult } from './actions/index.js'
 import type { Clock } from './clock.js'
 import type { Signer } from './credentials.js'
-import type { Logger } from './log.js'
+import { createLogLimiter, type Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
 import type { RunRecord, RunRecordCounters } from './run-record.js'
 import type { TopicVerdict } from './topic-validators.js'
 
-/** A refusal is logged once per this many validations (rejects always): a flood must not flood the log. */
+/** A full run record is logged once per this many refused requests: a flood must not flood the log. */
 export const REQUEST_REFUSAL_LOG_EVERY = 100
 
 /** What the executor needs. */
@@ -151,11 +151,11 @@ export function createRequestExecutor(
   init: RequestExecutorInit,
 ): RequestExecutor {
   const { validator, router, actions, signer, clock, log, runRecord } = components
+  const limited = createLogLimiter(log, clock)
   /** Wall clock at start; requests issued earlier are not run (see execute). */
   let startedAtMs = Number.POSITIVE_INFINITY
   let notRunBeforeStart = 0
   let unknownActions = 0
-  let validated = 0
   /** Executions that have not sent their done yet (queued to start, or running). */
   const inFlight = new Set<Promise<void>>()
 
@@ -250,11 +250,14 @@ export function createRequestExecutor(
 
   const handle = (bytes: Uint8Array, upstream: string | undefined): RequestOutcome => {
     const outcome = validator.validate(bytes, clock.nowMs())
-    validated += 1
     if (outcome.kind === 'refused') {
-      if (validated % REQUEST_REFUSAL_LOG_EVERY === 1 || outcome.action === 'reject') {
-        log.info({ code: outcome.code, upstream, detail: outcome.detail }, 'request refused')
-      }
+      // One line per refusal code per window: a flood of forged requests must not flood the log.
+      limited.log(
+        'info',
+        `refused:${outcome.code}`,
+        { code: outcome.code, upstream, detail: outcome.detail },
+        'request refused',
+      )
       return outcome
     }
     const request = outcome.request
