@@ -16,10 +16,11 @@ import { createManualClock, createSeededRandom, type ManualClock } from '../../s
 import { createCredentials } from '../../src/node/credentials.js'
 import type { CaClient } from '../../src/node/enrolment/ca-client.js'
 import { createRenewal } from '../../src/node/enrolment/renewal.js'
-import type {
-  EnrolmentComponents,
-  EnrolmentCounters,
-  RenewalOutcome,
+import {
+  type EnrolmentComponents,
+  type EnrolmentCounters,
+  emptyEnrolmentCounters,
+  type RenewalOutcome,
 } from '../../src/node/enrolment/types.js'
 import type { IssuerDriver } from '../../src/node/issuer-driver.js'
 import type { Identity } from '../../src/node/keys.js'
@@ -46,22 +47,7 @@ const flush = async (): Promise<void> => {
 const busy: JoinAnswer = { type: 'error', code: 'busy', message: 'the CA is busy' }
 
 function newCounters(): EnrolmentCounters {
-  return {
-    joinStreams: 0,
-    joinAnswered: 0,
-    joinRateLimited: 0,
-    joinBusy: 0,
-    joinMalformed: 0,
-    joinTooLarge: 0,
-    forwarded: 0,
-    forwardFailed: 0,
-    caRequests: 0,
-    caBusy: 0,
-    renewalAttempts: 0,
-    renewed: 0,
-    renewalFailed: 0,
-    rateLimit: { allowed: 0, refusedGlobal: 0, refusedPerIp: 0, evicted: 0 },
-  }
+  return emptyEnrolmentCounters({ allowed: 0, refusedGlobal: 0, refusedPerIp: 0, evicted: 0 })
 }
 
 function setup(

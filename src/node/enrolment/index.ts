@@ -26,6 +26,7 @@ import {
   type EnrolmentComponents,
   type EnrolmentCounters,
   type EnrolmentInit,
+  emptyEnrolmentCounters,
   JOIN_STREAMS_PER_CONNECTION_MAX,
   type RenewalOutcome,
 } from './types.js'
@@ -56,20 +57,7 @@ export function createEnrolment(components: EnrolmentComponents, init: Enrolment
     clockSkewToleranceMs: init.clockSkewToleranceMs,
   }
   const counters: EnrolmentCounters & CaServiceCounters = {
-    joinStreams: 0,
-    joinAnswered: 0,
-    joinRateLimited: 0,
-    joinBusy: 0,
-    joinMalformed: 0,
-    joinTooLarge: 0,
-    forwarded: 0,
-    forwardFailed: 0,
-    caRequests: 0,
-    caBusy: 0,
-    renewalAttempts: 0,
-    renewed: 0,
-    renewalFailed: 0,
-    rateLimit: limiter.counters,
+    ...emptyEnrolmentCounters(limiter.counters),
     caRateLimited: 0,
     caRateLimit: caLimiter.counters,
   }

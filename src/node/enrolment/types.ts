@@ -68,6 +68,26 @@ export interface EnrolmentCounters {
   readonly rateLimit: RateLimitCounters
 }
 
+/** Enrolment counters, all zero (the rate limiter's own counters are shared, not copied). */
+export function emptyEnrolmentCounters(rateLimit: RateLimitCounters): EnrolmentCounters {
+  return {
+    joinStreams: 0,
+    joinAnswered: 0,
+    joinRateLimited: 0,
+    joinBusy: 0,
+    joinMalformed: 0,
+    joinTooLarge: 0,
+    forwarded: 0,
+    forwardFailed: 0,
+    caRequests: 0,
+    caBusy: 0,
+    renewalAttempts: 0,
+    renewed: 0,
+    renewalFailed: 0,
+    rateLimit,
+  }
+}
+
 /**
  * Counters of the CA service (`/mesh/ca/1.0.0`), kept in the same counters object as
  * {@link EnrolmentCounters} (`Enrolment.counters`).
