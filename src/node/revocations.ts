@@ -45,7 +45,8 @@ export function createRevocations(init: {
   let list: SignedRevocationList | undefined
   let lookup: RevocationLookup = createRevocationLookup(undefined)
   const listeners = new Set<RevocationListener>()
-  const offer = (bytes: Uint8Array, origin: string): boolean => {
+  /** Verifies `bytes` once; adopts the list when it is newer. `refused` carries the verdict's reason. */
+  const consider = (bytes: Uint8Array, origin: string): 'adopted' | 'not-newer' | { refused: string } => {
     const verdict = verifyRevocationList(bytes, init.caPublicKey)
     if (!verdict.ok) {
       limited.log(
@@ -54,9 +55,9 @@ export function createRevocations(init: {
         { origin, reason: verdict.reason },
         'revocation list refused',
       )
-      return false
+      return { refused: verdict.reason }
     }
-    if (!newer(verdict.signed.list, list?.list)) return false
+    if (!newer(verdict.signed.list, list?.list)) return 'not-newer'
     list = verdict.signed
     lookup = createRevocationLookup(verdict.signed.list)
     log.info(
@@ -65,8 +66,9 @@ export function createRevocations(init: {
     )
     for (const listener of listeners) listener(verdict.signed)
     void init.save?.(bytes).catch(err => log.error({ err: String(err) }, 'cannot save revocations'))
-    return true
+    return 'adopted'
   }
+  const offer = (bytes: Uint8Array, origin: string): boolean => consider(bytes, origin) === 'adopted'
   if (init.initial !== undefined) offer(init.initial, 'home')
   return {
     isRevoked: serial => lookup.isRevoked(serial),
@@ -74,11 +76,11 @@ export function createRevocations(init: {
     current: () => list,
     offer,
     verdict(bytes, origin) {
-      const checked = verifyRevocationList(bytes, init.caPublicKey)
-      if (!checked.ok) return { kind: 'refused', code: checked.reason, action: 'reject' }
-      return offer(bytes, origin)
-        ? { kind: 'accept' }
-        : { kind: 'refused', code: 'not-newer', action: 'ignore' }
+      // One signature check per gossiped list: invalid ones are rejected, valid but not newer ignored.
+      const outcome = consider(bytes, origin)
+      if (outcome === 'adopted') return { kind: 'accept' }
+      if (outcome === 'not-newer') return { kind: 'refused', code: 'not-newer', action: 'ignore' }
+      return { kind: 'refused', code: outcome.refused, action: 'reject' }
     },
     onAdopted(listener) {
       listeners.add(listener)

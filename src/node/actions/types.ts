@@ -245,16 +245,13 @@ export class ActionRegistryError extends Error {
 
 /** How a process or handler ended, before the registry turns it into an {@link ActionResult}. Internal. */
 export type RunOutcome =
-  | {
+  | ({
       readonly kind: 'completed'
-      readonly exitCode: number | null
-      readonly signal?: string
-      readonly output: string
-      readonly outputBytes: number
-      readonly truncated: boolean
-      readonly timedOut: boolean
+      /** True when the caller's signal or the registry's close ended the run. */
       readonly aborted: boolean
-      readonly structured?: unknown
-    }
+    } & Pick<
+      ActionResult,
+      'exitCode' | 'signal' | 'output' | 'outputBytes' | 'truncated' | 'timedOut' | 'structured'
+    >)
   | { readonly kind: 'spawn-failed'; readonly message: string }
   | { readonly kind: 'threw'; readonly message: string }
