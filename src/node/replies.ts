@@ -75,6 +75,12 @@ export interface ReplyRouter {
   tick(nowMs: number): void
   /** Forgets the outbound stream to a peer whose connections closed. */
   forgetPeer(peer: string): void
+  /**
+   * Sends every queued batch now and resolves once every reply handed over so far has been written,
+   * dialled directly or given up on (a node stopping waits on this, bounded, before its streams close).
+   * Never rejects.
+   */
+  settle(): Promise<void>
   stop(): void
 }
 
@@ -114,6 +120,12 @@ export function createReplyRouter(init: {
   }
   let stopped = false
   const streams = createReplyStreams({ host, log, clock, random: init.random })
+  /** Batch writes and direct sends under way (what {@link ReplyRouter.settle} waits for). */
+  const pending = new Set<Promise<unknown>>()
+  const track = (work: Promise<unknown>): void => {
+    const settled: Promise<unknown> = work.catch(() => {}).finally(() => pending.delete(settled))
+    pending.add(settled)
+  }
 
   const flush = async (peer: string): Promise<void> => {
     const queue = queues.get(peer)
@@ -135,12 +147,12 @@ export function createReplyRouter(init: {
   const enqueue = (peer: string, idHex: string, reply: Uint8Array): void => {
     let queue = queues.get(peer)
     if (queue === undefined) {
-      const timer = clock.setTimer(() => void flush(peer), REPLY_BATCH_DELAY_MS)
+      const timer = clock.setTimer(() => track(flush(peer)), REPLY_BATCH_DELAY_MS)
       queue = { replies: [], timer }
       queues.set(peer, queue)
     }
     queue.replies.push({ idHex, reply })
-    if (queue.replies.length >= REPLY_QUEUE_MAX) void flush(peer)
+    if (queue.replies.length >= REPLY_QUEUE_MAX) track(flush(peer))
   }
 
   const sendDirect = (idHex: string, replies: Uint8Array[]): void => {
@@ -150,9 +162,11 @@ export function createReplyRouter(init: {
       return
     }
     counters.direct += replies.length
-    void streams.direct(idHex, route.replyTo, replies).then(delivered => {
-      if (!delivered) counters.directFailed += replies.length
-    })
+    track(
+      streams.direct(idHex, route.replyTo, replies).then(delivered => {
+        if (!delivered) counters.directFailed += replies.length
+      }),
+    )
   }
 
   const router: ReplyRouter = {
@@ -231,6 +245,12 @@ export function createReplyRouter(init: {
 
     forgetPeer(peer) {
       streams.forget(peer)
+    },
+
+    async settle() {
+      for (const peer of [...queues.keys()]) track(flush(peer))
+      // A failed batch turns into direct sends, tracked as they start: wait until nothing is left.
+      while (pending.size > 0) await Promise.all([...pending])
     },
 
     stop() {

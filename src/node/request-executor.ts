@@ -41,8 +41,8 @@ export const REQUEST_REFUSAL_LOG_EVERY = 100
 /** What the executor needs. */
 export interface RequestExecutorComponents {
   readonly validator: RequestValidator
-  /** `counters` tells {@link RequestExecutor.drain} when every reply handed over has left the router. */
-  readonly router: Pick<ReplyRouter, 'remember' | 'send' | 'counters'>
+  /** `settle` lets {@link RequestExecutor.drain} wait until every reply handed over has left the router. */
+  readonly router: Pick<ReplyRouter, 'remember' | 'send' | 'settle'>
   readonly actions: Pick<ActionRegistry, 'run' | 'has'>
   readonly signer: Signer
   /** `{ epoch }` while this node holds its zone's authority. */
@@ -109,20 +109,6 @@ export interface RequestExecutor {
    * caller closes the action registry; this only waits. Never rejects.
    */
   drain(timeoutMs: number): Promise<void>
-}
-
-/** How often {@link RequestExecutor.drain} looks at the router's counters. */
-export const DRAIN_POLL_MS = 5
-
-/**
- * Replies handed to the router that it has neither delivered, forwarded, dialled directly nor given up
- * on: those still in a batch queue or being written. At most 0 once all are out (garbage replies the
- * router's stream handler cannot route are counted `unroutable` without being `routed`).
- */
-export function repliesInFlight(counters: ReplyRouter['counters']): number {
-  const settled =
-    counters.delivered + counters.late + counters.unroutable + counters.direct + counters.forwarded
-  return counters.routed - settled
 }
 
 /** The `done` status and reason of a finished run. */
@@ -327,10 +313,7 @@ export function createRequestExecutor(
       // Queued microtasks may still start executions: let them, then wait for every done to be sent.
       await Promise.resolve()
       while (inFlight.size > 0 && remaining() > 0) await within(Promise.all([...inFlight]), remaining())
-      while (repliesInFlight(router.counters) > 0 && remaining() > 0) {
-        const pollMs = Math.max(1, Math.min(DRAIN_POLL_MS, remaining()))
-        await new Promise<void>(resolve => clock.setTimer(resolve, pollMs, { keepAlive: true }))
-      }
+      if (remaining() > 0) await within(router.settle(), remaining())
     },
   }
 }

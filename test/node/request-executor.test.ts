@@ -74,7 +74,7 @@ function setup(
   const remembered: { id: string; upstream: string | undefined; peerId: string; untilMs: number }[] = []
   const sent: { id: string; reply: Reply }[] = []
   const router = {
-    counters: { routed: 0, delivered: 0, late: 0, unroutable: 0, direct: 0, forwarded: 0 },
+    settle: async () => {},
     remember: (id: string, upstream: string | undefined, replyTo: { peerId: string }, untilMs: number) => {
       remembered.push({ id, upstream, peerId: replyTo.peerId, untilMs })
     },
