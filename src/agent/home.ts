@@ -9,13 +9,18 @@
  *   operator.key/.cert   the local admin's operator identity (on nodes made by `mesh init`)
  *   revocations          the newest revocation list seen
  *   roster               every certified member seen (zone-authority voters survive restarts)
+ *   zone-roster          the newest CA-signed zone roster seen (the voters' roster; see src/ca/zone-roster.ts)
+ *   authority-epochs     the highest zone-lease epoch this node granted per zone (saved before each grant)
  *   run-record           the requests this node started recently (at most once across restarts)
  *   ca/                  only on CA nodes: ca.key, ticket.secret, issuer.state
  *   agent.sock           the control socket while `mesh agent` runs
  *
  * Every file is written atomically with mode 0600 inside a 0700 directory. A missing or corrupt file is
- * a clear error naming the file; nothing is ever silently regenerated. Loading refuses secret files
- * that group or others may access, and a home they may write to (see {@link checkHomeModes}).
+ * a clear error naming the file; nothing is ever silently regenerated. The one exception is
+ * `zone-roster`: it is CA-signed and any peer hands a newer one over in the hello, so a damaged or
+ * unreadable copy is reported ({@link HomeState.zoneRosterProblem}, and by the node when it does not
+ * verify) and the agent starts without it. Loading refuses secret files that group or others may
+ * access, and a home they may write to (see {@link checkHomeModes}).
  */
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -24,7 +29,9 @@ import { decodeCertificate } from '../ca/certificate.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
 import { decodeKeyFile, decodeTicketSecretFile, encodeKeyFile } from '../ca/key-file.js'
 import type { SignedCertificate } from '../ca/types.js'
+import { ZONE_ROSTER_BYTES_MAX } from '../ca/zone-roster.js'
 import { decodeRunLedger } from '../gossip/run-ledger.js'
+import { EPOCHS_BYTES_MAX } from '../node/authority-epochs.js'
 import type { CaMaterial, Identity } from '../node/keys.js'
 import type { SigningKey } from '../wire/ed25519.js'
 import { cleanStaleTempFiles, ensureHomeDir, readStateFile, writeFileAtomic } from './state-file.js'
@@ -60,6 +67,8 @@ export function homePaths(home: string) {
     operatorCert: join(home, 'operator.cert'),
     revocations: join(home, 'revocations'),
     roster: join(home, 'roster'),
+    zoneRoster: join(home, 'zone-roster'),
+    authorityEpochs: join(home, 'authority-epochs'),
     runRecord: join(home, 'run-record'),
     caDir: join(home, 'ca'),
     caKey: join(home, 'ca', 'ca.key'),
@@ -78,6 +87,12 @@ export interface HomeState {
   readonly ca?: CaMaterial
   readonly revocations?: Uint8Array
   readonly roster?: Uint8Array
+  /** The CA-signed zone roster saved by an earlier run, unverified (the node checks it against the CA key). */
+  readonly zoneRoster?: Uint8Array
+  /** Why `zone-roster` exists but could not be read (the agent starts without it and logs this). */
+  readonly zoneRosterProblem?: string
+  /** The epochs file (`authority-epochs`); empty bytes when it exists but cannot be read. */
+  readonly authorityEpochs?: Uint8Array
   /** The run record saved by an earlier run, already checked to decode (see {@link loadRunRecord}). */
   readonly runRecord?: Uint8Array
   /** The parsed config.toml (validated later by resolveConfig). */
@@ -252,10 +267,43 @@ export async function loadHome(home: string): Promise<HomeState> {
 
   const revocations = await readOptional(p.revocations)
   const roster = await readOptional(p.roster)
+  const zone = await readZoneRosterFile(p.zoneRoster)
+  // Unreadable is passed on as empty bytes: the node then recovers its zones as if it had saved none.
+  const epochsRead = await readStateFile(p.authorityEpochs, EPOCHS_BYTES_MAX)
+  const authorityEpochs = epochsRead.ok
+    ? epochsRead.bytes
+    : epochsRead.error.code === 'missing'
+      ? undefined
+      : new Uint8Array(0)
   const runRecord = await loadRunRecord(home)
   const configBytes = await readOptional(p.config)
   const configFile = configBytes === undefined ? {} : parseConfigFile(configBytes, p.config)
-  return { home, node, caPublicKey, operator, ca, revocations, roster, runRecord, configFile }
+  return {
+    home,
+    node,
+    caPublicKey,
+    operator,
+    ca,
+    revocations,
+    roster,
+    ...zone,
+    authorityEpochs,
+    runRecord,
+    configFile,
+  }
+}
+
+/**
+ * Reads `zone-roster` without ever failing the load: a peer's hello brings a newer roster anyway, so a
+ * file that cannot be read is reported and left out rather than stopping the agent.
+ */
+async function readZoneRosterFile(
+  path: string,
+): Promise<{ zoneRoster?: Uint8Array; zoneRosterProblem?: string }> {
+  const read = await readStateFile(path, ZONE_ROSTER_BYTES_MAX)
+  if (read.ok) return { zoneRoster: read.bytes }
+  if (read.error.code === 'missing') return {}
+  return { zoneRosterProblem: read.error.message }
 }
 
 /**
@@ -333,6 +381,16 @@ export async function saveNodeCertificate(home: string, certificate: SignedCerti
 /** Saves the newest revocation list. */
 export async function saveRevocations(home: string, bytes: Uint8Array): Promise<void> {
   await writeFileAtomic(homePaths(home).revocations, bytes)
+}
+
+/** Saves the newest CA-signed zone roster. */
+export async function saveZoneRoster(home: string, bytes: Uint8Array): Promise<void> {
+  await writeFileAtomic(homePaths(home).zoneRoster, bytes)
+}
+
+/** Saves the zone-lease epochs this node granted (durable when it resolves). */
+export async function saveAuthorityEpochs(home: string, bytes: Uint8Array): Promise<void> {
+  await writeFileAtomic(homePaths(home).authorityEpochs, bytes)
 }
 
 /** Saves the zone-authority roster. */

@@ -24,6 +24,7 @@ import {
   saveIssuerState,
   saveNodeIdentity,
   saveRevocations,
+  saveZoneRoster,
   writeConfigFile,
 } from './home.js'
 import { ensureHomeDir, writeFileAtomic } from './state-file.js'
@@ -91,6 +92,7 @@ export async function initHome(home: string, options: InitOptions, nowMs: number
     issuer,
     save: state => saveIssuerState(home, state),
     publishRevocations: list => saveRevocations(home, list),
+    publishRoster: roster => saveZoneRoster(home, roster),
     clock: { ...systemClock, nowMs: () => nowMs },
     log: silentLogger(),
   })
@@ -115,6 +117,7 @@ export async function initHome(home: string, options: InitOptions, nowMs: number
   const operator = await issue(operatorKey, `${options.name}-operator`, options.zone, ['operator'])
   await saveIssuerState(home, issuer.state())
   await saveRevocations(home, issuer.revocationList().bytes)
+  await saveZoneRoster(home, issuer.zoneRoster().bytes)
   await writeFileAtomic(p.operatorKey, encodeKeyFile(operatorKey))
   await writeFileAtomic(p.operatorCert, operator.certificate.bytes)
   if (options.networkKey === true) {

@@ -16,11 +16,13 @@ import {
   HomeError,
   homePaths,
   loadHome,
+  saveAuthorityEpochs,
   saveIssuerState,
   saveNodeCertificate,
   saveRevocations,
   saveRoster,
   saveRunRecord,
+  saveZoneRoster,
 } from './home.js'
 import { readStateFile } from './state-file.js'
 
@@ -67,6 +69,12 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     pnetKey = read.bytes
   }
   const home = options.home
+  if (state.zoneRosterProblem !== undefined) {
+    log.warn(
+      { problem: state.zoneRosterProblem },
+      'zone roster in the home left out; a peer will send a newer one',
+    )
+  }
   const node = await createMeshNode({
     node: state.node,
     caPublicKey: state.caPublicKey,
@@ -74,6 +82,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     ca: state.ca,
     revocations: state.revocations,
     roster: state.roster,
+    zoneRoster: state.zoneRoster,
+    authorityEpochs: state.authorityEpochs,
     pnetKey,
     config,
     logger: log,
@@ -82,6 +92,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       saveRevocations: bytes => saveRevocations(home, bytes),
       saveNodeCertificate: cert => saveNodeCertificate(home, cert),
       saveRoster: bytes => saveRoster(home, bytes),
+      saveZoneRoster: bytes => saveZoneRoster(home, bytes),
+      saveAuthorityEpochs: bytes => saveAuthorityEpochs(home, bytes),
       // Read and checked by loadHome (a damaged record stops the agent before it starts the network).
       loadRunRecord: async () => state.runRecord,
       saveRunRecord: bytes => saveRunRecord(home, bytes),

@@ -25,6 +25,7 @@ import type {
   RequestMessage,
   StateMessage,
 } from './messages.js'
+import { EPOCH_MAX } from './messages.js'
 import { isJointQuorum, isQuorumPossible, recoveryQuorumSize } from './quorum.js'
 import { rankCandidates } from './rendezvous.js'
 import {
@@ -40,8 +41,19 @@ import {
 export type AuthorityInput =
   /** A verified message; `from` is the authenticated signer and must equal `message.from`. */
   | { readonly type: 'message'; readonly from: string; readonly message: AuthorityMessage }
-  /** The full roster of certified members (replaces the previous one). */
-  | { readonly type: 'roster'; readonly members: readonly RosterMember[] }
+  /**
+   * The full roster of certified members (replaces the previous one). `version` numbers CA-signed
+   * rosters (0, the default, is an unsigned roster learnt from heartbeats); requests carry it and voters
+   * refuse other versions. `priors` name, per zone, the voters it had before its voter set last changed:
+   * a majority of them must grant too (joint majorities), except those no longer in the roster
+   * (revoked, expired), whose votes never count.
+   */
+  | {
+      readonly type: 'roster'
+      readonly members: readonly RosterMember[]
+      readonly version?: number
+      readonly priors?: readonly { readonly zone: string; readonly voters: readonly string[] }[]
+    }
   /** A liveness hint from the driver's membership layer. */
   | { readonly type: 'peer'; readonly id: string; readonly state: 'alive' | 'dead' }
   /** Forget everything, as after a crash (e.g. the process was suspended): the node stops acting at once
@@ -65,6 +77,22 @@ export type AuthorityEffect =
   | { readonly type: 'lost'; readonly zone: string; readonly epoch: number; readonly reason: LostReason }
   /** This node's voter for `zone` finished its quiet period and may grant again. */
   | { readonly type: 'recovered'; readonly zone: string; readonly maxEpoch: number }
+  /**
+   * Durable epochs only (see `createAuthority`): save that this node granted up to `epoch` in `zone`.
+   * The driver must make it durable before it carries out any later effect (the grant follows it).
+   */
+  | { readonly type: 'persist-epoch'; readonly zone: string; readonly epoch: number }
+  /**
+   * `peer` counts `zone`'s voters by roster version `theirs`, this node by `ours`: the one behind must
+   * get the newer roster (the driver spreads its own when `theirs < ours`).
+   */
+  | {
+      readonly type: 'roster-mismatch'
+      readonly zone: string
+      readonly peer: string
+      readonly theirs: number
+      readonly ours: number
+    }
 
 /** One zone as seen by this node (for `mesh zones`). */
 export interface ZoneView {
@@ -77,6 +105,10 @@ export interface ZoneView {
   readonly leaseRemainingMs: number
   /** True while this node's voter for the zone is in its post-restart quiet period (it grants nothing). */
   readonly recovering: boolean
+  /** Version of the roster the voters come from (0: unsigned, learnt from heartbeats). */
+  readonly rosterVersion: number
+  /** Voters of the previous roster version that must grant too (empty when none). */
+  readonly priorVoters: readonly string[]
 }
 
 /**
@@ -106,6 +138,8 @@ export type AuthorityCounter =
   | 'non-voter-epoch'
   /** A request whose epoch jumps more than EPOCH_STEP_MAX past the highest epoch this voter knows. */
   | 'epoch-jump'
+  /** A request or refusal made under another roster version than ours. */
+  | 'roster-mismatch'
 
 /** One node's authority state machine. Not thread-safe; owned by one driver. */
 export interface Authority {
@@ -188,6 +222,8 @@ interface SupersededVoters {
 interface ZoneState {
   readonly zone: string
   current: ZoneVoters
+  /** Voters of the previous roster version whose grants are still required (joint majority), or null. */
+  prior: readonly string[] | null
   ranking: readonly string[]
   history: SupersededVoters[]
   /** Highest epoch this node knows to have been granted anywhere. */
@@ -218,6 +254,15 @@ interface Peer {
 /**
  * Creates a node's authority state machine at local time `nowMs`. It knows no zone until the driver
  * steps a `roster` input. `random` must return numbers in [0, 1) (seeded in tests).
+ *
+ * `durableEpochs`, when given, promises that the driver saves every `persist-epoch` effect durably
+ * before it carries out the effects after it; `epochs` are the highest epochs per zone saved by earlier
+ * runs. When they are `complete` (the save file was there and whole), a restarted voter knows every
+ * epoch a majority including itself granted, so it recovers after hearing from `n − majority(n)` other
+ * voters instead of `n − majority(n) + 1`: a zone of three with one member gone and another restarted
+ * still elects (docs/authority.md, restart). When they are not (a first start, a home from before
+ * epochs were saved, a damaged file), it recovers as without them, and saves what it learnt when each
+ * zone recovers, so the next run's file is complete.
  * @throws AuthorityConfigError when `config` fails {@link validateAuthorityConfig}
  */
 export function createAuthority(init: {
@@ -225,10 +270,11 @@ export function createAuthority(init: {
   config: AuthorityConfig
   random: () => number
   nowMs: number
+  durableEpochs?: { readonly epochs: Readonly<Record<string, number>>; readonly complete: boolean }
 }): Authority {
   const problems = validateAuthorityConfig(init.config)
   if (problems.length > 0) throw new AuthorityConfigError(problems)
-  return new ZoneAuthority(init.self, init.config, init.random, init.nowMs)
+  return new ZoneAuthority(init.self, init.config, init.random, init.nowMs, init.durableEpochs)
 }
 
 class ZoneAuthority implements Authority {
@@ -240,7 +286,14 @@ class ZoneAuthority implements Authority {
   private lastNowMs: number
   private startedAtMs: number
   private roster: readonly RosterMember[] = []
+  private rosterVersion = 0
+  /** Per zone, the voters before its last change (signed rosters only). */
+  private priors: ReadonlyMap<string, readonly string[]> = new Map()
   private rosterIds = new Set<string>()
+  /** Highest epoch granted per zone as saved by the driver; null when epochs are not durable. */
+  private readonly saved: Map<string, number> | null
+  /** Whether {@link saved} holds every epoch earlier runs granted (then recovery needs one peer less). */
+  private readonly savedComplete: boolean
   private readonly zoneStates = new Map<string, ZoneState>()
   private readonly peers = new Map<string, Peer>()
   private effects: AuthorityEffect[] = []
@@ -255,12 +308,30 @@ class ZoneAuthority implements Authority {
     'voter-history-limit': 0,
     'non-voter-epoch': 0,
     'epoch-jump': 0,
+    'roster-mismatch': 0,
   }
 
-  constructor(self: string, config: AuthorityConfig, random: () => number, nowMs: number) {
+  constructor(
+    self: string,
+    config: AuthorityConfig,
+    random: () => number,
+    nowMs: number,
+    durableEpochs:
+      | { readonly epochs: Readonly<Record<string, number>>; readonly complete: boolean }
+      | undefined,
+  ) {
     this.self = self
     this.config = config
     this.random = random
+    this.saved = null
+    this.savedComplete = durableEpochs?.complete ?? false
+    if (durableEpochs !== undefined) {
+      this.saved = new Map()
+      for (const [zone, epoch] of Object.entries(durableEpochs.epochs).slice(0, config.zonesMax)) {
+        // A saved number is ours, but bound it like any other before it moves epochs.
+        if (Number.isSafeInteger(epoch) && epoch >= 0 && epoch <= EPOCH_MAX) this.saved.set(zone, epoch)
+      }
+    }
     this.lastNowMs = nowMs
     this.startedAtMs = nowMs
     this.incarnation = this.drawIncarnation()
@@ -273,7 +344,7 @@ class ZoneAuthority implements Authority {
         this.onMessage(input.from, input.message, nowMs)
         break
       case 'roster':
-        this.onRoster(input.members, nowMs)
+        this.onRoster(input.members, nowMs, input.version ?? 0, input.priors ?? [])
         break
       case 'peer':
         this.onPeerHint(input.id, input.state)
@@ -328,6 +399,8 @@ class ZoneAuthority implements Authority {
         epoch,
         leaseRemainingMs,
         recovering,
+        rosterVersion: this.rosterVersion,
+        priorVoters: st?.prior ?? this.priorVotersOf(zone) ?? [],
       }
     })
   }
@@ -362,6 +435,7 @@ class ZoneAuthority implements Authority {
 
   private allVoters(st: ZoneState): Set<string> {
     const ids = new Set(st.current.voters)
+    for (const id of st.prior ?? []) ids.add(id)
     for (const h of st.history) for (const id of h.voters) ids.add(id)
     return ids
   }
@@ -373,7 +447,20 @@ class ZoneAuthority implements Authority {
   }
 
   private voterSets(st: ZoneState): (readonly string[])[] {
-    return [st.current.voters, ...st.history.map(h => h.voters)]
+    const sets = [st.current.voters, ...st.history.map(h => h.voters)]
+    if (st.prior !== null) sets.push(st.prior)
+    return sets
+  }
+
+  /**
+   * The voters `zone` had before its voter set last changed, minus those no longer in the roster, or
+   * null when there are none. Every node holding this roster version computes the same set.
+   */
+  private priorVotersOf(zone: string): readonly string[] | null {
+    const prior = this.priors.get(zone)
+    if (prior === undefined) return null
+    const voters = prior.filter(id => this.rosterIds.has(id))
+    return voters.length === 0 ? null : voters
   }
 
   private isLive(id: string, nowMs: number): boolean {
@@ -396,9 +483,10 @@ class ZoneAuthority implements Authority {
     return {
       zone,
       current: voters,
+      prior: this.priorVotersOf(zone),
       ranking: rankCandidates(zone, voters.members),
       history: [],
-      maxEpoch: 0,
+      maxEpoch: this.saved?.get(zone) ?? 0,
       recovery: { quietUntilMs: Math.max(quietUntilMs, nowMs), replies: new Map(), nextSyncAtMs: nowMs },
       grant: null,
       lastGrant: null,
@@ -414,16 +502,35 @@ class ZoneAuthority implements Authority {
 
   // ---- intents --------------------------------------------------------------------------------
 
-  private onRoster(members: readonly RosterMember[], nowMs: number): void {
+  private onRoster(
+    members: readonly RosterMember[],
+    nowMs: number,
+    version: number,
+    priors: readonly { readonly zone: string; readonly voters: readonly string[] }[],
+  ): void {
     const result = normalizeRoster(members, this.config)
-    if (!result.ok) {
+    const priorsOk =
+      priors.length <= this.config.membersMax &&
+      priors.every(
+        p =>
+          typeof p.zone === 'string' &&
+          p.zone.length > 0 &&
+          p.zone.length <= this.config.zoneLengthMax &&
+          p.voters.length <= this.config.membersMax,
+      )
+    if (!result.ok || !priorsOk || !Number.isSafeInteger(version) || version < 0) {
       this.counts['roster-refused']++
       return
     }
     this.roster = result.roster
+    this.rosterVersion = version
+    this.priors = new Map(priors.map(p => [p.zone, [...new Set(p.voters)].sort()]))
     this.rosterIds = new Set(result.roster.map(m => m.id))
     for (const id of [...this.peers.keys()]) if (!this.rosterIds.has(id)) this.peers.delete(id)
     const voting = new Set(votingZones(this.self, this.roster))
+    for (const zone of this.priors.keys()) {
+      if (this.priorVotersOf(zone)?.includes(this.self)) voting.add(zone)
+    }
     const touched = new Set([...voting, ...this.zoneStates.keys()])
     for (const zone of [...touched].sort()) {
       const next = zoneVoters(zone, this.roster)
@@ -436,7 +543,14 @@ class ZoneAuthority implements Authority {
         this.zoneStates.set(zone, this.newZoneState(zone, next, nowMs))
         continue
       }
-      if (!sameVoters(st.current.voters, next.voters) || !sameVoters(st.current.members, next.members)) {
+      st.prior = this.priorVotersOf(zone)
+      // A signed roster names its previous version's voters itself (`prior`), the same on every node;
+      // the timed history is for unsigned rosters, whose changes nodes learn at different times. Kept
+      // under a signed roster it would also count members gone for good.
+      if (version > 0) st.history = []
+      const changed =
+        !sameVoters(st.current.voters, next.voters) || !sameVoters(st.current.members, next.members)
+      if (changed && version === 0) {
         st.history.push({
           voters: st.current.voters,
           members: st.current.members,
@@ -446,6 +560,8 @@ class ZoneAuthority implements Authority {
           this.counts['voter-history-limit']++
           st.history.shift()
         }
+      }
+      if (changed) {
         st.current = next
         st.ranking = rankCandidates(zone, next.members)
       }
@@ -473,7 +589,12 @@ class ZoneAuthority implements Authority {
     this.attemptCounter = 0
     const roster = this.roster
     this.roster = []
-    this.onRoster(roster, nowMs)
+    this.onRoster(
+      roster,
+      nowMs,
+      this.rosterVersion,
+      [...this.priors].map(([zone, voters]) => ({ zone, voters })),
+    )
   }
 
   // ---- messages -------------------------------------------------------------------------------
@@ -481,6 +602,31 @@ class ZoneAuthority implements Authority {
   private onMessage(from: string, m: AuthorityMessage, nowMs: number): void {
     if (from !== m.from || from === this.self) {
       this.counts['sender-mismatch']++
+      return
+    }
+    if (m.type === 'request' && m.rosterVersion !== this.rosterVersion) {
+      // Answered whatever the zone and even from a sender our roster does not list yet: one of us is
+      // behind, and the refusal tells the candidate which (it then spreads its roster, or we do).
+      const st = this.zoneStates.get(m.zone)
+      this.counts['roster-mismatch']++
+      this.emit({
+        type: 'roster-mismatch',
+        zone: m.zone,
+        peer: from,
+        theirs: m.rosterVersion,
+        ours: this.rosterVersion,
+      })
+      this.send(from, {
+        type: 'refuse',
+        zone: m.zone,
+        from: this.self,
+        reason: 'roster',
+        maxEpoch: st?.maxEpoch ?? 0,
+        holder: null,
+        rosterVersion: this.rosterVersion,
+        incarnation: m.incarnation,
+        attempt: m.attempt,
+      })
       return
     }
     if (!this.rosterIds.has(from)) {
@@ -540,7 +686,12 @@ class ZoneAuthority implements Authority {
       reason,
       maxEpoch: st.maxEpoch,
       holder,
+      rosterVersion: this.rosterVersion,
     })
+    // Voters are counted by roster version: a grant under another version would be counted against
+    // another voter set, and the quorums of two sets need not intersect. (Requests from peers are
+    // checked on arrival; this catches nothing else today but keeps the rule next to the others.)
+    if (m.rosterVersion !== this.rosterVersion) return refuse('roster', null)
     if (st.recovery !== null) {
       // We cannot grant, but someone is campaigning or renewing: our own candidacy should wait.
       if (m.from !== this.self) st.busyUntilMs = Math.max(st.busyUntilMs, this.busyHorizonMs(nowMs))
@@ -560,6 +711,8 @@ class ZoneAuthority implements Authority {
       return refuse('stale', null)
     }
     if (m.epoch === 0) return refuse('stale', null)
+    // Saved before the grant leaves: a restart then still knows every epoch this voter granted.
+    if (!this.saveEpoch(st.zone, m.epoch)) return refuse('recovering', null)
     st.grant = {
       holder: m.from,
       epoch: m.epoch,
@@ -603,6 +756,9 @@ class ZoneAuthority implements Authority {
     }
     if (m.type === 'refuse') {
       st.maxEpoch = learnEpoch(st.maxEpoch, m.maxEpoch)
+      if (m.reason === 'roster' && m.rosterVersion !== this.rosterVersion) {
+        this.rosterMismatch(st, m.from, m.rosterVersion)
+      }
       if (m.reason === 'stale' && a !== null && m.attempt === a.id && m.incarnation === this.incarnation) {
         st.bump = true
       }
@@ -627,6 +783,27 @@ class ZoneAuthority implements Authority {
       st.busyUntilMs = Math.max(st.busyUntilMs, this.busyHorizonMs(nowMs))
     }
     if (!a.renewal && !isQuorumPossible(a.refusals, this.voterSets(st))) this.abandon(st, nowMs)
+  }
+
+  /**
+   * Durable epochs: asks the driver to save `epoch` for `zone` when it is above what is saved. False
+   * when the table of saved zones is full (the caller then must not grant).
+   */
+  private saveEpoch(zone: string, epoch: number): boolean {
+    const saved = this.saved
+    if (saved === null || epoch <= (saved.get(zone) ?? 0)) return true
+    if (!saved.has(zone) && saved.size >= this.config.zonesMax) {
+      this.counts['zones-limit']++
+      return false
+    }
+    saved.set(zone, epoch)
+    this.emit({ type: 'persist-epoch', zone, epoch })
+    return true
+  }
+
+  private rosterMismatch(st: ZoneState, peer: string, theirs: number): void {
+    this.counts['roster-mismatch']++
+    this.emit({ type: 'roster-mismatch', zone: st.zone, peer, theirs, ours: this.rosterVersion })
   }
 
   private succeed(st: ZoneState, a: Attempt): void {
@@ -709,13 +886,14 @@ class ZoneAuthority implements Authority {
       epoch,
       incarnation: this.incarnation,
       attempt: a.id,
+      rosterVersion: this.rosterVersion,
     }
     const voters = [...this.allVoters(st)].sort()
+    // Our own vote first: with durable epochs its `persist-epoch` then precedes the requests, and the
+    // driver saves it before anyone else hears of the attempt.
+    const own = voters.includes(this.self) ? this.voterOnRequest(st, request, nowMs) : null
     for (const voter of voters) if (voter !== this.self) this.send(voter, request)
-    if (voters.includes(this.self)) {
-      const reply = this.voterOnRequest(st, request, nowMs)
-      if (reply !== null) this.candidateOnReply(st, reply, nowMs)
-    }
+    if (own !== null) this.candidateOnReply(st, own, nowMs)
   }
 
   /**
@@ -787,8 +965,10 @@ class ZoneAuthority implements Authority {
     if (nowMs >= r.quietUntilMs) {
       const vouched = others.filter(id => r.replies.get(id) === true).length
       const allHeard = others.every(id => r.replies.has(id))
-      if (vouched >= recoveryQuorumSize(st.current.voters.length) || allHeard) {
+      const needed = recoveryQuorumSize(st.current.voters.length) - (this.savedComplete ? 1 : 0)
+      if (vouched >= needed || allHeard) {
         st.recovery = null
+        this.saveEpoch(st.zone, st.maxEpoch)
         st.freedAtMs = nowMs
         this.emit({ type: 'recovered', zone: st.zone, maxEpoch: st.maxEpoch })
         return

@@ -8,8 +8,10 @@ import { type CborValue, encodeCbor, isRecord } from '../wire/cbor.js'
 
 /** Why a voter refused a request. `held`: it granted another candidate whose lease is not free yet;
  * `stale`: the proposed epoch is not above the highest epoch it knows; `recovering`: it restarted and
- * is still in its quiet period; `not-member`: the candidate is not a member of the zone in its roster. */
-export type RefuseReason = 'held' | 'stale' | 'recovering' | 'not-member'
+ * is still in its quiet period; `not-member`: the candidate is not a member of the zone in its roster;
+ * `roster`: the request was made under another roster version than the voter's (only voters holding
+ * the same version count the same voters, so a vote across versions would prove nothing). */
+export type RefuseReason = 'held' | 'stale' | 'recovering' | 'not-member' | 'roster'
 
 /** Fields that identify one lease attempt of one candidate process. */
 interface AttemptIds {
@@ -25,6 +27,8 @@ export interface RequestMessage extends AttemptIds {
   readonly zone: string
   readonly from: string
   readonly epoch: number
+  /** Version of the roster the candidate counts voters by (0: an unsigned roster learnt from heartbeats). */
+  readonly rosterVersion: number
 }
 
 /** Voter → candidate: granted for one lease TTL from the moment the request arrived. */
@@ -45,6 +49,8 @@ export interface RefuseMessage extends AttemptIds {
   readonly maxEpoch: number
   /** Candidate the voter's open grant belongs to (reason `held`), else null. */
   readonly holder: string | null
+  /** Version of the voter's roster (reason `roster` tells the candidate which version to fetch). */
+  readonly rosterVersion: number
 }
 
 /** Candidate → voter: I abandoned this attempt without acting on it; drop the grant it produced. */
@@ -106,7 +112,7 @@ export type ParseResult =
   | { readonly ok: true; readonly message: AuthorityMessage }
   | { readonly ok: false; readonly code: MessageErrorCode; readonly field?: string }
 
-const REFUSE_REASONS: readonly RefuseReason[] = ['held', 'stale', 'recovering', 'not-member']
+const REFUSE_REASONS: readonly RefuseReason[] = ['held', 'stale', 'recovering', 'not-member', 'roster']
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
@@ -119,8 +125,8 @@ function isCount(value: unknown): value is number {
  */
 export const EPOCH_MAX = 2 ** 40
 
-/** Epoch-valued fields, bounded by {@link EPOCH_MAX}. */
-const EPOCH_FIELDS: ReadonlySet<string> = new Set(['epoch', 'maxEpoch'])
+/** Epoch-valued fields (and roster versions, which grow as slowly), bounded by {@link EPOCH_MAX}. */
+const EPOCH_FIELDS: ReadonlySet<string> = new Set(['epoch', 'maxEpoch', 'rosterVersion'])
 
 /**
  * Validates a decoded CBOR value as an {@link AuthorityMessage}: known type, every field present with
@@ -131,10 +137,20 @@ export function parseAuthorityMessage(value: unknown, limits: MessageLimits): Pa
   if (!isRecord(value)) return { ok: false, code: 'not-a-map' }
   const type = value.type
   const shapes: Record<string, readonly string[]> = {
-    request: ['type', 'zone', 'from', 'epoch', 'incarnation', 'attempt'],
+    request: ['type', 'zone', 'from', 'epoch', 'incarnation', 'attempt', 'rosterVersion'],
     grant: ['type', 'zone', 'from', 'epoch', 'incarnation', 'attempt'],
     release: ['type', 'zone', 'from', 'epoch', 'incarnation', 'attempt'],
-    refuse: ['type', 'zone', 'from', 'reason', 'maxEpoch', 'holder', 'incarnation', 'attempt'],
+    refuse: [
+      'type',
+      'zone',
+      'from',
+      'reason',
+      'maxEpoch',
+      'holder',
+      'incarnation',
+      'attempt',
+      'rosterVersion',
+    ],
     sync: ['type', 'zone', 'from'],
     state: ['type', 'zone', 'from', 'maxEpoch', 'recovering'],
   }
@@ -177,11 +193,12 @@ export function parseAuthorityMessage(value: unknown, limits: MessageLimits): Pa
 export function describeMessage(m: AuthorityMessage): string {
   switch (m.type) {
     case 'request':
+      return `request ${m.zone} e${m.epoch} r${m.rosterVersion} #${m.attempt}`
     case 'grant':
     case 'release':
       return `${m.type} ${m.zone} e${m.epoch} #${m.attempt}`
     case 'refuse':
-      return `refuse ${m.zone} ${m.reason} max=e${m.maxEpoch}${m.holder === null ? '' : ` holder=${m.holder}`} #${m.attempt}`
+      return `refuse ${m.zone} ${m.reason} max=e${m.maxEpoch} r${m.rosterVersion}${m.holder === null ? '' : ` holder=${m.holder}`} #${m.attempt}`
     case 'sync':
       return `sync ${m.zone}`
     case 'state':

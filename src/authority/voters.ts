@@ -59,14 +59,14 @@ export function normalizeRoster(members: readonly RosterMember[], limits: Roster
   const byId = new Map<string, string>()
   for (const member of members) {
     if (typeof member.id !== 'string' || member.id.length === 0 || member.id.length > limits.idLengthMax) {
-      return { ok: false, code: 'bad-id', detail: String(member.id).slice(0, 64) }
+      return { ok: false, code: 'bad-id', detail: describeJunk(member.id) }
     }
     if (
       typeof member.zone !== 'string' ||
       member.zone.length === 0 ||
       member.zone.length > limits.zoneLengthMax
     ) {
-      return { ok: false, code: 'bad-zone', detail: String(member.zone).slice(0, 64) }
+      return { ok: false, code: 'bad-zone', detail: describeJunk(member.zone) }
     }
     const known = byId.get(member.id)
     if (known !== undefined && known !== member.zone) {
@@ -79,6 +79,11 @@ export function normalizeRoster(members: readonly RosterMember[], limits: Roster
   }
   const roster = [...byId].map(([id, zone]) => ({ id, zone })).sort((a, b) => (a.id < b.id ? -1 : 1))
   return { ok: true, roster }
+}
+
+/** A short description of a bad value (String() throws on objects without a prototype). */
+function describeJunk(value: unknown): string {
+  return typeof value === 'string' ? value.slice(0, 64) : typeof value
 }
 
 /** The zones named in `roster`, sorted. */

@@ -54,6 +54,7 @@ export {
   decodeIssuerState,
   emptyIssuerState,
   encodeIssuerState,
+  type IssuerRosterState,
   type IssuerState,
   IssuerStateError,
 } from './issuer-state.js'
@@ -110,3 +111,21 @@ export {
   type TicketVerdict,
 } from './ticket.js'
 export * from './types.js'
+export {
+  newerZoneRoster,
+  nextZoneRoster,
+  previousMembers,
+  type SignedZoneRoster,
+  signZoneRoster,
+  verifyZoneRoster,
+  ZONE_ROSTER_BYTES_MAX,
+  ZONE_ROSTER_FORMAT_VERSION,
+  ZONE_ROSTER_MEMBERS_MAX,
+  ZONE_ROSTER_VERSION_MAX,
+  type ZoneRoster,
+  type ZoneRosterDeparture,
+  ZoneRosterError,
+  type ZoneRosterMember,
+  type ZoneRosterRejection,
+  type ZoneRosterVerdict,
+} from './zone-roster.js'

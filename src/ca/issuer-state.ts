@@ -21,6 +21,14 @@ import { isSerial } from './certificate.js'
 import { REVOCATION_ENTRIES_MAX, type RevocationEntry } from './revocation.js'
 import { readRoles } from './roles.js'
 import type { Role } from './types.js'
+import {
+  readZonePriors,
+  readZoneRosterEntries,
+  ZONE_ROSTER_VERSION_MAX,
+  type ZonePrior,
+  type ZoneRosterDeparture,
+  type ZoneRosterMember,
+} from './zone-roster.js'
 
 /** Ceilings of the issuer's tables; configured limits may be lower, never higher. */
 export const ISSUED_ENTRIES_MAX = 16_384
@@ -84,6 +92,19 @@ export interface RequestRecord {
   readonly origin?: string
 }
 
+/**
+ * The current zone roster (src/ca/zone-roster.ts), without its signature: the issuer signs it again on
+ * start (ed25519 is deterministic, so the bytes are the same). Members and departures are sorted by
+ * peer id, as in the signed form.
+ */
+export interface IssuerRosterState {
+  readonly rosterVersion: number
+  readonly issuedAtMs: number
+  readonly members: readonly ZoneRosterMember[]
+  readonly left: readonly ZoneRosterDeparture[]
+  readonly priors: readonly ZonePrior[]
+}
+
 /** Everything the issuer persists. */
 export interface IssuerState {
   readonly version: 1
@@ -95,6 +116,11 @@ export interface IssuerState {
   readonly issued: readonly IssuedRecord[]
   readonly usedNonces: readonly UsedNonceRecord[]
   readonly requests: readonly RequestRecord[]
+  /**
+   * The current zone roster. Optional so states written before rosters existed still decode (same
+   * format version); the issuer then derives the roster from `issued` when it starts.
+   */
+  readonly roster?: IssuerRosterState
 }
 
 /** The state of a CA that has issued nothing. */
@@ -126,6 +152,17 @@ export function encodeIssuerState(state: IssuerState): Uint8Array {
     issued: state.issued.map(record => ({ ...record, roles: [...record.roles] })),
     usedNonces: state.usedNonces.map(record => ({ ...record })),
     requests: state.requests.map(record => ({ ...record })),
+    ...(state.roster !== undefined
+      ? {
+          roster: {
+            rosterVersion: state.roster.rosterVersion,
+            issuedAtMs: state.roster.issuedAtMs,
+            members: state.roster.members.map(m => ({ peerId: m.peerId, zone: m.zone, since: m.since })),
+            left: state.roster.left.map(m => ({ peerId: m.peerId, zone: m.zone })),
+            priors: state.roster.priors.map(p => ({ zone: p.zone, voters: [...p.voters], since: p.since })),
+          },
+        }
+      : {}),
   })
 }
 
@@ -153,7 +190,12 @@ function readSerial(record: Record<string, unknown>, key: string): string {
 }
 
 function readState(content: unknown): IssuerState {
-  const record = readRecord(content, 'state', ['version', 'revocation', 'issued', 'usedNonces', 'requests'])
+  const record = readRecord(
+    content,
+    'state',
+    ['version', 'revocation', 'issued', 'usedNonces', 'requests'],
+    ['roster'],
+  )
   readConstant(record, 'version', 1)
   const revocation = readRecord(record.revocation, 'revocation', ['listVersion', 'issuedAtMs', 'entries'])
   return {
@@ -230,5 +272,17 @@ function readState(content: unknown): IssuerState {
           : {}),
       }
     }),
+    ...(Object.hasOwn(record, 'roster') ? { roster: readRosterState(record.roster) } : {}),
+  }
+}
+
+function readRosterState(content: unknown): IssuerRosterState {
+  const roster = readRecord(content, 'roster', ['rosterVersion', 'issuedAtMs', 'members', 'left', 'priors'])
+  const rosterVersion = readInteger(roster, 'rosterVersion', { max: ZONE_ROSTER_VERSION_MAX })
+  return {
+    rosterVersion,
+    issuedAtMs: readInteger(roster, 'issuedAtMs'),
+    ...readZoneRosterEntries(roster, rosterVersion),
+    priors: readZonePriors(roster, rosterVersion),
   }
 }

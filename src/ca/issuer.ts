@@ -2,8 +2,10 @@
  * The CA's decision core: a pure state machine (STYLE.md §1) that turns signing requests and
  * operator commands into certificates, refusals, revocation lists and state to persist.
  *
- *   step(input, nowMs) ──► decide ──► state change ──► effects: persist → publish-revocations → reply
- *   tick(nowMs)        ──► expire pending requests, used nonces, dead records ──► persist (+ publish)
+ *   step(input, nowMs) ──► decide ──► state change ──► effects: persist → publish-roster
+ *                                                                  → publish-revocations → reply
+ *   tick(nowMs)        ──► expire pending requests, used nonces, dead records ──► persist
+ *                                                        (+ publish-roster, publish-revocations)
  *
  * Effects come out in the order they must be carried out. The driver MUST finish a `persist`
  * (durably, atomically) before carrying out any effect after it: that is what makes a ticket single
@@ -15,6 +17,15 @@
  * the same certificate again (not "reused"); the same key while pending gets the same pending id,
  * and once signed the certificate; a renewal resent for the same old certificate gets the same new
  * one. Certificates are re-created from records (ed25519 is deterministic), so no bytes are stored.
+ *
+ * Zone roster: the issuer keeps the signed zone roster (src/ca/zone-roster.ts) of the certified agent
+ * members in its durable state. Every `persist` first brings the roster up to date with the records
+ * (live, unrevoked, role `agent`, one entry per peer id), so the state on disk always holds the roster
+ * that matches its records; when that changed the roster, the new versions follow the `persist` as
+ * `publish-roster` effects. A roster is signed only when it changed. After every step and tick the
+ * issuer checks once more and persists and publishes if something is still unpublished: that is how
+ * the roster computed at creation from a restored state (e.g. an older home without one) reaches the
+ * disk and the mesh, on the first step or tick.
  *
  * No I/O, clock or randomness of its own: time comes in as `nowMs`, randomness via `randomBytes`.
  */
@@ -35,6 +46,7 @@ import {
   emptyIssuerState,
   ISSUED_ENTRIES_MAX,
   type IssuedRecord,
+  type IssuerRosterState,
   type IssuerState,
   PENDING_REQUESTS_MAX,
   REQUEST_ORIGIN_CHARS_MAX,
@@ -60,6 +72,12 @@ import {
   TicketError,
 } from './ticket.js'
 import type { Role, SignedCertificate } from './types.js'
+import {
+  nextZoneRoster,
+  type SignedZoneRoster,
+  signZoneRoster,
+  ZONE_ROSTER_MEMBERS_MAX,
+} from './zone-roster.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 const REQUEST_ID_BYTES = 5
@@ -293,6 +311,8 @@ export type CommandResult =
 export type IssuerEffect =
   | { readonly type: 'persist'; readonly state: IssuerState }
   | { readonly type: 'publish-revocations'; readonly list: Uint8Array; readonly listVersion: number }
+  /** A new signed zone roster: adopt it locally and spread it. Always follows the `persist` holding it. */
+  | { readonly type: 'publish-roster'; readonly roster: Uint8Array; readonly rosterVersion: number }
   | { readonly type: 'reply'; readonly requestId: string; readonly result: SigningResult }
   | { readonly type: 'command-reply'; readonly requestId: string; readonly result: CommandResult }
 
@@ -337,6 +357,12 @@ export interface Issuer {
   revocationList(): SignedRevocationList
   /** True when `serial` is on the current revocation list. */
   isRevoked(serial: string): boolean
+  /**
+   * The current zone roster, signed (version 0, empty, when no agent certificate was ever issued).
+   * Right after creation it already reflects a restored state's records, even before that roster is
+   * persisted and published (on the first step or tick).
+   */
+  zoneRoster(): SignedZoneRoster
   /** A snapshot of the durable state (what the last or next `persist` carries). */
   state(): IssuerState
   counters(): IssuerCounters
@@ -346,7 +372,8 @@ export interface Issuer {
 
 /**
  * Creates an issuer, restoring `init.state` when given.
- * @throws IssuerConfigError for invalid config; TypeError for a ticket secret of the wrong size
+ * @throws IssuerConfigError for invalid config; TypeError for a ticket secret of the wrong size;
+ * ZoneRosterError for a state whose roster could not be signed (decodeIssuerState refuses those)
  */
 export function createIssuer(init: IssuerInit): Issuer {
   const config = validateIssuerConfig(init.config)
@@ -376,6 +403,25 @@ export function createIssuer(init: IssuerInit): Issuer {
   }
   let signedList = signList()
 
+  /** Peer id of each record's key, computed once per record (it costs a key decode and a hash). */
+  const peerIds = new WeakMap<IssuedRecord, string | undefined>()
+  let roster: IssuerRosterState = restored.roster ?? {
+    rosterVersion: 0,
+    issuedAtMs: 0,
+    members: [],
+    left: [],
+    priors: [],
+  }
+  /** The signed form of `roster`; assigned right below, by `advanceRoster` or `signRoster`. */
+  let signedRoster: SignedZoneRoster
+  /** Rosters signed but not yet behind a `persist`, oldest first. */
+  let unpublishedRosters: SignedZoneRoster[] = []
+  // A restored state may predate rosters or disagree with its records: bring it up to date now, with
+  // the latest time the state knows as its issue time (there is no clock here); it is persisted and
+  // published on the first step or tick.
+  advanceRoster(latestTimeOf(restored))
+  if (unpublishedRosters.length === 0) signedRoster = signRoster()
+
   let effects: IssuerEffect[] = []
   let issuedCount = 0
   let limitHits = 0
@@ -403,11 +449,110 @@ export function createIssuer(init: IssuerInit): Issuer {
       issued: [...issued.values()],
       usedNonces: [...usedNonces.values()],
       requests: [...requests.values()],
+      roster,
     }
   }
 
-  function persist(): void {
+  /** Brings the roster up to date first, so the persisted state holds the roster of its records. */
+  function persist(nowMs: number): void {
+    advanceRoster(nowMs)
     effects.push({ type: 'persist', state: snapshot() })
+    for (const signed of unpublishedRosters) {
+      effects.push({ type: 'publish-roster', roster: signed.bytes, rosterVersion: signed.roster.version })
+    }
+    unpublishedRosters = []
+  }
+
+  /** Persists (and so publishes) a roster change not yet behind a persist. Ends every step and tick. */
+  function flushRoster(nowMs: number): void {
+    advanceRoster(nowMs)
+    if (unpublishedRosters.length > 0) persist(nowMs)
+  }
+
+  function signRoster(): SignedZoneRoster {
+    return signZoneRoster(caKey, {
+      version: roster.rosterVersion,
+      issuedAtMs: roster.issuedAtMs,
+      members: roster.members,
+      left: roster.left,
+      priors: roster.priors,
+    })
+  }
+
+  function peerIdOf(record: IssuedRecord): string | undefined {
+    if (!peerIds.has(record)) peerIds.set(record, peerIdOfPublicKey(record.publicKey))
+    return peerIds.get(record)
+  }
+
+  /**
+   * The certified agent members, peer id → zone: live records with role `agent` whose peer id has no
+   * revoked serial (as `isPeerRevoked` on every node); of two live records of one key, the one that
+   * ends last. At most {@link ZONE_ROSTER_MEMBERS_MAX}: issuance refuses a new member beyond that, so
+   * only a state from before rosters can hold more; then current members are kept first, the rest by
+   * peer id (deterministic).
+   */
+  function certifiedMembers(): Map<string, string> {
+    const revokedPeers = new Set<string>()
+    for (const entry of revocation.entries.values()) revokedPeers.add(entry.peerId)
+    const chosen = new Map<string, IssuedRecord>()
+    for (const record of issued.values()) {
+      if (!record.roles.includes('agent') || isRevoked(record.serial)) continue
+      const peerId = peerIdOf(record)
+      if (peerId === undefined || revokedPeers.has(peerId)) continue
+      const other = chosen.get(peerId)
+      if (other === undefined || endsLater(record, other)) chosen.set(peerId, record)
+    }
+    let entries = [...chosen].map(([peerId, record]): [string, string] => [peerId, record.zone])
+    if (entries.length > ZONE_ROSTER_MEMBERS_MAX) {
+      const current = new Set(roster.members.map(m => m.peerId))
+      const rank = (peerId: string) => (current.has(peerId) ? 0 : 1)
+      entries = entries
+        .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
+        .slice(0, ZONE_ROSTER_MEMBERS_MAX)
+    }
+    return new Map(entries)
+  }
+
+  /**
+   * Moves the roster to the records' members when they differ, signing each new version once. A
+   * change that would list more than {@link ZONE_ROSTER_MEMBERS_MAX} members and departures together
+   * (which could outgrow ZONE_ROSTER_BYTES_MAX) is split in two versions: first the departures, then
+   * the arrivals; each then lists at most that many entries.
+   */
+  function advanceRoster(nowMs: number): void {
+    const members = certifiedMembers()
+    const next = () => nextZoneRoster(roster_(), members)
+    const direct = next()
+    if (direct === undefined) return
+    if (direct.members.length + direct.left.length <= ZONE_ROSTER_MEMBERS_MAX) {
+      adoptRoster(direct, nowMs)
+      return
+    }
+    // Both lists are non-empty here (each is at most the bound on its own): departures first.
+    const kept = new Map(
+      roster.members.filter(m => members.get(m.peerId) === m.zone).map(m => [m.peerId, m.zone]),
+    )
+    const departures = nextZoneRoster(roster_(), kept)
+    if (departures !== undefined) adoptRoster(departures, nowMs)
+    const arrivals = next()
+    if (arrivals !== undefined) adoptRoster(arrivals, nowMs)
+  }
+
+  /** The current roster as {@link nextZoneRoster} takes it. */
+  function roster_() {
+    return { version: roster.rosterVersion, members: roster.members, priors: roster.priors }
+  }
+
+  function adoptRoster(next: NonNullable<ReturnType<typeof nextZoneRoster>>, nowMs: number): void {
+    roster = {
+      rosterVersion: next.version,
+      issuedAtMs: nowMs,
+      members: next.members,
+      left: next.left,
+      priors: next.priors,
+    }
+    signedRoster = signRoster()
+    unpublishedRosters.push(signedRoster)
   }
 
   function publish(): void {
@@ -447,12 +592,21 @@ export function createIssuer(init: IssuerInit): Issuer {
     return revocation.entries.has(serial)
   }
 
-  /** Issues and records a certificate; `undefined` when the issued table is full. */
+  /**
+   * Issues and records a certificate; a `limit` refusal message when the issued table is full, or when
+   * the certificate would add an agent member to a full zone roster.
+   */
   function issue(
     fields: { publicKey: Uint8Array; name: string; zone: string; roles: readonly Role[]; renewalOf?: string },
     nowMs: number,
-  ): IssuedRecord | undefined {
-    if (issued.size >= config.issuedMax) return undefined
+  ): IssuedRecord | string {
+    if (issued.size >= config.issuedMax) return 'the CA holds too many live certificates'
+    if (fields.roles.includes('agent') && roster.members.length >= ZONE_ROSTER_MEMBERS_MAX) {
+      const peerId = peerIdOfPublicKey(fields.publicKey)
+      if (!roster.members.some(m => m.peerId === peerId)) {
+        return `the zone roster already lists ${ZONE_ROSTER_MEMBERS_MAX} agent members`
+      }
+    }
     const serial = newSerial(randomBytes)
     // A repeated serial means the random source is broken; refusing to continue is the safe answer.
     if (issued.has(serial) || revocation.entries.has(serial)) throw new Error('assertion: serial collision')
@@ -538,8 +692,8 @@ export function createIssuer(init: IssuerInit): Issuer {
       return
     }
     const record = issue({ ...ticket, publicKey: request.publicKey }, nowMs)
-    if (record === undefined) {
-      refuse(requestId, 'limit', 'the CA holds too many live certificates')
+    if (typeof record === 'string') {
+      refuse(requestId, 'limit', record)
       return
     }
     usedNonces.set(ticket.nonceHex, {
@@ -548,7 +702,7 @@ export function createIssuer(init: IssuerInit): Issuer {
       publicKey: record.publicKey,
       serial: record.serial,
     })
-    persist()
+    persist(nowMs)
     reply(requestId, issuedResult(certificateOf(record)))
   }
 
@@ -585,11 +739,11 @@ export function createIssuer(init: IssuerInit): Issuer {
       return
     }
     const record = issue({ ...current, renewalOf: current.serial }, nowMs)
-    if (record === undefined) {
-      refuse(requestId, 'limit', 'the CA holds too many live certificates')
+    if (typeof record === 'string') {
+      refuse(requestId, 'limit', record)
       return
     }
-    persist()
+    persist(nowMs)
     reply(requestId, issuedResult(certificateOf(record)))
   }
 
@@ -662,7 +816,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     }
     requests.set(record.id, record)
     requestsByKey.set(keyHex, record.id)
-    persist()
+    persist(nowMs)
     reply(requestId, { status: 'pending', id: record.id })
   }
 
@@ -709,12 +863,8 @@ export function createIssuer(init: IssuerInit): Issuer {
       return
     }
     const record = issue({ ...existing, roles }, nowMs)
-    if (record === undefined) {
-      commandReply(requestId, {
-        ok: false,
-        code: 'limit',
-        message: 'the CA holds too many live certificates',
-      })
+    if (typeof record === 'string') {
+      commandReply(requestId, { ok: false, code: 'limit', message: record })
       return
     }
     requests.set(id, {
@@ -723,7 +873,7 @@ export function createIssuer(init: IssuerInit): Issuer {
       serial: record.serial,
       expiresAtMs: nowMs + config.pendingTtlMs,
     })
-    persist()
+    persist(nowMs)
     commandReply(requestId, {
       ok: true,
       command: 'sign',
@@ -737,7 +887,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     const existing = pendingOrReply(requestId, id)
     if (existing === undefined) return
     requests.set(id, { ...existing, status: 'rejected', expiresAtMs: nowMs + config.pendingTtlMs })
-    persist()
+    persist(nowMs)
     commandReply(requestId, { ok: true, command: 'reject', id, name: existing.name })
   }
 
@@ -748,7 +898,7 @@ export function createIssuer(init: IssuerInit): Issuer {
       requests.set(id, { ...record, status: 'rejected', expiresAtMs: nowMs + config.pendingTtlMs })
       rejected++
     }
-    if (rejected > 0) persist() // one write for the whole batch
+    if (rejected > 0) persist(nowMs) // one write for the whole batch
     commandReply(requestId, {
       ok: true,
       command: 'reject-all',
@@ -790,7 +940,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     }
     revocation = { listVersion: revocation.listVersion + 1, issuedAtMs: nowMs, entries }
     signedList = signList()
-    persist()
+    persist(nowMs)
     publish()
     commandReply(requestId, {
       ok: true,
@@ -815,15 +965,11 @@ export function createIssuer(init: IssuerInit): Issuer {
       return
     }
     const record = issue(input, nowMs)
-    if (record === undefined) {
-      commandReply(requestId, {
-        ok: false,
-        code: 'limit',
-        message: 'the CA holds too many live certificates',
-      })
+    if (typeof record === 'string') {
+      commandReply(requestId, { ok: false, code: 'limit', message: record })
       return
     }
-    persist()
+    persist(nowMs)
     commandReply(requestId, {
       ok: true,
       command: 'issue',
@@ -909,6 +1055,7 @@ export function createIssuer(init: IssuerInit): Issuer {
       if (input.type === 'signing-request') refuse(input.requestId, 'malformed', err.message)
       else commandReply(input.requestId, { ok: false, code: 'invalid', message: err.message })
     }
+    flushRoster(nowMs)
   }
 
   function tick(nowMs: number): void {
@@ -939,8 +1086,9 @@ export function createIssuer(init: IssuerInit): Issuer {
       revocation = { listVersion: revocation.listVersion + 1, issuedAtMs: nowMs, entries: live }
       signedList = signList()
     }
-    if (changed || listChanged) persist()
+    if (changed || listChanged) persist(nowMs)
     if (listChanged) publish()
+    flushRoster(nowMs)
   }
 
   return {
@@ -968,6 +1116,7 @@ export function createIssuer(init: IssuerInit): Issuer {
     },
     revocationList: () => signedList,
     isRevoked,
+    zoneRoster: () => signedRoster,
     state: snapshot,
     counters: () => ({
       issued: issuedCount,
@@ -979,6 +1128,18 @@ export function createIssuer(init: IssuerInit): Issuer {
     }),
     meshFingerprint,
   }
+}
+
+/** Of two live records of one key, true when `a` is the one to take: the later end, then the larger serial. */
+function endsLater(a: IssuedRecord, b: IssuedRecord): boolean {
+  return a.notAfterMs > b.notAfterMs || (a.notAfterMs === b.notAfterMs && a.serial > b.serial)
+}
+
+/** The latest time a restored state records (its roster's issue time when nothing is later). */
+function latestTimeOf(state: IssuerState): number {
+  let latestMs = Math.max(state.roster?.issuedAtMs ?? 0, state.revocation.issuedAtMs)
+  for (const record of state.issued) latestMs = Math.max(latestMs, record.notBeforeMs)
+  return latestMs
 }
 
 /** An origin the state file can hold: 1 to {@link REQUEST_ORIGIN_CHARS_MAX} characters. */

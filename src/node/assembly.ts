@@ -22,6 +22,7 @@ import { createRequestExecutor } from './request-executor.js'
 import { createRevocations } from './revocations.js'
 import { decodeRoster } from './roster.js'
 import { createRunRecord } from './run-record.js'
+import { createZoneRosters } from './zone-rosters.js'
 import { publishedFacts, zoneViews } from './zone-view.js'
 
 /** What every stage of the build shares. */
@@ -44,6 +45,13 @@ export function buildTrust(base: Base) {
     log,
     clock: base.clock,
   })
+  const zoneRosters = createZoneRosters({
+    caPublicKey: init.caPublicKey,
+    initial: init.zoneRoster,
+    save: store.saveZoneRoster?.bind(store),
+    log: log.child({ component: 'zone-roster' }),
+    clock: base.clock,
+  })
   // Checks its own serial on every list adopted (and on the one from the home).
   const credentials = createCredentials({
     key: init.node.key,
@@ -57,7 +65,13 @@ export function buildTrust(base: Base) {
     isRevoked: revocations.isRevoked,
     clockSkewToleranceMs: config.clockSkewToleranceMs,
   })
-  return { credentials, revocations, verifier, ownCertificate: () => credentials.certificate().certificate }
+  return {
+    credentials,
+    revocations,
+    zoneRosters,
+    verifier,
+    ownCertificate: () => credentials.certificate().certificate,
+  }
 }
 
 /** Stage 2: admission (its events are wired to parts built later through `events`) and the libp2p host. */
@@ -75,6 +89,13 @@ export async function buildHost(
     revocations: {
       current: () => trust.revocations.current()?.bytes,
       offer: bytes => void trust.revocations.offer(bytes, 'hello'),
+    },
+    zoneRosters: {
+      current: () => trust.zoneRosters.current()?.bytes,
+      // A roster learnt from a peer is likely news to our other peers too (we were both away): spread it.
+      offer: bytes => {
+        if (trust.zoneRosters.offer(bytes, 'hello')) trust.zoneRosters.republish()
+      },
     },
     log: log.child({ component: 'admission' }),
     onAdmitted: peer => events.admitted(peer),
@@ -133,6 +154,16 @@ export function buildMembership(
     ),
     saveRoster: store.saveRoster?.bind(store),
     rosterSettleMs: 2 * config.heartbeatIntervalMs + 500,
+    ...(store.saveAuthorityEpochs === undefined
+      ? {}
+      : {
+          epochs: {
+            initial: init.authorityEpochs,
+            save: (bytes: Uint8Array) => store.saveAuthorityEpochs?.(bytes) ?? Promise.resolve(),
+          },
+        }),
+    signedRoster: () => trust.zoneRosters.current(),
+    spreadRoster: () => trust.zoneRosters.republish(),
   })
   // Revoked, we may neither vote nor hold a zone; left running, the driver redials every voter (each dial
   // a refused hello, dozens a second). Stopped, it sends nothing (a later start() keeps it silent).
@@ -244,12 +275,14 @@ export function buildRequests(
   return { actions, replay, router, executor }
 }
 
+/** Gossip publishers the issuer's effects need (each one a no-op while the node is not running). */
+export interface IssuerPublish {
+  revocations(list: Uint8Array): Promise<void>
+  roster(roster: Uint8Array): Promise<void>
+}
+
 /** Stage 5, CA nodes only: the issuer core and its driver. */
-export function buildIssuer(
-  base: Base,
-  trust: ReturnType<typeof buildTrust>,
-  publish: (list: Uint8Array) => Promise<void>,
-) {
+export function buildIssuer(base: Base, trust: ReturnType<typeof buildTrust>, publish: IssuerPublish) {
   const { init, config, store, clock, random, log } = base
   if (init.ca === undefined) return undefined
   const core = createIssuer({
@@ -264,12 +297,19 @@ export function buildIssuer(
     save: async state => store.saveIssuerState?.(state),
     publishRevocations: async list => {
       trust.revocations.offer(list, 'issuer')
-      await publish(list)
+      await publish.revocations(list)
+    },
+    publishRoster: async roster => {
+      trust.zoneRosters.offer(roster, 'issuer')
+      await publish.roster(roster)
     },
     clock,
     log,
   })
   if (trust.revocations.current() === undefined)
     trust.revocations.offer(core.revocationList().bytes, 'issuer')
+  // Unless the home held a newer one (the CA state restored from an older backup): offer adopts only a
+  // higher version.
+  trust.zoneRosters.offer(core.zoneRoster().bytes, 'issuer')
   return issuer
 }

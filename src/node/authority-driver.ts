@@ -5,11 +5,19 @@
  * whose peer passed the certificate hello, so `from` is checked against the authenticated PeerId.
  *
  * Voters are the zone's certified members, not whoever is visible now (a quorum of a view is not a
- * quorum): the driver keeps every member it has seen with a valid certificate in a roster that only
- * shrinks by revocation or certificate expiry, persists it, and restores it at start. A node whose
- * roster holds no one else of its zone (a new node, or a lost file) waits `rosterSettleMs` of
- * heartbeats before it gives the core any roster, so it cannot crown itself a zone of one while the
- * real zone is still unknown to it.
+ * quorum). They come from the CA-signed zone roster (src/ca/zone-roster.ts) whenever this node holds
+ * one that lists it: every node holding that version counts the same voters, lease requests carry the
+ * version, voters refuse another one, and a peer found behind gets our roster again (`spreadRoster`).
+ * Only a node with no such roster (a mesh whose certificates were not issued by a mesh CA node, or a
+ * node whose roster predates its own certificate) falls back to the roster it learns from heartbeats
+ * (version 0): every member seen with a valid certificate, shrinking only by revocation or expiry,
+ * persisted and restored at start. Such a node, when it knows no one else of its zone, waits
+ * `rosterSettleMs` of heartbeats before it gives the core any roster, so it cannot crown itself a zone
+ * of one while the real zone is still unknown to it.
+ *
+ * Epochs the node grants are saved (`epochs`) before the grant leaves, so that a restarted voter
+ * recovers from fewer peers (authority.ts, `durableEpochs`): a zone of three with one member gone and
+ * one restarted still elects.
  *
  * Liveness hints come from direct evidence: a closed connection (kill -9 shows up at once) says dead,
  * an admitted connection or an alive heartbeat says alive. Then the next candidate need only wait out
@@ -31,8 +39,10 @@ import {
   encodeAuthorityMessage,
   parseAuthorityMessage,
 } from '../authority/messages.js'
+import type { SignedZoneRoster } from '../ca/zone-roster.js'
 import type { MemberView } from '../gossip/membership.js'
 import { decodeCbor } from '../wire/cbor.js'
+import { decodeEpochs, encodeEpochs } from './authority-epochs.js'
 import { AUTHORITY_PROTOCOL, createAuthorityStreams } from './authority-streams.js'
 import { type Clock, every, type Random, type Timer } from './clock.js'
 import type { AgentConfig } from './config.js'
@@ -100,17 +110,39 @@ export function createAuthorityDriver(init: {
   saveRoster?: (bytes: Uint8Array) => Promise<void>
   /** How long a node that knows no one else of its zone listens before it feeds a roster to the core. */
   rosterSettleMs: number
+  /**
+   * The newest CA-signed zone roster this node holds (src/ca/zone-roster.ts), if any. When it lists this
+   * node, the core's voters come from it (versioned, the same on every node holding that version)
+   * instead of from the roster learnt from heartbeats.
+   */
+  signedRoster?: () => SignedZoneRoster | undefined
+  /** Asks the node to spread its signed roster again (a peer showed an older version); rate-limited there. */
+  spreadRoster?: () => void
+  /**
+   * Durable epochs: the bytes saved by an earlier run (`initial`) and how to save new ones; `save` must
+   * resolve only once the bytes are durable (temp file, fsync, rename). Without it epochs live in memory
+   * and a restarted voter needs one more peer to recover.
+   */
+  epochs?: { readonly initial?: Uint8Array; readonly save: (bytes: Uint8Array) => Promise<void> }
 }): AuthorityDriver {
   const { host, self, log } = init
   const { clock } = init
   const limited = createLogLimiter(log, clock)
   const mono = (): number => Math.floor(clock.monotonicMs())
   const wallOf = (monoMs: number): number => Math.round(clock.nowMs() - clock.monotonicMs() + monoMs)
+  const restored = init.epochs?.initial === undefined ? undefined : decodeEpochs(init.epochs.initial)
+  if (init.epochs?.initial !== undefined && restored === undefined) {
+    log.warn({}, 'authority epochs file unreadable: this run recovers zones as if it had none')
+  }
+  const savedEpochs = new Map<string, number>(Object.entries(restored ?? {}))
   const core: Authority = createAuthority({
     self,
     config: authorityConfigFor(init.config),
     random: () => init.random.float(),
     nowMs: mono(),
+    ...(init.epochs === undefined
+      ? {}
+      : { durableEpochs: { epochs: Object.fromEntries(savedEpochs), complete: restored !== undefined } }),
   })
   const limits = { idLengthMax: 128, zoneLengthMax: 64 }
   const listeners = new Set<AuthorityListener>()
@@ -138,44 +170,92 @@ export function createAuthorityDriver(init: {
     streams.send(to, encodeAuthorityMessage(message))
   }
 
+  /**
+   * Effects are carried out in order; a `persist-epoch` holds back every later one until it is durable
+   * (the grant it precedes must not leave first). Without one, all run synchronously in `apply`. When a
+   * save fails, the messages queued behind it are dropped (the core tolerates loss) and it is logged.
+   */
+  const queue: AuthorityEffect[] = []
+  let flushing = false
+  let saveFailed = false
   const apply = (effects: AuthorityEffect[]): void => {
-    for (const effect of effects) {
-      switch (effect.type) {
-        case 'send':
-          send(effect.to, effect.message)
-          break
-        case 'acquired':
-          log.info(
-            {
-              zone: effect.zone,
-              epoch: effect.epoch,
-              atWallMs: clock.nowMs(),
-              actUntilWallMs: wallOf(effect.actUntilMs),
-            },
-            'authority acquired',
-          )
-          for (const l of listeners) l({ zone: effect.zone, epoch: effect.epoch, held: true })
-          break
-        case 'renewed':
-          log.debug(
-            { zone: effect.zone, epoch: effect.epoch, actUntilWallMs: wallOf(effect.actUntilMs) },
-            'authority renewed',
-          )
-          break
-        case 'lost':
-          log.info(
-            { zone: effect.zone, epoch: effect.epoch, reason: effect.reason, atWallMs: clock.nowMs() },
-            'authority lost',
-          )
-          for (const l of listeners) l({ zone: effect.zone, epoch: effect.epoch, held: false })
-          break
-        case 'campaign':
-          log.debug({ zone: effect.zone, epoch: effect.epoch }, 'authority campaign')
-          break
-        case 'recovered':
-          log.debug({ zone: effect.zone, maxEpoch: effect.maxEpoch }, 'authority voter recovered')
-          break
+    queue.push(...effects)
+    if (!flushing) void flush()
+  }
+  const flush = async (): Promise<void> => {
+    flushing = true
+    try {
+      for (let effect = queue.shift(); effect !== undefined; effect = queue.shift()) {
+        if (effect.type === 'persist-epoch') {
+          saveFailed = !(await persistEpoch(effect.zone, effect.epoch))
+          continue
+        }
+        if (effect.type === 'send' && saveFailed) continue
+        applyOne(effect)
       }
+    } finally {
+      flushing = false
+      saveFailed = false
+    }
+  }
+  const persistEpoch = async (zone: string, epoch: number): Promise<boolean> => {
+    if (init.epochs === undefined) return true
+    savedEpochs.set(zone, Math.max(epoch, savedEpochs.get(zone) ?? 0))
+    try {
+      await init.epochs.save(encodeEpochs(savedEpochs))
+      return true
+    } catch (err) {
+      limited.log('error', 'epochs', { err: String(err) }, 'cannot save authority epochs; grant not sent')
+      return false
+    }
+  }
+  const applyOne = (effect: AuthorityEffect): void => {
+    switch (effect.type) {
+      case 'send':
+        send(effect.to, effect.message)
+        break
+      case 'acquired':
+        log.info(
+          {
+            zone: effect.zone,
+            epoch: effect.epoch,
+            atWallMs: clock.nowMs(),
+            actUntilWallMs: wallOf(effect.actUntilMs),
+          },
+          'authority acquired',
+        )
+        for (const l of listeners) l({ zone: effect.zone, epoch: effect.epoch, held: true })
+        break
+      case 'renewed':
+        log.debug(
+          { zone: effect.zone, epoch: effect.epoch, actUntilWallMs: wallOf(effect.actUntilMs) },
+          'authority renewed',
+        )
+        break
+      case 'lost':
+        log.info(
+          { zone: effect.zone, epoch: effect.epoch, reason: effect.reason, atWallMs: clock.nowMs() },
+          'authority lost',
+        )
+        for (const l of listeners) l({ zone: effect.zone, epoch: effect.epoch, held: false })
+        break
+      case 'campaign':
+        log.debug({ zone: effect.zone, epoch: effect.epoch }, 'authority campaign')
+        break
+      case 'recovered':
+        log.debug({ zone: effect.zone, maxEpoch: effect.maxEpoch }, 'authority voter recovered')
+        break
+      case 'roster-mismatch':
+        limited.log(
+          'debug',
+          `mismatch:${effect.peer}`,
+          { zone: effect.zone, peer: nameOf(effect.peer), theirs: effect.theirs, ours: effect.ours },
+          'authority peer counts voters by another roster version',
+        )
+        if (effect.theirs < effect.ours) init.spreadRoster?.()
+        break
+      case 'persist-epoch':
+        break
     }
   }
 
@@ -189,20 +269,46 @@ export function createAuthorityDriver(init: {
     apply(core.drainEffects())
   }
 
+  /** The signed roster when it lists this node, as the core's roster input; else undefined. */
+  const signedInput = (): Extract<Parameters<Authority['step']>[0], { type: 'roster' }> | undefined => {
+    const signed = init.signedRoster?.()?.roster
+    if (signed === undefined || signed.version < 1) return undefined
+    if (!signed.members.some(m => m.peerId === self)) return undefined
+    return {
+      type: 'roster',
+      version: signed.version,
+      members: signed.members.map(m => ({ id: m.peerId, zone: m.zone })),
+      priors: signed.priors.map(p => ({ zone: p.zone, voters: p.voters })),
+    }
+  }
+
   /** Learns members from the membership table, persists the roster, feeds changes to the core. */
   const syncMembership = (): void => {
     const selfEntry = init.selfEntry()
     roster.merge(selfEntry, init.members(), clock.nowMs())
-    const others = roster.entries().filter(e => e.peerId !== self && e.zone === selfEntry.zone)
-    if (others.length === 0 && mono() - startedAtMs < init.rosterSettleMs) return
-    const members = roster
-      .entries()
-      .map(e => ({ id: e.peerId, zone: e.zone }))
-      .sort((a, b) => (a.id < b.id ? -1 : 1))
-    const key = members.map(r => `${r.id}@${r.zone}`).join(',')
-    if (key !== rosterKey) {
-      rosterKey = key
-      core.step({ type: 'roster', members }, mono())
+    const signed = signedInput()
+    if (signed !== undefined) {
+      const key = `v${signed.version}`
+      if (key !== rosterKey) {
+        rosterKey = key
+        log.info(
+          { version: signed.version, members: signed.members.length },
+          'authority voters from signed roster',
+        )
+        core.step(signed, mono())
+      }
+    } else {
+      const others = roster.entries().filter(e => e.peerId !== self && e.zone === selfEntry.zone)
+      if (others.length === 0 && mono() - startedAtMs < init.rosterSettleMs) return
+      const members = roster
+        .entries()
+        .map(e => ({ id: e.peerId, zone: e.zone }))
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+      const key = members.map(r => `${r.id}@${r.zone}`).join(',')
+      if (key !== rosterKey) {
+        rosterKey = key
+        core.step({ type: 'roster', members }, mono())
+      }
     }
     for (const m of init.members()) {
       const state = m.state === 'alive' ? 'alive' : 'dead'

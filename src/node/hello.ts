@@ -10,6 +10,11 @@
  * against the CA key like any other (RevocationPort.offer): a peer's bare word, the reason string, is
  * logged and changes nothing, or any peer could talk a node out of the mesh.
  *
+ * Both hellos also carry the sender's newest CA-signed zone roster (src/ca/zone-roster.ts), so a node
+ * that was away learns the voters' roster from its first peer. The receiver offers it once the sender's
+ * certificate passed (ZoneRosterPort.offer checks it against the CA key); a malformed or foreign roster
+ * is refused there and never fails the hello: only the certificate decides admission.
+ *
  * Split out of admission.ts: this module knows the protocol and the verdict of one exchange, and
  * reports it through narrow callbacks ({@link HelloOutcomes}); admission owns what a verdict means
  * (the verified set, waiters, the deny list).
@@ -19,13 +24,14 @@ import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import { REVOCATION_LIST_BYTES_MAX } from '../ca/revocation.js'
 import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
+import { ZONE_ROSTER_BYTES_MAX } from '../ca/zone-roster.js'
 import { decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
 import type { Clock } from './clock.js'
 
 /** The hello protocol id. */
 export const HELLO_PROTOCOL = '/mesh/hello/1.0.0'
-/** Largest hello message: a certificate plus a revocation list of the largest allowed size. */
-export const HELLO_BYTES_MAX = REVOCATION_LIST_BYTES_MAX + 64 * 1024
+/** Largest hello message: a certificate plus a revocation list and a zone roster of the largest allowed sizes. */
+export const HELLO_BYTES_MAX = REVOCATION_LIST_BYTES_MAX + ZONE_ROSTER_BYTES_MAX + 64 * 1024
 
 /** The revocation list as admission needs it. */
 export interface RevocationPort {
@@ -35,19 +41,36 @@ export interface RevocationPort {
   offer(bytes: Uint8Array): void
 }
 
+/** The zone roster as the hello needs it (src/node/zone-rosters.ts provides it). */
+export interface ZoneRosterPort {
+  /** The newest roster we hold, encoded, or undefined when there is none. */
+  current(): Uint8Array | undefined
+  /** Offers a roster received from a peer; adopts it when it is valid and newer. Never throws. */
+  offer(bytes: Uint8Array): void
+}
+
 /** The fields of a received hello message that are present with the right type; others are absent. */
 export interface HelloFields {
   /** The sender's encoded certificate. */
   readonly cert?: Uint8Array
   /** The sender's newest revocation list, encoded. */
   readonly crl?: Uint8Array
+  /** The sender's newest zone roster, encoded. */
+  readonly roster?: Uint8Array
   /** Why the sender refuses us (a listener's answer to a hello it rejected); a claim, not a proof. */
   readonly error?: string
 }
 
-/** Encodes a hello carrying our certificate and, when we hold one, our newest revocation list. */
-export function encodeHello(cert: Uint8Array, crl: Uint8Array | undefined): Uint8Array {
-  return encodeCbor({ v: 1, cert, crl })
+/**
+ * Encodes a hello carrying our certificate and, when we hold them, our newest revocation list and zone
+ * roster.
+ */
+export function encodeHello(
+  cert: Uint8Array,
+  crl: Uint8Array | undefined,
+  roster?: Uint8Array | undefined,
+): Uint8Array {
+  return encodeCbor({ v: 1, cert, crl, roster })
 }
 
 /**
@@ -65,6 +88,7 @@ export function decodeHello(bytes: Uint8Array): HelloFields {
   return {
     ...(message.cert instanceof Uint8Array ? { cert: message.cert } : {}),
     ...(message.crl instanceof Uint8Array ? { crl: message.crl } : {}),
+    ...(message.roster instanceof Uint8Array ? { roster: message.roster } : {}),
     ...(typeof message.error === 'string' ? { error: message.error } : {}),
   }
 }
@@ -93,6 +117,8 @@ export interface HelloConfig {
   /** How long one exchange, and an inbound connection's wait for it, may take. */
   readonly helloTimeoutMs: number
   readonly revocations: RevocationPort
+  /** The zone roster both hellos carry; without it we send none and ignore the peer's. */
+  readonly zoneRosters?: ZoneRosterPort
   readonly log: Logger
 }
 
@@ -114,6 +140,18 @@ export interface Hello {
 export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
   const { clock, log } = init
 
+  /** Offers a peer's roster; nothing about it can fail the hello (the port logs what it refuses). */
+  const offerRoster = (connection: Connection, roster: Uint8Array): void => {
+    try {
+      init.zoneRosters?.offer(roster)
+    } catch (err) {
+      log.error(
+        { peer: connection.remotePeer.toString(), err: (err as Error).message },
+        'zone roster offer failed',
+      )
+    }
+  }
+
   /** Verifies a peer's hello; returns the certificate or a reason. */
   const check = (
     connection: Connection,
@@ -129,12 +167,14 @@ export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
     if (verdict.signed.certificate.peerId !== connection.remotePeer.toString()) {
       return { ok: false, reason: 'certificate belongs to another peer' }
     }
+    // Before admission, so whatever reacts to the new peer already sees the newer roster.
+    if (message.roster !== undefined) offerRoster(connection, message.roster)
     return { ok: true, certificate: verdict.signed }
   }
 
   const ownHello = (): Uint8Array => {
     const crl = init.revocations.current()
-    return encodeHello(init.ownCertificate(), crl)
+    return encodeHello(init.ownCertificate(), crl, init.zoneRosters?.current())
   }
 
   const dial = async (connection: Connection): Promise<void> => {

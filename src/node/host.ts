@@ -24,9 +24,15 @@ export const TOPICS = {
   request: 'mesh/req/v1',
   presence: 'mesh/presence/v1',
   revocation: 'mesh/crl/v1',
+  /** CA-signed zone rosters (src/node/zone-rosters.ts). */
+  roster: 'mesh/roster/v1',
 } as const
 
-/** Largest gossip message accepted from a peer: a full revocation list plus its envelope. */
+/**
+ * Largest gossip frame accepted from a peer: room for the largest message of any topic (a full
+ * revocation list, or a full zone roster in its wrapper: 1 MiB and a little each) plus gossipsub's
+ * framing. Checked against both in test/node/zone-rosters.test.ts.
+ */
 export const GOSSIP_MESSAGE_BYTES_MAX = 2 << 20
 /** Gossipsub heartbeat (mesh repair, IHAVE gossip). */
 export const GOSSIP_HEARTBEAT_MS = 1_000

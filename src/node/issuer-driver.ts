@@ -2,7 +2,7 @@
  * The one driver around the pure CA issuer (src/ca/issuer.ts), used by a running CA node and by
  * `mesh init` alike: it serialises inputs (network signing requests, operator commands, the expiry
  * tick) through one queue and carries out each input's effects in order — persist first, then publish
- * revocations, then answer — so nobody is told a result the disk does not yet hold. When a persist
+ * the zone roster and revocations, then answer — so nobody is told a result the disk does not yet hold. When a persist
  * fails, memory is ahead of disk: the driver refuses every later input until it is created anew.
  */
 import type { Issuer, IssuerEffect, IssuerInput, PendingSummary } from '../ca/issuer.js'
@@ -26,6 +26,11 @@ export interface IssuerDriverComponents {
   readonly save: (state: IssuerState) => Promise<void>
   /** Carries out a `publish-revocations` effect (adopt, spread, save). */
   readonly publishRevocations: (list: Uint8Array) => Promise<void>
+  /**
+   * Carries out a `publish-roster` effect (adopt, spread, save the signed zone roster). Optional so a
+   * driver built without it (e.g. `mesh init`) still works: the roster is then only in the saved state.
+   */
+  readonly publishRoster?: (roster: Uint8Array) => Promise<void>
   readonly clock: Clock
   readonly log: Logger
 }
@@ -54,6 +59,8 @@ export function createIssuerDriver(components: IssuerDriverComponents): IssuerDr
         }
       } else if (effect.type === 'publish-revocations') {
         await components.publishRevocations(effect.list)
+      } else if (effect.type === 'publish-roster') {
+        await components.publishRoster?.(effect.roster)
       } else answers.push(effect)
     }
     return answers

@@ -17,6 +17,7 @@ import type { IssuerDriver } from './issuer-driver.js'
 import type { CaMaterial, Identity } from './keys.js'
 import type { Logger } from './log.js'
 import type { RunRecordCounters } from './run-record.js'
+import type { ZoneRosterCounters } from './zone-rosters.js'
 import type { ZoneView } from './zone-view.js'
 
 /** Persistence the node asks for; the agent writes files, an embedding program may do anything. */
@@ -26,6 +27,14 @@ export interface NodeStore {
   saveNodeCertificate?(certificate: SignedCertificate): Promise<void>
   /** The zone-authority roster (certified members seen), so a restart still knows every voter. */
   saveRoster?(bytes: Uint8Array): Promise<void>
+  /** The newest CA-signed zone roster adopted (src/node/zone-rosters.ts); failures are logged, not fatal. */
+  saveZoneRoster?(bytes: Uint8Array): Promise<void>
+  /**
+   * The highest zone-lease epochs this node granted (authority-driver.ts). Resolve only once durable
+   * (temp file, fsync, rename): the grant waits for it. Without it a restarted voter needs one more
+   * peer to recover, so a zone of three with one member down and one restarted cannot elect.
+   */
+  saveAuthorityEpochs?(bytes: Uint8Array): Promise<void>
   /**
    * The run record (src/node/run-record.ts): the bytes last given to {@link saveRunRecord}, or
    * undefined when there are none. Called once, when the node starts; a rejection fails `start()`.
@@ -56,6 +65,13 @@ export interface MeshNodeInit {
   readonly pnetKey?: Uint8Array
   /** The roster saved by an earlier run (see NodeStore.saveRoster). */
   readonly roster?: Uint8Array
+  /**
+   * The newest CA-signed zone roster known at start (see NodeStore.saveZoneRoster); one that does not
+   * verify against `caPublicKey` is logged and left out, never fatal.
+   */
+  readonly zoneRoster?: Uint8Array
+  /** The epochs last given to NodeStore.saveAuthorityEpochs (undefined: none saved yet). */
+  readonly authorityEpochs?: Uint8Array
   readonly config: AgentConfig
   /** `memory` for in-process tests; default `tcp`. */
   readonly transport?: 'tcp' | 'memory'
@@ -83,6 +99,8 @@ export interface NodeCounters {
   readonly runRecord: RunRecordCounters
   /** Every gossip topic's verdicts by code. */
   readonly topics: Readonly<Record<string, Readonly<Record<string, number>>>>
+  /** The CA-signed zone roster held: its version, adoptions, refusals by reason, republications. */
+  readonly zoneRoster: ZoneRosterCounters
 }
 
 /** A running mesh node. */

@@ -18,6 +18,7 @@ import { silentLogger } from './log.js'
 import type { MeshNode, MeshNodeInit } from './node-types.js'
 import { REPLY_PROTOCOL } from './replies.js'
 import { installTopicValidators, type TopicValidators } from './topic-validators.js'
+import { encodeZoneRosterMessage, ZONE_ROSTER_NONCE_BYTES, type ZoneRosters } from './zone-rosters.js'
 import { authorityNames } from './zone-view.js'
 
 /** Issuer expiry tick (pending requests, used nonces). */
@@ -34,6 +35,7 @@ export interface NodeInternals {
   readonly enrolment: Enrolment
   readonly actions: ActionRegistry
   readonly authority: AuthorityDriver
+  readonly zoneRosters: ZoneRosters
 }
 
 const internals = new WeakMap<MeshNode, NodeInternals>()
@@ -71,8 +73,20 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   members = buildMembership(base, trust, net)
   const requests = buildRequests(base, trust, net, members)
   let running = false
-  const issuer = buildIssuer(base, trust, async list => {
-    if (running) await pubsub.publish(TOPICS.revocation, list).catch(() => {})
+  const publishRoster = async (roster: Uint8Array): Promise<void> => {
+    if (!running) return
+    // A fresh nonce per publication: gossipsub would drop the same bytes again as a duplicate.
+    const message = encodeZoneRosterMessage(roster, random.bytes(ZONE_ROSTER_NONCE_BYTES))
+    await pubsub
+      .publish(TOPICS.roster, message)
+      .catch(err => log.debug({ err: (err as Error).message }, 'cannot publish the zone roster'))
+  }
+  trust.zoneRosters.onRepublish(signed => void publishRoster(signed.bytes))
+  const issuer = buildIssuer(base, trust, {
+    revocations: async list => {
+      if (running) await pubsub.publish(TOPICS.revocation, list).catch(() => {})
+    },
+    roster: publishRoster,
   })
   const { membership, authority, membershipDriver } = members
   connections = createConnections(
@@ -114,6 +128,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       [TOPICS.request]: (data, source) => requests.executor.verdict(data, source),
       [TOPICS.presence]: data => membershipDriver.verdict(data),
       [TOPICS.revocation]: (data, source) => trust.revocations.verdict(data, source),
+      [TOPICS.roster]: (data, source) => trust.zoneRosters.messageVerdict(data, source),
     },
     log,
   )
@@ -142,7 +157,14 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     running = value
   })
   const node = surface(parts, lifecycle)
-  internals.set(node, { host, admission, enrolment, actions: requests.actions, authority })
+  internals.set(node, {
+    host,
+    admission,
+    enrolment,
+    actions: requests.actions,
+    authority,
+    zoneRosters: trust.zoneRosters,
+  })
   return node
 }
 
@@ -262,6 +284,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
       notRunBeforeStart: requests.executor.notRunBeforeStart(),
       runRecord: requests.executor.runRecordCounters(),
       topics: topics.counters(),
+      zoneRoster: trust.zoneRosters.counters(),
     }),
     isRevoked: trust.revocations.isRevoked,
   }

@@ -21,6 +21,8 @@ export const DOMAIN_CERTIFICATE = 'mesh/certificate/v2'
 export const DOMAIN_SIGNING_REQUEST = 'mesh/signing-request/v2'
 /** A revocation list, by the CA key. */
 export const DOMAIN_REVOCATION_LIST = 'mesh/revocation-list/v2'
+/** A zone roster (the certified agent members that vote on zone leases), by the CA key. */
+export const DOMAIN_ZONE_ROSTER = 'mesh/zone-roster/v1'
 /** A join ticket: HMAC-SHA-256 under the mesh's ticket secret, not a signature. */
 export const DOMAIN_TICKET = 'mesh/ticket/v2'
 
@@ -32,6 +34,7 @@ export const SIGNATURE_DOMAINS = [
   DOMAIN_CERTIFICATE,
   DOMAIN_SIGNING_REQUEST,
   DOMAIN_REVOCATION_LIST,
+  DOMAIN_ZONE_ROSTER,
 ] as const
 /** Domains whose envelope carries an HMAC-SHA-256 (`{ body, mac }`). */
 export const MAC_DOMAINS = [DOMAIN_TICKET] as const

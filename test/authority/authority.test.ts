@@ -55,6 +55,7 @@ const request = (from: string, epoch: number, attempt = 1): AuthorityMessage => 
   epoch,
   incarnation: 42,
   attempt,
+  rosterVersion: 0,
 })
 
 describe('zone of one', () => {

@@ -52,6 +52,7 @@ const request = (from: string, epoch: number, attempt = 1): AuthorityMessage => 
   epoch,
   incarnation: 7,
   attempt,
+  rosterVersion: 0,
 })
 const answer = (effects: AuthorityEffect[]) =>
   effects.flatMap(e => (e.type === 'send' ? [e.message] : []))[0] as Record<string, unknown> | undefined

@@ -17,10 +17,38 @@ import { decodeCbor, encodeCbor } from '../../src/wire/cbor.js'
 const limits = { idLengthMax: 128, zoneLengthMax: 64 }
 const ids = { incarnation: 2 ** 31 - 1, attempt: 7 }
 const samples: AuthorityMessage[] = [
-  { type: 'request', zone: 'core', from: 'n1', epoch: 3, ...ids },
+  { type: 'request', zone: 'core', from: 'n1', epoch: 3, rosterVersion: 5, ...ids },
   { type: 'grant', zone: 'core', from: 'n2', epoch: 3, ...ids },
-  { type: 'refuse', zone: 'core', from: 'n2', reason: 'held', maxEpoch: 4, holder: 'n3', ...ids },
-  { type: 'refuse', zone: 'core', from: 'n2', reason: 'recovering', maxEpoch: 0, holder: null, ...ids },
+  {
+    type: 'refuse',
+    zone: 'core',
+    from: 'n2',
+    reason: 'held',
+    maxEpoch: 4,
+    holder: 'n3',
+    rosterVersion: 5,
+    ...ids,
+  },
+  {
+    type: 'refuse',
+    zone: 'core',
+    from: 'n2',
+    reason: 'recovering',
+    maxEpoch: 0,
+    holder: null,
+    rosterVersion: 0,
+    ...ids,
+  },
+  {
+    type: 'refuse',
+    zone: 'core',
+    from: 'n2',
+    reason: 'roster',
+    maxEpoch: 0,
+    holder: null,
+    rosterVersion: 9,
+    ...ids,
+  },
   { type: 'release', zone: 'core', from: 'n1', epoch: 3, ...ids },
   { type: 'sync', zone: 'core', from: 'n4' },
   { type: 'state', zone: 'core', from: 'n5', maxEpoch: 9, recovering: false },
@@ -47,6 +75,7 @@ describe('authority messages', () => {
       holder: 'h'.repeat(128),
       incarnation: Number.MAX_SAFE_INTEGER,
       attempt: Number.MAX_SAFE_INTEGER,
+      rosterVersion: Number.MAX_SAFE_INTEGER,
     }
     expect(encodeCbor(big as never).byteLength).toBeLessThanOrEqual(authorityMessageBytesMax)
   })

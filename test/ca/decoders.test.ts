@@ -10,6 +10,7 @@ import { decodeKeyFile, decodeTicketSecretFile, KeyFileError } from '../../src/c
 import { verifyRevocationList } from '../../src/ca/revocation.js'
 import { verifySigningRequest } from '../../src/ca/signing-request.js'
 import { parseTicket, TICKET_PREFIX, TicketError } from '../../src/ca/ticket.js'
+import { verifyZoneRoster } from '../../src/ca/zone-roster.js'
 import { type CborValue, encodeCbor } from '../../src/wire/cbor.js'
 import { keyFor, T0 } from './fixtures.js'
 
@@ -36,6 +37,7 @@ function decodeAll(bytes: Uint8Array): void {
   expect(verifier(bytes, T0).ok).toBe(false)
   expect(verifySigningRequest(bytes, { nowMs: T0, maxAgeMs: 1e9, clockSkewToleranceMs: 0 }).ok).toBe(false)
   expect(verifyRevocationList(bytes, ca.publicKey).ok).toBe(false)
+  expect(verifyZoneRoster(bytes, ca.publicKey).ok).toBe(false)
   expectTyped(() => decodeKeyFile(bytes), KeyFileError)
   expectTyped(() => decodeTicketSecretFile(bytes), KeyFileError)
   expectTyped(() => parseTicket(TICKET_PREFIX + Buffer.from(bytes).toString('base64url')), TicketError)
@@ -65,6 +67,11 @@ const cborValue: fc.Arbitrary<CborValue> = fc.letrec<{ value: CborValue }>(tie =
         'zone',
         'roles',
         'entries',
+        'members',
+        'left',
+        'roster',
+        'priors',
+        'voters',
         'body',
         'sig',
         'x',

@@ -107,7 +107,8 @@ describe('issuer: admission by ticket', () => {
     const joiner = keyFor('joiner')
     const ticket = ticketFor({ roles: ['agent', 'operator'] })
     const effects = send(issuer, csr(joiner, { ticket, name: 'evil', zone: 'core' }))
-    expect(types(effects)).toEqual(['persist', 'reply'])
+    // A new agent member: the roster that lists it is published right after the persist holding it.
+    expect(types(effects)).toEqual(['persist', 'publish-roster', 'reply'])
     const signed = certificateOf(resultOf(effects))
     expect(signed.certificate).toMatchObject({ name: 'web1', zone: 'edge', roles: ['agent', 'operator'] })
     expect(toHex(signed.certificate.publicKey)).toBe(toHex(joiner.publicKey))
@@ -230,7 +231,7 @@ describe('issuer: requests without ticket', () => {
     expect(resultOf(poll)).toEqual({ status: 'pending', id: pending.id })
 
     const signed = command(issuer, { type: 'sign-pending', requestId: 's', id: pending.id }, T0 + 2 * HOUR_MS)
-    expect(types(signed.effects)).toEqual(['persist', 'command-reply'])
+    expect(types(signed.effects)).toEqual(['persist', 'publish-roster', 'command-reply'])
     if (!signed.result.ok || signed.result.command !== 'sign') throw new Error('not signed')
     expect(issuer.listPending()).toEqual([])
 
@@ -362,14 +363,15 @@ describe('issuer: revocation', () => {
     const usedTicket = ticketFor()
     const signed = certificateOf(resultOf(send(issuer, csr(keyFor('joiner'), { ticket: usedTicket }))))
     const { effects, result } = command(issuer, { type: 'revoke', requestId: 'v', target: 'web1' }, T0 + 5)
-    expect(types(effects)).toEqual(['persist', 'publish-revocations', 'command-reply'])
+    expect(types(effects)).toEqual(['persist', 'publish-roster', 'publish-revocations', 'command-reply'])
     expect(result).toMatchObject({
       ok: true,
       command: 'revoke',
       serials: [signed.certificate.serial],
       listVersion: 1,
     })
-    const published = effects[1]?.type === 'publish-revocations' ? effects[1].list : new Uint8Array()
+    const publish = effects.find(effect => effect.type === 'publish-revocations')
+    const published = publish?.type === 'publish-revocations' ? publish.list : new Uint8Array()
     const verdict = verifyRevocationList(published, caKey.publicKey)
     if (!verdict.ok) throw new Error(verdict.reason)
     expect(verdict.signed.list.version).toBe(1)

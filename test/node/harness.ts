@@ -5,6 +5,7 @@
 import { issueCertificate, newSerial } from '../../src/ca/certificate.js'
 import { emptyIssuerState } from '../../src/ca/issuer-state.js'
 import type { Role } from '../../src/ca/types.js'
+import { type SignedZoneRoster, signZoneRoster } from '../../src/ca/zone-roster.js'
 import { type AgentConfig, defaultConfig } from '../../src/node/config.js'
 import { type Identity, secureRandomBytes } from '../../src/node/keys.js'
 import { createMeshNode, internalsOf, type NodeInternals } from '../../src/node/node.js'
@@ -31,6 +32,8 @@ export interface TestCa {
     roles: Role[],
     validity?: { notBeforeMs: number; notAfterMs: number },
   ): Identity
+  /** A zone roster signed by this CA: `members` at `version` (default 1), every one added at version 1. */
+  zoneRoster(members: ReadonlyArray<{ peerId: string; zone: string }>, version?: number): SignedZoneRoster
 }
 
 let seedCounter = 0
@@ -59,7 +62,40 @@ export function createTestCa(label = `ca-${seedCounter++}-${Math.random()}`): Te
       })
       return { key: nodeKey, certificate }
     },
+    zoneRoster(members, version = 1) {
+      return signZoneRoster(key, {
+        version,
+        issuedAtMs: Date.now(),
+        members: members.map(m => ({ peerId: m.peerId, zone: m.zone, since: 1 })),
+        left: [],
+        priors: [],
+      })
+    },
   }
+}
+
+/**
+ * `specs` with an identity each (fresh unless given) and, as `init.zoneRoster`, one roster signed by
+ * `ca` listing every spec with the agent role (peer id and zone), so every node starts with the same
+ * voters' roster. Off unless a test asks (startTestMesh/startTopology option `zoneRoster`). A CA node's
+ * own issuer signs its rosters from version 1 too, so do not mix this with certificates issued by a
+ * test node's issuer: two different rosters would carry the same version.
+ */
+export function withZoneRoster(ca: TestCa, specs: readonly NodeSpec[], version = 1): NodeSpec[] {
+  const withIds = specs.map(spec => ({
+    ...spec,
+    identity: spec.identity ?? ca.identity(spec.name, spec.zone, rolesOf(spec)),
+  }))
+  const members = withIds
+    .filter(spec => spec.identity.certificate.certificate.roles.includes('agent'))
+    .map(spec => ({ peerId: spec.identity.certificate.certificate.peerId, zone: spec.zone }))
+  const roster = ca.zoneRoster(members, version).bytes
+  return withIds.map(spec => ({ ...spec, init: { ...spec.init, zoneRoster: roster } }))
+}
+
+/** The roles a spec's node gets when the spec names none. */
+function rolesOf(spec: NodeSpec): Role[] {
+  return spec.roles ?? (spec.ca === true ? ['ca', 'agent'] : ['agent'])
 }
 
 /** One node to create. */
@@ -134,9 +170,15 @@ export function testConfig(overrides: Partial<AgentConfig> = {}): AgentConfig {
 /** Starts a mesh of `specs`, each node dialling the first one. */
 export async function startTestMesh(
   specs: NodeSpec[],
-  options: { transport?: 'tcp' | 'memory'; ca?: TestCa } = {},
+  options: {
+    transport?: 'tcp' | 'memory'
+    ca?: TestCa
+    /** Give every node one CA-signed zone roster listing all of `specs` ({@link withZoneRoster}). */
+    zoneRoster?: boolean
+  } = {},
 ): Promise<TestMesh> {
   const ca = options.ca ?? createTestCa()
+  if (options.zoneRoster === true) specs = withZoneRoster(ca, specs)
   const nodes: TestNode[] = []
   const make = async (spec: NodeSpec): Promise<TestNode> => {
     const node = await createTestNode(ca, spec, options.transport ?? 'tcp')
@@ -178,7 +220,7 @@ export async function createTestNode(
   spec: NodeSpec,
   transport: 'tcp' | 'memory' = 'tcp',
 ): Promise<TestNode> {
-  const roles = spec.roles ?? (spec.ca === true ? ['ca', 'agent'] : ['agent'])
+  const roles = rolesOf(spec)
   const identity = spec.identity ?? ca.identity(spec.name, spec.zone, roles)
   const listen =
     transport === 'memory'
@@ -224,9 +266,16 @@ export interface TestTopology {
 export async function startTopology(
   specs: NodeSpec[],
   links: ReadonlyArray<readonly [string, string]>,
-  options: { transport?: 'tcp' | 'memory'; ca?: TestCa; timeoutMs?: number } = {},
+  options: {
+    transport?: 'tcp' | 'memory'
+    ca?: TestCa
+    timeoutMs?: number
+    /** Give every node one CA-signed zone roster listing all of `specs` ({@link withZoneRoster}). */
+    zoneRoster?: boolean
+  } = {},
 ): Promise<TestTopology> {
   const ca = options.ca ?? createTestCa()
+  if (options.zoneRoster === true) specs = withZoneRoster(ca, specs)
   const nodes: TestNode[] = []
   const seen = new Map<string, Set<string>>() // name → peer ids it connected with
   const topology: TestTopology = {

@@ -80,8 +80,17 @@ describe('hostile peers against ca1 + web1..3', () => {
           holder: null,
           incarnation: 1,
           attempt: 1,
+          rosterVersion: 0,
         },
-        { type: 'request', zone: 'web', from, epoch: EPOCH_MAX, incarnation: 1, attempt: 1 },
+        {
+          type: 'request',
+          zone: 'web',
+          from,
+          epoch: EPOCH_MAX,
+          incarnation: 1,
+          attempt: 1,
+          rosterVersion: 0,
+        },
         // `from` claiming to be a web voter: the driver must use the connection's peer, not this field.
         {
           type: 'state',

@@ -2,7 +2,8 @@
  * Proves the issuer driver's ordering guarantees around the real CA issuer core, with hand-controlled
  * `save` and `publishRevocations` ports: inputs are stepped one at a time in arrival order (the next
  * is not even stepped while a save is pending), every `persist` is durable before the answer (a slow
- * save delays it; revocations are published after the save and before the answer), and once a save
+ * save delays it; the zone roster and revocations are published after the save and before the answer;
+ * a driver built without `publishRoster` still answers), and once a save
  * fails every later `run` rejects naming the cause while `tick` still never rejects.
  */
 import { describe, expect, it } from 'vitest'
@@ -44,7 +45,7 @@ const issue = (requestId: string, name = requestId): IssuerInput => ({
  * A driver around a real issuer. `save` waits for the test to settle each call (in `saves`) unless
  * `autoSave`; `log` records steps, saves, publishes and ticks in the order they happen.
  */
-function setup(opts: { autoSave?: boolean } = {}) {
+function setup(opts: { autoSave?: boolean; withoutRosterPort?: boolean } = {}) {
   const issuer = createIssuer({
     caKey: keyFor('ca'),
     ticketSecret: secretFor('ticket'),
@@ -63,6 +64,7 @@ function setup(opts: { autoSave?: boolean } = {}) {
   }
   const saves: Deferred[] = []
   const saved: IssuerState[] = []
+  const rosters: Uint8Array[] = []
   let failWith: Error | undefined
   const driver = createIssuerDriver({
     issuer,
@@ -80,13 +82,21 @@ function setup(opts: { autoSave?: boolean } = {}) {
     publishRevocations: async () => {
       log.push('publish revocations')
     },
+    ...(opts.withoutRosterPort === true
+      ? {}
+      : {
+          publishRoster: async (roster: Uint8Array) => {
+            rosters.push(roster)
+            log.push('publish roster')
+          },
+        }),
     clock: createManualClock(T0),
     log: silentLogger(),
   })
   const failSaves = (err: Error | undefined) => {
     failWith = err
   }
-  return { issuer, driver, log, saves, saved, failSaves }
+  return { issuer, driver, log, saves, saved, rosters, failSaves }
 }
 
 const requestIds = (effects: IssuerEffect[]) =>
@@ -108,7 +118,7 @@ describe('issuer driver', () => {
     saves[0]?.resolve()
     await flush()
     expect(answered).toEqual(['a'])
-    expect(log).toEqual(['step a', 'save start', 'save done', 'step b', 'save start'])
+    expect(log).toEqual(['step a', 'save start', 'save done', 'publish roster', 'step b', 'save start'])
     saves[1]?.resolve()
     await flush()
     saves[2]?.resolve()
@@ -137,12 +147,36 @@ describe('issuer driver', () => {
     expect(answer?.map(e => e.type)).toEqual(['command-reply'])
   })
 
-  it('publishes revocations after the save and before answering', async () => {
+  it('publishes the zone roster after the save (that holds it) and before answering', async () => {
+    const { driver, log, saves, saved, rosters, issuer } = setup()
+    let answer: IssuerEffect[] | undefined
+    const run = driver.run(issue('web1')).then(effects => {
+      answer = effects
+    })
+    for (let i = 0; i < 5; i++) await flush()
+    expect(log).toEqual(['step web1', 'save start']) // not published while the save is pending
+    expect(rosters).toEqual([])
+    saves[0]?.resolve()
+    await run
+    expect(log).toEqual(['step web1', 'save start', 'save done', 'publish roster'])
+    expect(saved[0]?.roster?.rosterVersion).toBe(1)
+    expect(rosters).toEqual([issuer.zoneRoster().bytes])
+    expect(answer?.map(e => e.type)).toEqual(['command-reply']) // not an answer
+  })
+
+  it('without a publishRoster port the roster is only saved, and the answer still comes', async () => {
+    const { driver, saved } = setup({ autoSave: true, withoutRosterPort: true })
+    const effects = await driver.run(issue('web1'))
+    expect(effects.map(e => e.type)).toEqual(['command-reply'])
+    expect(saved[0]?.roster?.rosterVersion).toBe(1)
+  })
+
+  it('publishes the roster and revocations after the save and before answering', async () => {
     const { driver, log } = setup({ autoSave: true })
     await driver.run(issue('web1'))
     log.length = 0
     const effects = await driver.run({ type: 'revoke', requestId: 'rv', target: 'web1' })
-    expect(log).toEqual(['step rv', 'save start', 'save done', 'publish revocations'])
+    expect(log).toEqual(['step rv', 'save start', 'save done', 'publish roster', 'publish revocations'])
     expect(effects).toHaveLength(1)
     expect(effects[0]).toMatchObject({ type: 'command-reply', requestId: 'rv', result: { ok: true } })
   })
@@ -156,7 +190,7 @@ describe('issuer driver', () => {
     saves[0]?.resolve()
     await first
     await ticked
-    expect(log).toEqual(['step a', 'save start', 'save done', 'tick'])
+    expect(log).toEqual(['step a', 'save start', 'save done', 'publish roster', 'tick'])
   })
 
   it('after a failed save refuses every later run, naming the cause; tick never rejects', async () => {

@@ -133,6 +133,28 @@ describe('zone authority scenarios', () => {
     expect(facts.afterReturn).toBe(facts.second)
   })
 
+  test('signed rosters, member stops and another restarts: an authority within the bound, then no gap', () => {
+    const { facts } = run('signed rosters: member stops, another restarts')
+    expect(facts.first).not.toBeNull()
+    expect(facts.backAt).not.toBeNull()
+    expect(facts.gaps).toBe(0)
+  })
+
+  test('signed rosters, restart two versions behind: the node catches up and the zone never flaps', () => {
+    const { facts } = run('signed rosters: restart two versions behind')
+    expect(facts.w1Version).toBe(3)
+    expect(facts.voters).toBe('w1,w2,w4')
+    expect(facts.gaps).toBe(0)
+  })
+
+  test('signed rosters, witness swap under a partition: safe throughout, one holder after heal', () => {
+    const { facts } = run('signed rosters: revocation swaps a member for the witness, under a partition')
+    expect(facts.first).not.toBeNull()
+    expect(facts.votersAfter).toBe([facts.witness, 'w1', 'w2'].sort().join(','))
+    expect(facts.w1Version).toBe(2)
+    expect(facts.after).not.toBeNull()
+  })
+
   test('lossy network: an authority exists again within the bound after heal', () => {
     const { facts } = run('lossy network: loss, duplication, reordering')
     expect(facts.backAt).not.toBeNull()

@@ -316,4 +316,112 @@ export const scenarios: readonly Scenario[] = [
       return { sim, facts: { healedAt, backAt, final: holder(sim, 'core') } }
     },
   },
+  {
+    name: 'signed rosters: member stops, another restarts',
+    run: () => {
+      // The defect from the "trying mesh as a new user" issue: w3 stops, w1 restarts. Every node holds
+      // the same roster version, and w1 saved the epochs it granted, so w1 recovers with w2 alone.
+      const nodes = [...nodesOf('core', ['a']), ...nodesOf('web', ['w1', 'w2', 'w3'])]
+      const sim = versionedBuild(nodes, 21)
+      sim.runUntil(3_000)
+      const first = holder(sim, 'web')
+      sim.note('** crash w3 (stopped for good)')
+      sim.crash('w3')
+      sim.runUntil(6_000)
+      sim.note('** crash w1, restart it')
+      sim.crash('w1')
+      sim.restart('w1')
+      const restartedAt = sim.nowMs
+      const backAt = sim.runUntilAuthority('web', restartedAt + bound)
+      let gaps = 0
+      for (let t = sim.nowMs; t < 16_000; t += 100) {
+        sim.runUntil(t)
+        if (holder(sim, 'web') === null) gaps++
+      }
+      return { sim, facts: { first, restartedAt, backAt, gaps, final: holder(sim, 'web') } }
+    },
+  },
+  {
+    name: 'signed rosters: restart two versions behind',
+    run: () => {
+      // w1 is down while w4 joins (r2) and w3 is revoked (r3); it comes back with r1, is refused with
+      // `roster`, gets r3 from the peer that refused it, and the zone keeps one authority throughout.
+      const nodes = [...nodesOf('core', ['a']), ...nodesOf('web', ['w1', 'w2', 'w3'])]
+      const w4 = { id: 'w4', zone: 'web', driftRate: 0, offsetMs: 9_000_000 }
+      const sim = versionedBuild(nodes, 22)
+      sim.runUntil(3_000)
+      sim.note('** crash w1')
+      sim.crash('w1')
+      sim.runUntil(4_000)
+      sim.note('** roster r2: w4 joins web')
+      sim.changeRoster([...nodes, w4], 200)
+      sim.runUntil(6_000)
+      sim.note('** roster r3: w3 revoked')
+      sim.crash('w3')
+      sim.changeRoster([...nodes.filter(n => n.id !== 'w3'), w4], 200, { gone: ['w3'] })
+      sim.runUntil(8_000)
+      sim.note('** restart w1 with roster r1')
+      sim.restartWithVersion('w1', 1)
+      const restartedAt = sim.nowMs
+      let gaps = 0
+      for (let t = sim.nowMs; t < 16_000; t += 100) {
+        sim.runUntil(t)
+        if (holder(sim, 'web') === null) gaps++
+      }
+      return {
+        sim,
+        facts: { restartedAt, w1Version: sim.versionOf('w1'), gaps, voters: sim.voters('web').join(',') },
+      }
+    },
+  },
+  {
+    name: 'signed rosters: revocation swaps a member for the witness, under a partition',
+    run: () => {
+      // web {w1, w2, w3} loses w3 (revoked): r2 makes it a zone of two with a witness from core — two
+      // voters change at once. Only w2 and the witness hear of r2 while w1 is cut off with w3's old vote; joint majorities of r1
+      // and r2 keep the two sides from both holding.
+      const nodes = [...nodesOf('core', ['c1', 'c2', 'c3']), ...nodesOf('web', ['w1', 'w2', 'w3'])]
+      const sim = versionedBuild(nodes, 23)
+      sim.runUntil(3_000)
+      const first = holder(sim, 'web')
+      const after = nodes.filter(n => n.id !== 'w3')
+      const witness = zoneVoters('web', after).witness ?? 'none'
+      sim.note(`** partition w1,w3 | the rest; roster r2 (w3 revoked) reaches w2 and ${witness} only`)
+      sim.partition([
+        ['w1', 'w3'],
+        ['w2', 'c1', 'c2', 'c3'],
+      ])
+      sim.changeRoster(after, 100, { gone: ['w3'], reach: ['w2', witness] })
+      sim.runUntil(8_000)
+      const during = holder(sim, 'web')
+      sim.note('** heal')
+      sim.heal()
+      sim.crash('w3')
+      sim.runUntil(14_000)
+      return {
+        sim,
+        facts: {
+          first,
+          during,
+          after: holder(sim, 'web'),
+          votersAfter: sim.voters('web').join(','),
+          witness,
+          w1Version: sim.versionOf('w1'),
+        },
+      }
+    },
+  },
 ]
+
+function versionedBuild(nodes: SimNodeSpec[], seed: number): Simulator {
+  return new Simulator({
+    seed,
+    nodes,
+    config,
+    transcript: true,
+    wire: true,
+    failureDetectorMs: 300,
+    versioned: true,
+    durableEpochs: true,
+  })
+}

@@ -7,6 +7,11 @@
  *   isAuthority evaluated at its own local clock for the current true time); between events the set of
  *   authorities can only shrink (leases only end with time), so checking after each event suffices;
  * - epochs never go backwards, and a new holder always has a higher epoch than the previous one.
+ *
+ * With `versioned`, rosters are numbered as the CA's signed zone rosters are: every change is a new
+ * version, nodes learn versions at different times (or not at all while cut off or crashed), keep the
+ * version they had across a crash, and a node that sees a peer behind (a `roster-mismatch` effect)
+ * sends it its version over the network, as the driver republishes its signed roster.
  */
 import { authorityProfiles } from '../../src/authority/config.js'
 import {
@@ -21,6 +26,7 @@ import {
   type RosterMember,
   zoneVoters,
 } from '../../src/authority/index.js'
+import { nextZoneRoster, type ZonePrior, type ZoneRosterMember } from '../../src/ca/zone-roster.js'
 import { decodeCbor, encodeCbor } from '../../src/wire/cbor.js'
 import { type SimRandom, simRandom } from './random.js'
 
@@ -49,6 +55,10 @@ export interface SimOptions {
   readonly transcript?: boolean
   /** When set, crashes and restarts are reported to the others as peer hints after this many true ms. */
   readonly failureDetectorMs?: number
+  /** Number rosters as signed versions (see the file comment); default false (unversioned, version 0). */
+  readonly versioned?: boolean
+  /** Nodes save the epochs they grant (`persist-epoch`, at once) and keep them across crashes. */
+  readonly durableEpochs?: boolean
 }
 
 /** Thrown when a safety invariant breaks; carries the true time and a tail of the transcript. */
@@ -63,6 +73,10 @@ interface SimNode {
   readonly offsetMs: number
   authority: Authority | null
   roster: readonly RosterMember[]
+  /** Roster version the node holds (versioned simulations; 0 otherwise). */
+  version: number
+  /** Epochs saved by `persist-epoch` (durable-epoch simulations): they survive crashes. */
+  readonly saved: Record<string, number>
 }
 
 type SimEvent =
@@ -93,7 +107,15 @@ export class Simulator {
   private readonly transcript: boolean
   private readonly failureDetectorMs: number | null
   private roster: RosterMember[]
+  private readonly versioned: boolean
+  private readonly durableEpochs: boolean
+  /** versions[v] = the members of roster version v (index 0: the empty roster); priors as the CA makes them. */
+  private readonly versions: (readonly RosterMember[])[] = [[]]
+  private readonly priors: (readonly ZonePrior[])[] = [[]]
+  private signedMembers: ZoneRosterMember[] = []
   private readonly lastEpoch = new Map<string, { epoch: number; holder: string }>()
+  /** Highest epoch each node acquired, per zone. */
+  private readonly acquired = new Map<string, Map<string, number>>()
 
   constructor(options: SimOptions) {
     this.config = options.config ?? authorityProfiles.test
@@ -104,6 +126,9 @@ export class Simulator {
     this.transcript = options.transcript ?? false
     this.failureDetectorMs = options.failureDetectorMs ?? null
     this.roster = options.nodes.map(n => ({ id: n.id, zone: n.zone }))
+    this.versioned = options.versioned ?? false
+    this.durableEpochs = options.durableEpochs ?? false
+    if (this.versioned) this.addVersion(this.roster)
     const driftMax = this.driftRateMax()
     for (const spec of options.nodes) {
       const rate = spec.driftRate ?? (this.random.next() * 2 - 1) * driftMax
@@ -116,6 +141,8 @@ export class Simulator {
         offsetMs,
         authority: null,
         roster: this.roster,
+        version: this.versioned ? 1 : 0,
+        saved: {},
       }
       this.nodes.set(spec.id, node)
       this.boot(node)
@@ -209,12 +236,32 @@ export class Simulator {
     })
   }
 
-  /** Restores every link and normal loss, duplication and delay. */
+  /**
+   * Restores every link and normal loss, duplication and delay. Versioned: links that come back
+   * reconnect, and every hello carries the sender's roster, so each running node soon holds the newest
+   * version any running node holds.
+   */
   heal(): void {
     this.cuts.clear()
     this.lossRate = 0
     this.duplicateRate = 0
     this.delay = { min: 2, max: 30 }
+    if (!this.versioned) return
+    const running = [...this.nodes.values()].filter(n => n.authority !== null)
+    this.spread(Math.max(0, ...running.map(n => n.version)))
+  }
+
+  /**
+   * Versioned: every running node learns `version` (default the newest) within one message delay, as
+   * when the CA republishes its roster to a connected mesh.
+   */
+  spread(version = this.rosterVersion()): void {
+    for (const node of this.nodes.values()) {
+      if (node.authority === null || node.version >= version) continue
+      this.at(this.nowMs + this.random.int(this.delay.min, this.delay.max), null, () =>
+        this.adopt(node, version),
+      )
+    }
   }
 
   /** Sets message loss and duplication probabilities. */
@@ -258,20 +305,76 @@ export class Simulator {
   }
 
   /**
-   * Changes the roster: `members` replaces it; each running node learns it at a random true time
-   * within `spreadMs` (new nodes start when they learn it).
+   * Restarts a crashed `id` with empty memory and roster version `version` (versioned simulations): a
+   * node that was down while the roster moved on, or whose saved roster is old.
    */
-  changeRoster(members: readonly SimNodeSpec[], spreadMs: number): void {
+  restartWithVersion(id: string, version: number): void {
+    const node = this.node(id)
+    if (node.authority !== null) return
+    const members = this.versions[version]
+    if (members === undefined || version < 1) throw new Error(`no roster version ${version}`)
+    node.version = version
+    node.roster = members
+    this.note(`${id} restarts with roster r${version}`)
+    this.boot(node)
+    this.hintOthers(id, 'alive')
+  }
+
+  /** The latest roster version (versioned simulations). */
+  rosterVersion(): number {
+    return this.versions.length - 1
+  }
+
+  /** The roster version node `id` holds. */
+  versionOf(id: string): number {
+    return this.node(id).version
+  }
+
+  /**
+   * Changes the roster: `members` replaces it; each running node learns it at a random true time
+   * within `spreadMs` (new nodes start when they learn it). Versioned: it is a new version, `gone` lists
+   * members that left for good (revoked), and only the running nodes in `reach` (default all) learn it
+   * directly; the others catch up from their peers.
+   */
+  changeRoster(
+    members: readonly SimNodeSpec[],
+    spreadMs: number,
+    options: { gone?: readonly string[]; reach?: readonly string[] } = {},
+  ): void {
     this.roster = members.map(m => ({ id: m.id, zone: m.zone }))
     const roster = this.roster
+    if (this.versioned) this.addVersion(roster)
+    // An epoch that only a revoked member knew is lost with it (its votes no longer count, so nothing
+    // can recover it); nothing it fenced with that epoch is accepted anyway, as its certificate is
+    // refused. From here on new holders must only exceed the epochs remaining members held.
+    const gone = new Set(options.gone ?? [])
+    for (const [zone, last] of this.lastEpoch) {
+      if (!gone.has(last.holder)) continue
+      let floor = 0
+      for (const [holder, epoch] of this.acquired.get(zone) ?? []) {
+        if (!gone.has(holder)) floor = Math.max(floor, epoch)
+      }
+      this.note(`${last.holder} revoked: ${zone} epochs must now exceed e${floor}`)
+      this.lastEpoch.set(zone, { epoch: floor, holder: '(revoked)' })
+    }
+    const version = this.versioned ? this.rosterVersion() : 0
     for (const spec of members) {
       if (!this.nodes.has(spec.id)) {
         const rate = spec.driftRate ?? (this.random.next() * 2 - 1) * this.driftRateMax()
         const offsetMs = spec.offsetMs ?? this.random.int(0, 10_000_000)
-        const node: SimNode = { id: spec.id, zone: spec.zone, rate, offsetMs, authority: null, roster }
+        const node: SimNode = {
+          id: spec.id,
+          zone: spec.zone,
+          rate,
+          offsetMs,
+          authority: null,
+          roster,
+          version,
+          saved: {},
+        }
         this.nodes.set(spec.id, node)
         this.at(this.nowMs + this.random.int(0, spreadMs), `start ${spec.id}`, () => {
-          this.boot(node)
+          if (node.authority === null) this.boot(node)
           this.push({
             kind: 'tick',
             atMs: this.nowMs + this.random.int(1, this.tickMs),
@@ -281,15 +384,53 @@ export class Simulator {
         })
       }
     }
+    const reach = options.reach === undefined ? null : new Set(options.reach)
     for (const node of this.nodes.values()) {
-      if (node.authority === null) continue
+      if (node.authority === null || (reach !== null && !reach.has(node.id))) continue
       this.at(this.nowMs + this.random.int(0, spreadMs), null, () => {
-        node.roster = roster
         if (node.authority === null) return
+        if (this.versioned) {
+          this.adopt(node, version)
+          return
+        }
+        node.roster = roster
         this.note(`${node.id} roster ${roster.length} members`)
         node.authority.step({ type: 'roster', members: roster }, this.localMs(node.id))
         this.afterStep(node)
       })
+    }
+  }
+
+  /** Numbers `roster` as the next version, with the priors the CA's issuer would sign (zone-roster.ts). */
+  private addVersion(roster: readonly RosterMember[]): void {
+    const version = this.versions.length - 1
+    const next = nextZoneRoster(
+      { version, members: this.signedMembers, priors: this.priors[version] ?? [] },
+      new Map(roster.map(m => [m.id, m.zone])),
+    )
+    if (next === undefined) throw new Error('a roster change that changes nothing')
+    this.signedMembers = next.members
+    this.versions.push(roster)
+    this.priors.push(next.priors)
+  }
+
+  /** A running node learns roster `version` (ignored unless newer than its own). */
+  private adopt(node: SimNode, version: number): void {
+    if (node.authority === null || version <= node.version) return
+    node.version = version
+    node.roster = this.versions[version] ?? []
+    this.note(`${node.id} roster r${version} (${node.roster.length} members)`)
+    node.authority.step(this.rosterInput(node), this.localMs(node.id))
+    this.afterStep(node)
+  }
+
+  private rosterInput(node: SimNode): Parameters<Authority['step']>[0] {
+    if (!this.versioned) return { type: 'roster', members: node.roster }
+    return {
+      type: 'roster',
+      members: node.roster,
+      version: node.version,
+      priors: (this.priors[node.version] ?? []).map(p => ({ zone: p.zone, voters: p.voters })),
     }
   }
 
@@ -357,8 +498,9 @@ export class Simulator {
       config: this.config,
       random: () => fork.next(),
       nowMs: this.localMs(node.id),
+      ...(this.durableEpochs ? { durableEpochs: { epochs: { ...node.saved }, complete: true } } : {}),
     })
-    node.authority.step({ type: 'roster', members: node.roster }, this.localMs(node.id))
+    node.authority.step(this.rosterInput(node), this.localMs(node.id))
     this.afterStep(node)
   }
 
@@ -425,6 +567,9 @@ export class Simulator {
             )
         }
         this.lastEpoch.set(effect.zone, { epoch: effect.epoch, holder: node.id })
+        const byHolder = this.acquired.get(effect.zone) ?? new Map<string, number>()
+        byHolder.set(node.id, Math.max(effect.epoch, byHolder.get(node.id) ?? 0))
+        this.acquired.set(effect.zone, byHolder)
         this.note(
           `${node.id} acquired ${effect.zone} e${effect.epoch} for ${effect.actUntilMs - this.localMs(node.id)}ms`,
         )
@@ -444,6 +589,24 @@ export class Simulator {
       case 'recovered':
         this.note(`${node.id} recovered ${effect.zone} max=e${effect.maxEpoch}`)
         return
+      case 'persist-epoch':
+        node.saved[effect.zone] = effect.epoch
+        return
+      case 'roster-mismatch': {
+        // The driver republishes its signed roster on gossip when a peer is behind: every node it can
+        // reach gets it (one message each, subject to cuts and loss).
+        if (effect.theirs >= effect.ours) return
+        const version = node.version
+        for (const peer of this.nodes.values()) {
+          if (peer.id === node.id || peer.version >= version) continue
+          if (this.cuts.has(`${node.id}>${peer.id}`)) continue
+          if (this.lossRate > 0 && this.random.chance(this.lossRate)) continue
+          this.at(this.nowMs + this.random.int(this.delay.min, this.delay.max), null, () =>
+            this.adopt(peer, version),
+          )
+        }
+        return
+      }
     }
   }
 

@@ -66,15 +66,28 @@ export function runSwarmSeed(
     ...m,
     driftRate: r.chance(0.5) ? r.pick([-driftMax, driftMax]) : (r.next() * 2 - 1) * driftMax,
   }))
+  // Half the seeds run as the agent does: CA-signed roster versions that change during the run (joins,
+  // revocations, nodes that hear late or restart with an old version) and epochs saved before a grant.
+  const versioned = r.chance(0.5)
+  const durableEpochs = versioned || r.chance(0.3)
   const sim = new Simulator({
     seed: Math.floor(r.next() * 2 ** 32),
     nodes,
     transcript: options.transcript ?? false,
     wire: options.wire ?? false,
     failureDetectorMs: r.chance(0.5) ? r.int(100, 600) : undefined,
+    versioned,
+    durableEpochs,
   })
   options.onSimulator?.(sim)
-  const ids = sim.ids()
+  sim.note(
+    `** ${versioned ? 'versioned rosters' : 'unversioned rosters'}, ${durableEpochs ? 'durable' : 'memory-only'} epochs`,
+  )
+  let ids = sim.ids()
+  /** Current roster (versioned seeds change it) and members revoked for good (they stay down). */
+  let roster: SimNodeSpec[] = [...nodes]
+  const revoked = new Set<string>()
+  let added = 0
   let faults = 0
   const startMs = 1_500
   const endMs = startMs + (options.faultPhaseMs ?? 6_000)
@@ -89,8 +102,10 @@ export function runSwarmSeed(
           .find(z => z.zone === zone)?.recovering ?? false
       )
     }).length
-  // Epochs live only in memory: keep a majority of every zone's voters remembering (see docs).
+  // Epochs live only in memory: keep a majority of every zone's voters remembering (see docs). Saved
+  // epochs survive any crash, so durable seeds crash freely.
   const mayCrash = (id: string): boolean =>
+    durableEpochs ||
     sim.zones().every(zone => {
       const voters = sim.voters(zone)
       if (!voters.includes(id)) return true
@@ -100,8 +115,9 @@ export function runSwarmSeed(
   const faultAt = (atMs: number): void => {
     sim.at(atMs, null, () => {
       faults++
-      const kind = r.int(0, 9)
+      const kind = r.int(0, versioned ? 11 : 9)
       const id = r.pick(ids)
+      if (revoked.has(id)) return
       switch (kind) {
         case 0:
         case 1: {
@@ -148,10 +164,40 @@ export function runSwarmSeed(
           break
         case 8:
           for (const x of ids) {
-            if (sim.isCrashed(x)) {
+            if (sim.isCrashed(x) && !revoked.has(x)) {
               sim.note(`** restart ${x}`)
               sim.restart(x)
             }
+          }
+          break
+        case 10: {
+          // A roster change that only some running nodes hear of at first.
+          const reach = ids.filter(x => !sim.isCrashed(x) && r.chance(0.5))
+          const zones = [...new Set(roster.map(m => m.zone))]
+          const zone = r.pick(zones)
+          const inZone = roster.filter(m => m.zone === zone)
+          if (r.chance(0.5) && inZone.length < MEMBERS_MAX) {
+            const spec = { id: `x${++added}`, zone, driftRate: (r.next() * 2 - 1) * driftMax }
+            roster = [...roster, spec]
+            sim.note(`** join ${spec.id} to ${zone}, heard by ${reach.join(',') || 'nobody'}`)
+            sim.changeRoster(roster, r.int(0, 300), { reach })
+            ids = sim.ids()
+          } else if (inZone.length > 1) {
+            const gone = r.pick(inZone).id
+            revoked.add(gone)
+            roster = roster.filter(m => m.id !== gone)
+            sim.note(`** revoke ${gone}, heard by ${reach.join(',') || 'nobody'}`)
+            sim.crash(gone)
+            sim.changeRoster(roster, r.int(0, 300), { gone: [gone], reach })
+          }
+          break
+        }
+        case 11:
+          // A node comes back with an older roster version (a home restored from a backup).
+          if (sim.isCrashed(id)) {
+            const version = r.int(1, sim.versionOf(id))
+            sim.note(`** restart ${id} with roster r${version}`)
+            sim.restartWithVersion(id, version)
           }
           break
         default:
@@ -165,7 +211,9 @@ export function runSwarmSeed(
   sim.runUntil(endMs)
   sim.note('** heal all')
   sim.heal()
-  for (const id of ids) if (sim.isCrashed(id)) sim.restart(id)
+  for (const id of ids) if (sim.isCrashed(id) && !revoked.has(id)) sim.restart(id)
+  // The CA (not simulated) still holds the newest roster and hands it to every node that connects.
+  if (versioned) sim.spread()
   const healedAtMs = sim.nowMs
   const deadlineMs = healedAtMs + livenessBoundMs(sim.config, MEMBERS_MAX)
   for (;;) {

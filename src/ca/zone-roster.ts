@@ -1,0 +1,357 @@
+/**
+ * Zone rosters: the CA's signed, versioned statement of which certified agent members exist and in
+ * which zone. The zone-authority core computes every zone's voters from it (src/authority/voters.ts),
+ * so two nodes holding the same roster version compute the same voters: voter sets agree by
+ * construction, not by waiting for membership views to settle (docs/authority.md).
+ *
+ * Wire form: the signed envelope of src/wire/envelope.ts, signed by the CA key under
+ * {@link DOMAIN_ZONE_ROSTER}. The body's `version` is {@link ZONE_ROSTER_FORMAT_VERSION}; the roster's
+ * own, increasing number is `rosterVersion`. Each member carries `since`, the roster version that added
+ * it, and `left` lists the members of the previous version that this one dropped, so a node holding
+ * version v also knows the members of v − 1 ({@link previousMembers}): lease quorums span both (joint
+ * majorities), which keeps two holders at consecutive versions from both holding.
+ */
+
+import { rosterZones, sameVoters, zoneVoters } from '../authority/voters.js'
+import { type CborValue, DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
+import { DOMAIN_ZONE_ROSTER } from '../wire/domains.js'
+import { PUBLIC_KEY_BYTES, type SigningKey } from '../wire/ed25519.js'
+import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
+import {
+  readArray,
+  readBytes,
+  readFormatVersion,
+  readInteger,
+  readName,
+  readRecord,
+  readText,
+  tryRead,
+} from '../wire/fields.js'
+import { bytesEqual } from '../wire/hash.js'
+import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
+
+/** Format version of zone rosters. */
+export const ZONE_ROSTER_FORMAT_VERSION = 1
+/** Most members (and most departed members) in one roster. */
+export const ZONE_ROSTER_MEMBERS_MAX = 4096
+/** Largest encoded roster, in bytes (a full roster of long zone names is about 0.6 MiB). */
+export const ZONE_ROSTER_BYTES_MAX = 1_048_576
+/** Highest roster version accepted (as the authority's epochs: far beyond any real count, far below 2^53). */
+export const ZONE_ROSTER_VERSION_MAX = 2 ** 40
+
+const PEER_ID_CHARS_MAX = 128
+
+/** One certified agent member. */
+export interface ZoneRosterMember {
+  readonly peerId: string
+  readonly zone: string
+  /** The roster version that added this member (in this zone). */
+  readonly since: number
+}
+
+/** A member of the previous version that this version no longer lists. */
+export interface ZoneRosterDeparture {
+  readonly peerId: string
+  readonly zone: string
+}
+
+/**
+ * The voters a zone had before its voter set last changed, and the version that changed it. Lease
+ * quorums need a majority of these too (minus members that left the roster), so a holder elected by
+ * the old set and a candidate counting the new one always share a voter — also for a node that missed
+ * every version in between, because the entry stays until the zone's voters change again.
+ */
+export interface ZonePrior {
+  readonly zone: string
+  /** Sorted, unique peer ids (the zone's voters as src/authority/voters.ts computes them). */
+  readonly voters: readonly string[]
+  /** The roster version whose change made these the previous voters. */
+  readonly since: number
+}
+
+/** The content of a zone roster. Members and departures are sorted by peer id, one entry per id. */
+export interface ZoneRoster {
+  /** Increases by one with every roster the CA publishes; 0 is the empty roster before any member. */
+  readonly version: number
+  readonly issuedAtMs: number
+  /** The mesh fingerprint (SHA-256 of the CA public key). */
+  readonly issuer: Uint8Array
+  readonly members: readonly ZoneRosterMember[]
+  readonly left: readonly ZoneRosterDeparture[]
+  /** Per zone whose voters ever changed: the voters before the last change. Sorted by zone. */
+  readonly priors: readonly ZonePrior[]
+}
+
+/** A roster with its exact signed bytes (what is published and stored). */
+export interface SignedZoneRoster {
+  readonly roster: ZoneRoster
+  readonly bytes: Uint8Array
+}
+
+/** Why a roster was refused. A closed set. */
+export type ZoneRosterRejection = 'malformed' | 'too-large' | 'wrong-issuer' | 'bad-signature'
+
+/** Result of {@link verifyZoneRoster}. */
+export type ZoneRosterVerdict =
+  | { readonly ok: true; readonly signed: SignedZoneRoster }
+  | { readonly ok: false; readonly reason: ZoneRosterRejection; readonly detail: string }
+
+/** Raised by {@link signZoneRoster} for content that could not form a valid roster. */
+export class ZoneRosterError extends Error {
+  override name = 'ZoneRosterError'
+  readonly code: 'invalid-fields' | 'too-large'
+  constructor(code: 'invalid-fields' | 'too-large', message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+const byPeerId = <T extends { peerId: string }>(a: T, b: T): number =>
+  a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0
+
+/**
+ * Signs a roster; members and departures may come in any order (they are sorted) but peer ids must be
+ * unique within each list, and every `since` must be at most `version`.
+ * @throws ZoneRosterError
+ */
+export function signZoneRoster(
+  caKey: SigningKey,
+  content: {
+    version: number
+    issuedAtMs: number
+    members: readonly ZoneRosterMember[]
+    left: readonly ZoneRosterDeparture[]
+    priors: readonly ZonePrior[]
+  },
+): SignedZoneRoster {
+  // Only the known fields: a caller's richer objects must not leak extra keys into the signed body.
+  const members = [...content.members]
+    .sort(byPeerId)
+    .map(m => ({ peerId: m.peerId, zone: m.zone, since: m.since }))
+  const left = [...content.left].sort(byPeerId).map(m => ({ peerId: m.peerId, zone: m.zone }))
+  const priors = [...content.priors]
+    .sort((a, b) => (a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0))
+    .map(p => ({ zone: p.zone, voters: [...p.voters].sort(), since: p.since }))
+  if (members.length > ZONE_ROSTER_MEMBERS_MAX || left.length > ZONE_ROSTER_MEMBERS_MAX) {
+    throw new ZoneRosterError('too-large', `more than ${ZONE_ROSTER_MEMBERS_MAX} members`)
+  }
+  const body: CborValue = {
+    version: ZONE_ROSTER_FORMAT_VERSION,
+    rosterVersion: content.version,
+    issuedAtMs: content.issuedAtMs,
+    issuer: fingerprintOf(caKey.publicKey),
+    members,
+    left,
+    priors,
+  }
+  // Re-reading what we are about to sign keeps the writer and the reader on one definition.
+  const read = tryRead(() => readZoneRoster(decodeCbor(encodeCbor(body), Number.POSITIVE_INFINITY)))
+  if (!read.ok) throw new ZoneRosterError('invalid-fields', read.detail)
+  const bytes = sealEnvelope(DOMAIN_ZONE_ROSTER, caKey, body)
+  if (bytes.byteLength > ZONE_ROSTER_BYTES_MAX) {
+    throw new ZoneRosterError('too-large', `roster is ${bytes.byteLength} bytes`)
+  }
+  return { roster: read.value, bytes }
+}
+
+/** Decodes and verifies a roster against the mesh CA key. Never throws. */
+export function verifyZoneRoster(bytes: Uint8Array, caPublicKey: Uint8Array): ZoneRosterVerdict {
+  if (caPublicKey.byteLength !== PUBLIC_KEY_BYTES) {
+    return { ok: false, reason: 'wrong-issuer', detail: 'CA public key must be 32 bytes' }
+  }
+  if (bytes.byteLength > ZONE_ROSTER_BYTES_MAX) {
+    return { ok: false, reason: 'too-large', detail: `roster is ${bytes.byteLength} bytes` }
+  }
+  const read = tryRead(() => {
+    const envelope = openEnvelope(bytes, ZONE_ROSTER_BYTES_MAX)
+    return { envelope, roster: readZoneRoster(envelope.body) }
+  })
+  if (!read.ok) return read
+  const { envelope, roster } = read.value
+  if (!bytesEqual(roster.issuer, fingerprintOf(caPublicKey))) {
+    return { ok: false, reason: 'wrong-issuer', detail: 'roster of another CA' }
+  }
+  if (!verifyEnvelope(DOMAIN_ZONE_ROSTER, caPublicKey, envelope)) {
+    return { ok: false, reason: 'bad-signature', detail: 'signature does not verify with the mesh CA key' }
+  }
+  return { ok: true, signed: { roster, bytes } }
+}
+
+function readZoneRoster(content: unknown): ZoneRoster {
+  const record = readRecord(content, 'zone roster', [
+    'version',
+    'rosterVersion',
+    'issuedAtMs',
+    'issuer',
+    'members',
+    'left',
+    'priors',
+  ])
+  readFormatVersion(record, 'zone roster', ZONE_ROSTER_FORMAT_VERSION, 'upgrade mesh on the CA machine')
+  const version = readInteger(record, 'rosterVersion', { max: ZONE_ROSTER_VERSION_MAX })
+  const { members, left } = readZoneRosterEntries(record, version)
+  return {
+    version,
+    issuedAtMs: readInteger(record, 'issuedAtMs'),
+    issuer: readBytes(record, 'issuer', { length: FINGERPRINT_BYTES }),
+    members,
+    left,
+    priors: readZonePriors(record, version),
+  }
+}
+
+/**
+ * Reads the `priors` list of a roster at `version`: sorted by unique zone, each with sorted, unique,
+ * non-empty voters and `since` in 2..version (version 1 follows the empty roster, so nothing can have
+ * changed before it). Shared with the issuer's state file.
+ * @throws DecodeError `malformed`
+ */
+export function readZonePriors(record: Record<string, unknown>, version: number): ZonePrior[] {
+  const priors = readArray(record, 'priors', ZONE_ROSTER_MEMBERS_MAX, item => {
+    const p = readRecord(item, 'zone prior', ['zone', 'voters', 'since'])
+    const voters = readArray(p, 'voters', ZONE_ROSTER_MEMBERS_MAX, v => {
+      if (typeof v !== 'string' || v.length === 0 || v.length > PEER_ID_CHARS_MAX) {
+        throw new DecodeError('malformed', 'a prior voter is not a peer id')
+      }
+      return v
+    })
+    for (let i = 1; i < voters.length; i++) {
+      if ((voters[i - 1] ?? '') >= (voters[i] ?? '')) {
+        throw new DecodeError('malformed', 'prior voters are not sorted and unique')
+      }
+    }
+    if (voters.length === 0) throw new DecodeError('malformed', 'a zone prior lists no voters')
+    return { zone: readName(p, 'zone'), voters, since: readInteger(p, 'since', { min: 2, max: version }) }
+  })
+  for (let i = 1; i < priors.length; i++) {
+    if ((priors[i - 1]?.zone ?? '') >= (priors[i]?.zone ?? '')) {
+      throw new DecodeError('malformed', 'zone priors are not sorted by unique zone')
+    }
+  }
+  return priors
+}
+
+/**
+ * Reads the `members` and `left` lists of a roster at `version` and checks how they relate: sorted by
+ * unique peer id, every `since` in 1..version, nothing at version 0, no departures at version 1 (version
+ * 0 is empty), and no departed member that also stayed. Shared with the issuer's state file
+ * (src/ca/issuer-state.ts), so a restored roster is one the CA can sign again.
+ * @throws DecodeError `malformed`
+ */
+export function readZoneRosterEntries(
+  record: Record<string, unknown>,
+  version: number,
+): { members: ZoneRosterMember[]; left: ZoneRosterDeparture[] } {
+  const members = readArray(record, 'members', ZONE_ROSTER_MEMBERS_MAX, item => {
+    const m = readRecord(item, 'roster member', ['peerId', 'zone', 'since'])
+    return {
+      peerId: readText(m, 'peerId', PEER_ID_CHARS_MAX),
+      zone: readName(m, 'zone'),
+      since: readInteger(m, 'since', { min: 1, max: version }),
+    }
+  })
+  const left = readArray(record, 'left', ZONE_ROSTER_MEMBERS_MAX, item => {
+    const m = readRecord(item, 'roster departure', ['peerId', 'zone'])
+    return { peerId: readText(m, 'peerId', PEER_ID_CHARS_MAX), zone: readName(m, 'zone') }
+  })
+  // Sorted and unique: one canonical encoding per roster.
+  for (const list of [members, left]) {
+    for (let i = 1; i < list.length; i++) {
+      if ((list[i - 1]?.peerId ?? '') >= (list[i]?.peerId ?? '')) {
+        throw new DecodeError('malformed', 'roster entries are not sorted by unique peer id')
+      }
+    }
+  }
+  if (version === 0 && (members.length > 0 || left.length > 0)) {
+    throw new DecodeError('malformed', 'roster version 0 must be empty')
+  }
+  // Version 0 is empty, so version 1 cannot have dropped anyone.
+  if (version === 1 && left.length > 0) {
+    throw new DecodeError('malformed', 'roster version 1 cannot list departed members')
+  }
+  // A departed member is one the previous version listed; it may come back in another zone, or in the
+  // same zone (re-added at this version), but a member that stayed cannot also have left.
+  const current = new Map(members.map(m => [m.peerId, m]))
+  for (const d of left) {
+    const m = current.get(d.peerId)
+    if (m !== undefined && m.since !== version) {
+      throw new DecodeError('malformed', 'a member listed as departed stayed in the roster')
+    }
+  }
+  return { members, left }
+}
+
+/** True when `candidate` should replace `current` (higher version; anything beats no roster). */
+export function newerZoneRoster(candidate: ZoneRoster, current: ZoneRoster | undefined): boolean {
+  return current === undefined || candidate.version > current.version
+}
+
+/**
+ * The members of version `roster.version − 1`: those that were there before this version (`since`
+ * below it) and those it dropped. Empty for version 0 and 1 (nothing came before).
+ */
+export function previousMembers(roster: ZoneRoster): { peerId: string; zone: string }[] {
+  if (roster.version <= 1) return []
+  const kept = roster.members.filter(m => m.since < roster.version)
+  const dropped = roster.left.map(m => ({ peerId: m.peerId, zone: m.zone }))
+  return [...kept.map(m => ({ peerId: m.peerId, zone: m.zone })), ...dropped].sort(byPeerId)
+}
+
+/**
+ * The roster that follows `previous` when the certified members are `members` (peer id → zone): the
+ * version goes up by one when anything changed, kept members keep their `since`, and `left` lists the
+ * ones dropped (a member that changed zone is both dropped, in its old zone, and added). Returns
+ * `undefined` when nothing changed. Pure (the issuer calls it).
+ */
+export function nextZoneRoster(
+  previous: { version: number; members: readonly ZoneRosterMember[]; priors: readonly ZonePrior[] },
+  members: ReadonlyMap<string, string>,
+):
+  | { version: number; members: ZoneRosterMember[]; left: ZoneRosterDeparture[]; priors: ZonePrior[] }
+  | undefined {
+  const before = new Map(previous.members.map(m => [m.peerId, m]))
+  const same =
+    before.size === members.size && [...members].every(([id, zone]) => before.get(id)?.zone === zone)
+  if (same) return undefined
+  const version = previous.version + 1
+  const next: ZoneRosterMember[] = [...members].map(([peerId, zone]) => {
+    const old = before.get(peerId)
+    return { peerId, zone, since: old !== undefined && old.zone === zone ? old.since : version }
+  })
+  const left = previous.members
+    .filter(m => members.get(m.peerId) !== m.zone)
+    .map(m => ({ peerId: m.peerId, zone: m.zone }))
+  return {
+    version,
+    members: next.sort(byPeerId),
+    left: left.sort(byPeerId),
+    priors: nextPriors(previous, members, version),
+  }
+}
+
+/**
+ * Each zone's prior after moving from `previous` to `members` at `version`: a zone whose voters change
+ * now gets its old voters (when it had any), one whose voters stay keeps its prior, a zone left with no
+ * members has none.
+ */
+function nextPriors(
+  previous: { members: readonly ZoneRosterMember[]; priors: readonly ZonePrior[] },
+  members: ReadonlyMap<string, string>,
+  version: number,
+): ZonePrior[] {
+  const before = previous.members.map(m => ({ id: m.peerId, zone: m.zone }))
+  const after = [...members].map(([id, zone]) => ({ id, zone }))
+  const kept = new Map(previous.priors.map(p => [p.zone, p]))
+  const out: ZonePrior[] = []
+  for (const zone of rosterZones(after)) {
+    const old = zoneVoters(zone, before).voters
+    const now = zoneVoters(zone, after).voters
+    if (!sameVoters(old, now)) {
+      if (old.length > 0) out.push({ zone, voters: [...old], since: version })
+    } else {
+      const prior = kept.get(zone)
+      if (prior !== undefined) out.push(prior)
+    }
+  }
+  return out
+}

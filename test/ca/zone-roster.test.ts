@@ -1,0 +1,549 @@
+// Proves the zone roster format and its pure helpers: signed rosters round-trip and verify only under
+// the mesh CA key; tampered, non-canonical, inconsistent or oversize rosters are refused with the right
+// reason and never throw; previousMembers and nextZoneRoster follow their tables; and a fast-check
+// property chains nextZoneRoster over random member maps and checks that previousMembers of every
+// version reproduces exactly the member set of the version before (compared with a naive history).
+// Priors: a zone whose voters change records its old voters, and the entry stays through changes
+// elsewhere (so a node that missed versions still knows them) until the zone's voters change again; the
+// same property checks priors against the voters of every version of a naive history.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { rankCandidates } from '../../src/authority/rendezvous.js'
+import { rosterZones, zoneVoters } from '../../src/authority/voters.js'
+import { fingerprintOf } from '../../src/ca/fingerprint.js'
+import {
+  newerZoneRoster,
+  nextZoneRoster,
+  previousMembers,
+  type SignedZoneRoster,
+  signZoneRoster,
+  verifyZoneRoster,
+  ZONE_ROSTER_BYTES_MAX,
+  ZONE_ROSTER_FORMAT_VERSION,
+  ZONE_ROSTER_MEMBERS_MAX,
+  type ZonePrior,
+  type ZoneRoster,
+  type ZoneRosterDeparture,
+  ZoneRosterError,
+  type ZoneRosterMember,
+} from '../../src/ca/zone-roster.js'
+import type { CborValue } from '../../src/wire/cbor.js'
+import { DOMAIN_ZONE_ROSTER } from '../../src/wire/domains.js'
+import { sealEnvelope } from '../../src/wire/envelope.js'
+import { keyFor, T0 } from './fixtures.js'
+
+const caKey = keyFor('ca')
+
+function sign(
+  version: number,
+  members: ZoneRosterMember[],
+  left: ZoneRosterDeparture[] = [],
+  priors: ZonePrior[] = [],
+): SignedZoneRoster {
+  return signZoneRoster(caKey, { version, issuedAtMs: T0, members, left, priors })
+}
+
+/** A roster body signed as is (no sorting or checks), to reach the verifier's own checks. */
+function sealRaw(overrides: Record<string, CborValue> = {}): Uint8Array {
+  return sealEnvelope(DOMAIN_ZONE_ROSTER, caKey, {
+    version: ZONE_ROSTER_FORMAT_VERSION,
+    rosterVersion: 2,
+    issuedAtMs: T0,
+    issuer: fingerprintOf(caKey.publicKey),
+    members: [
+      { peerId: 'a', zone: 'z1', since: 1 },
+      { peerId: 'b', zone: 'z2', since: 2 },
+    ],
+    left: [{ peerId: 'c', zone: 'z1' }],
+    priors: [],
+    ...overrides,
+  })
+}
+
+function reasonOf(bytes: Uint8Array): string {
+  const verdict = verifyZoneRoster(bytes, caKey.publicKey)
+  return verdict.ok ? 'ok' : verdict.reason
+}
+
+const pairs = (list: readonly { peerId: string; zone: string }[]) => list.map(m => `${m.peerId}@${m.zone}`)
+
+describe('zone roster: sign and verify', () => {
+  it('round-trips, sorting members and departures by peer id', () => {
+    const signed = sign(
+      3,
+      [
+        { peerId: 'b', zone: 'z2', since: 3 },
+        { peerId: 'a', zone: 'z1', since: 1 },
+      ],
+      [{ peerId: 'c', zone: 'z1' }],
+    )
+    expect(signed.roster.members.map(m => m.peerId)).toEqual(['a', 'b'])
+    const verdict = verifyZoneRoster(signed.bytes, caKey.publicKey)
+    if (!verdict.ok) throw new Error(verdict.detail)
+    expect(verdict.signed.roster).toEqual(signed.roster)
+    expect(verdict.signed.roster).toMatchObject({ version: 3, issuedAtMs: T0 })
+    expect(verdict.signed.roster.issuer).toEqual(fingerprintOf(caKey.publicKey))
+    expect(reasonOf(sealRaw())).toBe('ok') // the raw fixture itself is valid
+  })
+
+  it('the empty version 0 verifies', () => {
+    expect(reasonOf(sign(0, []).bytes)).toBe('ok')
+  })
+
+  it('signs only the known member fields', () => {
+    const rich = { peerId: 'a', zone: 'z', since: 1, extra: 'x' } as ZoneRosterMember
+    expect(sign(1, [rich]).roster.members).toEqual([{ peerId: 'a', zone: 'z', since: 1 }])
+  })
+
+  it('a roster of another CA is wrong-issuer; a key of the wrong size too', () => {
+    const signed = sign(1, [{ peerId: 'a', zone: 'z', since: 1 }])
+    expect(verifyZoneRoster(signed.bytes, keyFor('other-ca').publicKey)).toMatchObject({
+      ok: false,
+      reason: 'wrong-issuer',
+    })
+    expect(verifyZoneRoster(signed.bytes, new Uint8Array(31))).toMatchObject({ reason: 'wrong-issuer' })
+    // Signed by another key but naming our fingerprint: the signature does not verify.
+    const forged = sealEnvelope(DOMAIN_ZONE_ROSTER, keyFor('other-ca'), {
+      version: ZONE_ROSTER_FORMAT_VERSION,
+      rosterVersion: 1,
+      issuedAtMs: T0,
+      issuer: fingerprintOf(caKey.publicKey),
+      members: [],
+      left: [],
+      priors: [],
+    })
+    expect(reasonOf(forged)).toBe('bad-signature')
+  })
+
+  it('any changed byte is refused, never accepted and never thrown', () => {
+    const { bytes } = sign(2, [{ peerId: 'a', zone: 'z', since: 2 }], [{ peerId: 'b', zone: 'z' }])
+    const reasons = new Set<string>()
+    for (let i = 0; i < bytes.length; i++) {
+      const altered = Uint8Array.from(bytes)
+      altered[i] = (altered[i] ?? 0) ^ 0x01
+      reasons.add(reasonOf(altered))
+    }
+    expect(reasons.has('ok')).toBe(false)
+    expect(reasons.has('bad-signature')).toBe(true)
+    expect(reasons.has('malformed')).toBe(true)
+    // A flipped bit in the issuer fingerprint is a roster of "another" CA; nothing else is possible.
+    for (const reason of reasons) expect(['bad-signature', 'malformed', 'wrong-issuer']).toContain(reason)
+  })
+
+  it.each<[string, Record<string, CborValue>]>([
+    [
+      'unsorted members',
+      {
+        members: [
+          { peerId: 'b', zone: 'z2', since: 2 },
+          { peerId: 'a', zone: 'z1', since: 1 },
+        ],
+      },
+    ],
+    [
+      'duplicate members',
+      {
+        members: [
+          { peerId: 'a', zone: 'z1', since: 1 },
+          { peerId: 'a', zone: 'z2', since: 2 },
+        ],
+      },
+    ],
+    [
+      'unsorted departures',
+      {
+        left: [
+          { peerId: 'd', zone: 'z1' },
+          { peerId: 'c', zone: 'z1' },
+        ],
+      },
+    ],
+    [
+      'duplicate departures',
+      {
+        left: [
+          { peerId: 'c', zone: 'z1' },
+          { peerId: 'c', zone: 'z2' },
+        ],
+      },
+    ],
+    ['since above the version', { members: [{ peerId: 'a', zone: 'z1', since: 3 }] }],
+    ['since 0', { members: [{ peerId: 'a', zone: 'z1', since: 0 }] }],
+    [
+      'version 0 with members',
+      { rosterVersion: 0, members: [{ peerId: 'a', zone: 'z', since: 0 }], left: [] },
+    ],
+    ['version 0 with departures', { rosterVersion: 0, members: [], left: [{ peerId: 'a', zone: 'z' }] }],
+    ['version 1 with departures', { rosterVersion: 1, members: [], left: [{ peerId: 'a', zone: 'z' }] }],
+    ['a departed member that stayed', { left: [{ peerId: 'a', zone: 'z1' }] }],
+    ['an unknown top-level field', { extra: 1 }],
+    ['an unknown member field', { members: [{ peerId: 'a', zone: 'z1', since: 1, x: 1 }] }],
+    ['an unknown departure field', { left: [{ peerId: 'c', zone: 'z1', x: 1 }] }],
+    ['an invalid zone name', { members: [{ peerId: 'a', zone: '-bad', since: 1 }] }],
+    ['a peer id too long', { members: [{ peerId: 'p'.repeat(129), zone: 'z', since: 1 }] }],
+    ['an older format version', { version: 0 }],
+    ['a newer format version', { version: ZONE_ROSTER_FORMAT_VERSION + 1 }],
+    ['a version beyond the maximum', { rosterVersion: 2 ** 40 + 1 }],
+    ['a short issuer', { issuer: new Uint8Array(31) }],
+  ])('%s is malformed', (_, overrides) => {
+    expect(reasonOf(sealRaw(overrides))).toBe('malformed')
+  })
+
+  it('a member re-added at this version may also be listed as departed (zone change)', () => {
+    const bytes = sealRaw({
+      members: [{ peerId: 'a', zone: 'z2', since: 2 }],
+      left: [{ peerId: 'a', zone: 'z1' }],
+    })
+    expect(reasonOf(bytes)).toBe('ok')
+  })
+
+  it('oversize input is too-large; too many members cannot be signed', () => {
+    expect(reasonOf(new Uint8Array(ZONE_ROSTER_BYTES_MAX + 1))).toBe('too-large')
+    const many = Array.from({ length: ZONE_ROSTER_MEMBERS_MAX + 1 }, (_, i) => ({
+      peerId: `p${String(i).padStart(5, '0')}`,
+      zone: 'z',
+      since: 1,
+    }))
+    expect(() => sign(1, many)).toThrow(ZoneRosterError)
+    try {
+      sign(1, many)
+    } catch (err) {
+      expect((err as ZoneRosterError).code).toBe('too-large')
+    }
+    expect(reasonOf(sealRaw({ members: many }))).toBe('malformed') // over the item bound
+  })
+
+  it('signing refuses content that could not verify', () => {
+    const invalid =
+      (members: ZoneRosterMember[], left: ZoneRosterDeparture[] = []) =>
+      () =>
+        sign(2, members, left)
+    expect(invalid([{ peerId: 'a', zone: 'z', since: 3 }])).toThrow(ZoneRosterError)
+    expect(
+      invalid([
+        { peerId: 'a', zone: 'z', since: 1 },
+        { peerId: 'a', zone: 'y', since: 2 },
+      ]),
+    ).toThrow(/sorted by unique/)
+    expect(invalid([{ peerId: 'a', zone: 'z', since: 1 }], [{ peerId: 'a', zone: 'z' }])).toThrow(/stayed/)
+  })
+
+  it('newerZoneRoster: a higher version wins; anything beats none', () => {
+    const v1 = sign(1, [{ peerId: 'a', zone: 'z', since: 1 }]).roster
+    const v2 = sign(2, [{ peerId: 'a', zone: 'z', since: 1 }]).roster
+    expect(newerZoneRoster(v1, undefined)).toBe(true)
+    expect(newerZoneRoster(v2, v1)).toBe(true)
+    expect(newerZoneRoster(v1, v2)).toBe(false)
+    expect(newerZoneRoster(v1, v1)).toBe(false)
+  })
+})
+
+describe('zone roster: previousMembers', () => {
+  it('is empty for versions 0 and 1', () => {
+    expect(previousMembers(sign(0, []).roster)).toEqual([])
+    expect(previousMembers(sign(1, [{ peerId: 'a', zone: 'z', since: 1 }]).roster)).toEqual([])
+  })
+
+  it('keeps older members, drops the new ones, adds the departed, and puts a zone changer back', () => {
+    const roster = sign(
+      5,
+      [
+        { peerId: 'a', zone: 'z1', since: 2 }, // stayed
+        { peerId: 'b', zone: 'z2', since: 5 }, // new at 5
+        { peerId: 'c', zone: 'z3', since: 5 }, // moved from z1 to z3 at 5
+      ],
+      [
+        { peerId: 'c', zone: 'z1' },
+        { peerId: 'd', zone: 'z2' }, // left at 5
+      ],
+    ).roster
+    expect(pairs(previousMembers(roster))).toEqual(['a@z1', 'c@z1', 'd@z2'])
+  })
+})
+
+describe('zone roster: nextZoneRoster', () => {
+  const v1 = { version: 1, members: [{ peerId: 'a', zone: 'z1', since: 1 }], priors: [] }
+
+  it('returns undefined when nothing changed', () => {
+    expect(nextZoneRoster(v1, new Map([['a', 'z1']]))).toBeUndefined()
+    expect(nextZoneRoster({ version: 0, members: [], priors: [] }, new Map())).toBeUndefined()
+  })
+
+  it('adds a member at the next version and keeps the others’ since', () => {
+    expect(
+      nextZoneRoster(
+        v1,
+        new Map([
+          ['b', 'z2'],
+          ['a', 'z1'],
+        ]),
+      ),
+    ).toEqual({
+      version: 2,
+      members: [
+        { peerId: 'a', zone: 'z1', since: 1 },
+        { peerId: 'b', zone: 'z2', since: 2 },
+      ],
+      left: [],
+      priors: [],
+    })
+  })
+
+  it('removes a member into left', () => {
+    expect(nextZoneRoster(v1, new Map())).toEqual({
+      version: 2,
+      members: [],
+      left: [{ peerId: 'a', zone: 'z1' }],
+      priors: [],
+    })
+  })
+
+  it('a zone change re-adds the member at the next version and lists the old zone as left', () => {
+    expect(nextZoneRoster(v1, new Map([['a', 'z2']]))).toEqual({
+      version: 2,
+      members: [{ peerId: 'a', zone: 'z2', since: 2 }],
+      left: [{ peerId: 'a', zone: 'z1' }],
+      priors: [],
+    })
+  })
+
+  it('previous departures do not carry over', () => {
+    const v2 = nextZoneRoster(v1, new Map([['b', 'z1']]))
+    if (v2 === undefined) throw new Error('no change')
+    const v3 = nextZoneRoster(
+      v2,
+      new Map([
+        ['b', 'z1'],
+        ['c', 'z1'],
+      ]),
+    )
+    expect(v3?.left).toEqual([])
+    expect(v3?.members.find(m => m.peerId === 'b')?.since).toBe(2)
+  })
+})
+
+describe('zone roster: priors', () => {
+  type Members = Record<string, string>
+  const v0 = { version: 0, members: [] as ZoneRosterMember[], priors: [] as ZonePrior[] }
+  /** The next roster for `members` (peer id → zone), signed, so each step also passes the verifier. */
+  function step(
+    previous: { version: number; members: readonly ZoneRosterMember[]; priors: readonly ZonePrior[] },
+    members: Members,
+  ): ZoneRoster {
+    const next = nextZoneRoster(previous, new Map(Object.entries(members)))
+    if (next === undefined) throw new Error('no change')
+    const signed = sign(next.version, next.members, next.left, next.priors)
+    const verdict = verifyZoneRoster(signed.bytes, caKey.publicKey)
+    if (!verdict.ok) throw new Error(verdict.detail)
+    expect(verdict.signed.roster.priors).toEqual(next.priors)
+    return verdict.signed.roster
+  }
+  const votersOf = (zone: string, members: Members) =>
+    zoneVoters(
+      zone,
+      Object.entries(members).map(([id, z]) => ({ id, zone: z })),
+    ).voters
+  /** A fresh peer id that `top` outranks as witness of `zone`, so adding it keeps that zone's voters. */
+  function rankedBelow(zone: string, top: string, prefix: string): string {
+    for (let i = 0; ; i++) {
+      const id = `${prefix}${i}`
+      if (rankCandidates(zone, [top, id])[0] === top) return id
+    }
+  }
+
+  it('a zone of three losing a member records its three old voters at the new version', () => {
+    const v1 = step(v0, { a: 'z1', b: 'z1', c: 'z1', x: 'z2' })
+    expect(v1.priors).toEqual([]) // version 1 follows the empty roster
+    const v2 = step(v1, { a: 'z1', b: 'z1', x: 'z2' })
+    expect(votersOf('z1', { a: 'z1', b: 'z1', x: 'z2' })).toEqual(['a', 'b', 'x']) // x is the witness
+    expect(v2.priors).toEqual([{ zone: 'z1', voters: ['a', 'b', 'c'], since: 2 }])
+  })
+
+  it('later changes in other zones keep the prior unchanged (a node that missed them still sees it)', () => {
+    const v1 = step(v0, { a: 'z1', b: 'z1', c: 'z1', x: 'z2' })
+    const v2 = step(v1, { a: 'z1', b: 'z1', x: 'z2' })
+    const prior = { zone: 'z1', voters: ['a', 'b', 'c'], since: 2 }
+    // Newcomers that rank below x for z1, so z1's witness (and voters) stay [a, b, x].
+    const y = rankedBelow('z1', 'x', 'y')
+    const w = rankedBelow('z1', 'x', 'w')
+    const m3 = { a: 'z1', b: 'z1', x: 'z2', [y]: 'z2' }
+    const v3 = step(v2, m3)
+    expect(votersOf('z1', m3)).toEqual(['a', 'b', 'x'])
+    // z2 went from [x] to a pair with a witness: its own prior, at version 3.
+    expect(v3.priors).toEqual([prior, { zone: 'z2', voters: ['x'], since: 3 }])
+    const m4 = { ...m3, [w]: 'z3' }
+    const v4 = step(v3, m4)
+    expect(votersOf('z1', m4)).toEqual(['a', 'b', 'x'])
+    expect(v4.priors.find(p => p.zone === 'z1')).toEqual(prior)
+    const v5 = step(v4, m3) // w leaves again
+    expect(v5.version).toBe(5)
+    expect(v5.priors.find(p => p.zone === 'z1')).toEqual(prior)
+    expect(v5.priors.find(p => p.zone === 'z3')).toBeUndefined() // z3 has no members left
+  })
+
+  it('a change that does not alter a zone’s voters keeps its prior', () => {
+    const v1 = step(v0, { a: 'z1', b: 'z1', c: 'z1', d: 'z1', x: 'z2' })
+    const v2 = step(v1, { a: 'z1', b: 'z1', c: 'z1', x: 'z2' })
+    const prior = { zone: 'z1', voters: ['a', 'b', 'c', 'd'], since: 2 }
+    expect(v2.priors).toEqual([prior])
+    // A zone of three has no witness: outsiders coming and going never change its voters.
+    const v3 = step(v2, { a: 'z1', b: 'z1', c: 'z1', y: 'z3' })
+    expect(v3.priors).toEqual([prior]) // z2 emptied (no prior), z3 is new (no old voters)
+    const v4 = step(v3, { a: 'z1', b: 'z1', c: 'z1', y: 'z3', x: 'z3' })
+    expect(v4.priors).toEqual([prior, { zone: 'z3', voters: ['y'], since: 4 }])
+  })
+
+  it('a zone of one gaining a member records that member; the new voters include a witness', () => {
+    const v1 = step(v0, { a: 'z1', x: 'z2' })
+    const m2 = { a: 'z1', b: 'z1', x: 'z2' }
+    const v2 = step(v1, m2)
+    expect(
+      zoneVoters(
+        'z1',
+        Object.entries(m2).map(([id, zone]) => ({ id, zone })),
+      ),
+    ).toMatchObject({
+      voters: ['a', 'b', 'x'],
+      witness: 'x',
+    })
+    expect(v2.priors).toEqual([{ zone: 'z1', voters: ['a'], since: 2 }]) // z2's voters stayed [x]
+  })
+
+  it('a zone whose members all leave has no prior, even one it had', () => {
+    const v1 = step(v0, { a: 'z1', b: 'z1', c: 'z1', x: 'z2' })
+    const v2 = step(v1, { a: 'z1', b: 'z1', x: 'z2' })
+    expect(v2.priors).toHaveLength(1)
+    const v3 = step(v2, { x: 'z2' })
+    expect(v3.priors).toEqual([])
+    // Coming back later, the zone starts from no voters: still no prior.
+    const v4 = step(v3, { x: 'z2', a: 'z1' })
+    expect(v4.priors).toEqual([])
+  })
+
+  it('signing sorts zones and voters and keeps only the known fields', () => {
+    const rich = { zone: 'z2', voters: ['c', 'a'], since: 2, extra: 1 } as ZonePrior
+    const signed = sign(
+      2,
+      [{ peerId: 'a', zone: 'z1', since: 1 }],
+      [],
+      [rich, { zone: 'z1', voters: ['b'], since: 2 }],
+    )
+    expect(signed.roster.priors).toEqual([
+      { zone: 'z1', voters: ['b'], since: 2 },
+      { zone: 'z2', voters: ['a', 'c'], since: 2 },
+    ])
+    expect(() => sign(2, [], [], [{ zone: 'z1', voters: ['a'], since: 3 }])).toThrow(ZoneRosterError)
+    expect(() => sign(2, [], [], [{ zone: 'z1', voters: [], since: 2 }])).toThrow(ZoneRosterError)
+  })
+
+  const prior = (zone: string, voters: CborValue[], since: CborValue = 2) => ({ zone, voters, since })
+
+  it('a valid priors list verifies', () => {
+    expect(reasonOf(sealRaw({ priors: [prior('z1', ['a', 'c']), prior('z2', ['b'])] }))).toBe('ok')
+  })
+
+  it.each<[string, CborValue]>([
+    ['unsorted zones', [prior('z2', ['b']), prior('z1', ['a'])]],
+    ['duplicate zones', [prior('z1', ['a']), prior('z1', ['b'])]],
+    ['unsorted voters', [prior('z1', ['c', 'a'])]],
+    ['duplicate voters', [prior('z1', ['a', 'a'])]],
+    ['empty voters', [prior('z1', [])]],
+    ['an empty voter id', [prior('z1', [''])]],
+    ['a voter that is not text', [prior('z1', [7])]],
+    ['a voter id too long', [prior('z1', ['p'.repeat(129)])]],
+    ['since 1', [prior('z1', ['a'], 1)]],
+    ['since 0', [prior('z1', ['a'], 0)]],
+    ['since above the version', [prior('z1', ['a'], 3)]],
+    ['an unknown prior field', [{ ...prior('z1', ['a']), x: 1 }]],
+    ['a prior without since', [{ zone: 'z1', voters: ['a'] }]],
+    ['an invalid zone name', [prior('-bad', ['a'])]],
+    ['priors that are not a list', { z1: ['a'] }],
+  ])('priors with %s are malformed', (_, priors) => {
+    expect(reasonOf(sealRaw({ priors }))).toBe('malformed')
+  })
+
+  it('a roster without priors is malformed', () => {
+    const { priors: _, ...rest } = {
+      version: ZONE_ROSTER_FORMAT_VERSION,
+      rosterVersion: 1,
+      issuedAtMs: T0,
+      issuer: fingerprintOf(caKey.publicKey),
+      members: [],
+      left: [],
+      priors: [],
+    }
+    expect(reasonOf(sealEnvelope(DOMAIN_ZONE_ROSTER, caKey, rest))).toBe('malformed')
+  })
+})
+
+describe('zone roster: chained versions (property)', () => {
+  const memberMap = fc
+    .dictionary(fc.constantFrom('p1', 'p2', 'p3', 'p4', 'p5', 'p6'), fc.constantFrom('za', 'zb', 'zc'), {
+      maxKeys: 6,
+    })
+    .map(record => new Map(Object.entries(record)))
+
+  /** The voters of `zone` for a member map, as src/authority/voters.ts computes them. */
+  const votersIn = (zone: string, members: ReadonlyMap<string, string>) =>
+    zoneVoters(
+      zone,
+      [...members].map(([id, z]) => ({ id, zone: z })),
+    ).voters
+
+  /**
+   * The naive model of priors at the last version of `history` (member maps of versions 0, 1, …): for
+   * each zone with members, the last version u whose voters differ from those of u − 1, and the voters
+   * of u − 1 when there were any.
+   */
+  function expectedPriors(history: readonly ReadonlyMap<string, string>[]): ZonePrior[] {
+    const last = history.at(-1) ?? new Map<string, string>()
+    const out: ZonePrior[] = []
+    for (const zone of rosterZones([...last].map(([id, z]) => ({ id, zone: z })))) {
+      for (let u = history.length - 1; u >= 1; u--) {
+        const before = votersIn(zone, history[u - 1] ?? new Map())
+        const now = votersIn(zone, history[u] ?? new Map())
+        if (before.join() === now.join()) continue
+        if (before.length > 0) out.push({ zone, voters: [...before], since: u })
+        break
+      }
+    }
+    return out
+  }
+
+  it('previousMembers of each version is exactly the member set of the version before; priors follow the voters of the history', () => {
+    fc.assert(
+      fc.property(fc.array(memberMap, { maxLength: 12 }), maps => {
+        let current: ZoneRoster = sign(0, []).roster
+        // The naive model: the member set of the version before, as "peer@zone" sorted by peer id.
+        let previousSet: string[] = []
+        // The member map of every version so far (index = version).
+        const history: ReadonlyMap<string, string>[] = [new Map()]
+        for (const members of maps) {
+          const wanted = [...members].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, z]) => `${p}@${z}`)
+          const next = nextZoneRoster(current, members)
+          if (next === undefined) {
+            expect(pairs(current.members)).toEqual(wanted) // undefined only when nothing changed
+            continue
+          }
+          expect(next.version).toBe(current.version + 1)
+          // Signing also proves every chained roster passes the verifier's own checks.
+          const roster = sign(next.version, next.members, next.left, next.priors).roster
+          expect(pairs(roster.members)).toEqual(wanted)
+          expect(pairs(previousMembers(roster))).toEqual(previousSet)
+          // Members kept with their zone keep their since; the others are new at this version.
+          for (const m of roster.members) {
+            const before = current.members.find(o => o.peerId === m.peerId)
+            expect(m.since).toBe(
+              before !== undefined && before.zone === m.zone ? before.since : roster.version,
+            )
+          }
+          history.push(members)
+          expect(roster.priors).toEqual(expectedPriors(history))
+          previousSet = pairs(roster.members)
+          current = roster
+        }
+      }),
+      { numRuns: 150 },
+    )
+  })
+})
