@@ -103,7 +103,7 @@ export function controlHandlers(
     },
 
     async zones() {
-      return node.zones()
+      return node.provenZones()
     },
 
     async exec(params, context) {

@@ -20,6 +20,7 @@ import {
 import type {
   AuthorityMessage,
   GrantMessage,
+  HolderMessage,
   RefuseMessage,
   ReleaseMessage,
   RequestMessage,
@@ -56,6 +57,12 @@ export type AuthorityInput =
     }
   /** A liveness hint from the driver's membership layer. */
   | { readonly type: 'peer'; readonly id: string; readonly state: 'alive' | 'dead' }
+  /**
+   * Ask `zone`'s voters who holds its lease; answered by a `lookup-result` effect with the same `query`
+   * (the driver's id): the holder a joint majority of the voters names, or null once that is out of
+   * reach or after the lookup timeout.
+   */
+  | { readonly type: 'lookup'; readonly zone: string; readonly query: number }
   /** Forget everything, as after a crash (e.g. the process was suspended): the node stops acting at once
    * and waits one lease period before granting again. */
   | { readonly type: 'restart' }
@@ -77,6 +84,14 @@ export type AuthorityEffect =
   | { readonly type: 'lost'; readonly zone: string; readonly epoch: number; readonly reason: LostReason }
   /** This node's voter for `zone` finished its quiet period and may grant again. */
   | { readonly type: 'recovered'; readonly zone: string; readonly maxEpoch: number }
+  /** Answer to a `lookup` input: the proven holder of `zone` and its epoch, or null (none proven). */
+  | {
+      readonly type: 'lookup-result'
+      readonly query: number
+      readonly zone: string
+      readonly holder: string | null
+      readonly epoch: number
+    }
   /**
    * Durable epochs only (see `createAuthority`): save that this node granted up to `epoch` in `zone`.
    * The driver must make it durable before it carries out any later effect (the grant follows it).
@@ -140,6 +155,8 @@ export type AuthorityCounter =
   | 'epoch-jump'
   /** A request or refusal made under another roster version than ours. */
   | 'roster-mismatch'
+  /** A lookup refused because {@link LOOKUPS_MAX} were already open (answered null at once). */
+  | 'lookups-limit'
 
 /** One node's authority state machine. Not thread-safe; owned by one driver. */
 export interface Authority {
@@ -251,6 +268,17 @@ interface Peer {
   dead: boolean
 }
 
+/** An open `lookup`: the voter sets a proof must cover and the answers so far. */
+interface Lookup {
+  readonly zone: string
+  readonly sets: readonly (readonly string[])[]
+  readonly answers: Map<string, { readonly holder: string | null; readonly epoch: number }>
+  readonly deadlineMs: number
+}
+
+/** Most lookups open at once; more are answered null at once and counted. */
+export const LOOKUPS_MAX = 64
+
 /**
  * Creates a node's authority state machine at local time `nowMs`. It knows no zone until the driver
  * steps a `roster` input. `random` must return numbers in [0, 1) (seeded in tests).
@@ -296,6 +324,7 @@ class ZoneAuthority implements Authority {
   private readonly savedComplete: boolean
   private readonly zoneStates = new Map<string, ZoneState>()
   private readonly peers = new Map<string, Peer>()
+  private readonly lookups = new Map<number, Lookup>()
   private effects: AuthorityEffect[] = []
   private readonly counts: Record<AuthorityCounter, number> = {
     'roster-refused': 0,
@@ -309,6 +338,7 @@ class ZoneAuthority implements Authority {
     'non-voter-epoch': 0,
     'epoch-jump': 0,
     'roster-mismatch': 0,
+    'lookups-limit': 0,
   }
 
   constructor(
@@ -351,6 +381,9 @@ class ZoneAuthority implements Authority {
         break
       case 'restart':
         this.onRestart(nowMs)
+        break
+      case 'lookup':
+        this.onLookup(input.zone, input.query, nowMs)
         break
     }
     this.runTimers(nowMs)
@@ -637,6 +670,21 @@ class ZoneAuthority implements Authority {
     peer.lastHeardMs = nowMs
     peer.dead = false
     this.peers.set(from, peer)
+    if (m.type === 'who') {
+      this.send(from, {
+        type: 'holder',
+        zone: m.zone,
+        from: this.self,
+        query: m.query,
+        ...this.ownAnswer(m.zone, nowMs),
+        rosterVersion: this.rosterVersion,
+      })
+      return
+    }
+    if (m.type === 'holder') {
+      this.onHolderAnswer(from, m)
+      return
+    }
     const st = this.zoneStates.get(m.zone)
     if (st === undefined) {
       this.counts['unknown-zone']++
@@ -801,6 +849,104 @@ class ZoneAuthority implements Authority {
     return true
   }
 
+  // ---- lookups (who holds a zone, proven by its voters) -----------------------------------------
+
+  /**
+   * What this node, as a voter of `zone`, says of its lease: the holder of its open, unexpired grant,
+   * or null (no grant, recovering, or not a voter: such answers never count towards a proof).
+   */
+  private ownAnswer(zone: string, nowMs: number): { holder: string | null; epoch: number } {
+    const st = this.zoneStates.get(zone)
+    if (st === undefined || st.recovery !== null || !this.allVoters(st).has(this.self)) {
+      return { holder: null, epoch: st?.maxEpoch ?? 0 }
+    }
+    const g = st.grant
+    if (g === null || nowMs >= g.expiresAtMs) return { holder: null, epoch: st.maxEpoch }
+    return { holder: g.holder, epoch: g.epoch }
+  }
+
+  private onLookup(zone: string, query: number, nowMs: number): void {
+    const result = (holder: string | null, epoch: number) =>
+      this.emit({ type: 'lookup-result', query, zone, holder, epoch })
+    const voters = zoneVoters(zone, this.roster).voters
+    if (voters.length === 0) {
+      result(null, 0)
+      return
+    }
+    if (this.lookups.has(query) || this.lookups.size >= LOOKUPS_MAX) {
+      this.counts['lookups-limit']++
+      result(null, 0)
+      return
+    }
+    const prior = this.priorVotersOf(zone)
+    const lookup: Lookup = {
+      zone,
+      sets: prior === null ? [voters] : [voters, prior],
+      answers: new Map(),
+      deadlineMs: nowMs + 2 * this.config.attemptTimeoutMs,
+    }
+    this.lookups.set(query, lookup)
+    const asked = new Set(lookup.sets.flat())
+    for (const id of [...asked].sort()) {
+      if (id === this.self) lookup.answers.set(id, this.ownAnswer(zone, nowMs))
+      else this.send(id, { type: 'who', zone, from: this.self, query })
+    }
+    this.settleLookup(query, lookup)
+  }
+
+  private onHolderAnswer(from: string, m: HolderMessage): void {
+    const lookup = this.lookups.get(m.query)
+    if (lookup === undefined || lookup.zone !== m.zone || !lookup.sets.some(set => set.includes(from))) {
+      this.counts['late-reply']++
+      return
+    }
+    if (m.rosterVersion !== this.rosterVersion) {
+      // Counted under another voter set, the answer proves nothing here; it still ends the wait for it.
+      this.counts['roster-mismatch']++
+      this.emit({
+        type: 'roster-mismatch',
+        zone: m.zone,
+        peer: from,
+        theirs: m.rosterVersion,
+        ours: this.rosterVersion,
+      })
+      lookup.answers.set(from, { holder: null, epoch: 0 })
+    } else {
+      lookup.answers.set(from, { holder: m.holder, epoch: m.epoch })
+    }
+    this.settleLookup(m.query, lookup)
+  }
+
+  /** Ends `lookup` when a holder is proven or no longer can be. */
+  private settleLookup(query: number, lookup: Lookup): void {
+    const byClaim = new Map<string, { holder: string; epoch: number; voters: string[] }>()
+    for (const [voter, answer] of lookup.answers) {
+      if (answer.holder === null) continue
+      const key = `${answer.holder}\u0000${answer.epoch}`
+      const claim = byClaim.get(key) ?? { holder: answer.holder, epoch: answer.epoch, voters: [] }
+      claim.voters.push(voter)
+      byClaim.set(key, claim)
+    }
+    for (const claim of byClaim.values()) {
+      if (isJointQuorum(claim.voters, lookup.sets)) {
+        this.lookups.delete(query)
+        this.emit({
+          type: 'lookup-result',
+          query,
+          zone: lookup.zone,
+          holder: claim.holder,
+          epoch: claim.epoch,
+        })
+        return
+      }
+    }
+    const asked = new Set(lookup.sets.flat())
+    if ([...asked].every(id => lookup.answers.has(id))) {
+      this.lookups.delete(query)
+      this.emit({ type: 'lookup-result', query, zone: lookup.zone, holder: null, epoch: 0 })
+    }
+  }
+
   private rosterMismatch(st: ZoneState, peer: string, theirs: number): void {
     this.counts['roster-mismatch']++
     this.emit({ type: 'roster-mismatch', zone: st.zone, peer, theirs, ours: this.rosterVersion })
@@ -925,6 +1071,11 @@ class ZoneAuthority implements Authority {
   // ---- timers ---------------------------------------------------------------------------------
 
   private runTimers(nowMs: number): void {
+    for (const [query, lookup] of [...this.lookups]) {
+      if (nowMs < lookup.deadlineMs) continue
+      this.lookups.delete(query)
+      this.emit({ type: 'lookup-result', query, zone: lookup.zone, holder: null, epoch: 0 })
+    }
     for (const st of [...this.zoneStates.values()]) {
       st.history = st.history.filter(h => nowMs < h.untilMs)
       if (!this.allVoters(st).has(this.self) && !st.current.members.includes(this.self)) {

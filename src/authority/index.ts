@@ -7,6 +7,8 @@ export {
   type AuthorityInput,
   AuthorityInvariantError,
   createAuthority,
+  EPOCH_STEP_MAX,
+  LOOKUPS_MAX,
   type LostReason,
   type ZoneView,
 } from './authority.js'

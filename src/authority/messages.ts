@@ -78,6 +78,30 @@ export interface StateMessage {
   readonly recovering: boolean
 }
 
+/** Any node → a zone's voter: whom have you granted the zone's lease to? (`query` pairs the answer.) */
+export interface WhoMessage {
+  readonly type: 'who'
+  readonly zone: string
+  readonly from: string
+  readonly query: number
+}
+
+/**
+ * Voter → asker: the holder of the voter's open, unexpired grant for the zone (null when none), its
+ * epoch, and the voter's roster version (answers count only under the asker's version). A majority of
+ * a zone's voters naming one holder and epoch is the proof that node holds the lease: a holder's own
+ * word (its heartbeat) is not.
+ */
+export interface HolderMessage {
+  readonly type: 'holder'
+  readonly zone: string
+  readonly from: string
+  readonly query: number
+  readonly holder: string | null
+  readonly epoch: number
+  readonly rosterVersion: number
+}
+
 /** Every message of the protocol. */
 export type AuthorityMessage =
   | RequestMessage
@@ -86,6 +110,8 @@ export type AuthorityMessage =
   | ReleaseMessage
   | SyncMessage
   | StateMessage
+  | WhoMessage
+  | HolderMessage
 
 /** Largest encoded authority message the driver should accept, in bytes (ids and zones are bounded). */
 export const authorityMessageBytesMax = 1_024
@@ -153,6 +179,8 @@ export function parseAuthorityMessage(value: unknown, limits: MessageLimits): Pa
     ],
     sync: ['type', 'zone', 'from'],
     state: ['type', 'zone', 'from', 'maxEpoch', 'recovering'],
+    who: ['type', 'zone', 'from', 'query'],
+    holder: ['type', 'zone', 'from', 'query', 'holder', 'epoch', 'rosterVersion'],
   }
   if (typeof type !== 'string' || !Object.hasOwn(shapes, type)) return { ok: false, code: 'unknown-type' }
   const fields = shapes[type] ?? []
@@ -203,5 +231,9 @@ export function describeMessage(m: AuthorityMessage): string {
       return `sync ${m.zone}`
     case 'state':
       return `state ${m.zone} max=e${m.maxEpoch}${m.recovering ? ' recovering' : ''}`
+    case 'who':
+      return `who ${m.zone} ?${m.query}`
+    case 'holder':
+      return `holder ${m.zone} ${m.holder ?? 'none'} e${m.epoch} r${m.rosterVersion} ?${m.query}`
   }
 }

@@ -23,7 +23,7 @@ import { createRevocations } from './revocations.js'
 import { decodeRoster } from './roster.js'
 import { createRunRecord } from './run-record.js'
 import { createZoneRosters } from './zone-rosters.js'
-import { publishedFacts, zoneViews } from './zone-view.js'
+import { provenHolders as lookupHolders, publishedFacts, zoneViews } from './zone-view.js'
 
 /** What every stage of the build shares. */
 export interface Base {
@@ -197,7 +197,28 @@ export function buildMembership(
     for (const entry of signed.list.entries) authority.forget(entry.peerId)
   })
   const zones = () => zoneViews(membership.list(), authority.zones())
-  return { facts, membership, authority, membershipDriver, heldAuthority, factsNow, zones }
+  const nameOfPeer = (peerId: string) => membership.list().find(m => m.peerId === peerId)?.name ?? peerId
+  /** Holders of `names` proven by their voters (lookups in parallel), zone → holder name. */
+  const provenHolders = (names: readonly string[]) => lookupHolders(names, authority.lookup, nameOfPeer)
+  /** The zone view with every zone this node does not hold a first-hand view of looked up. */
+  const provenZones = async () => {
+    const list = membership.list()
+    const voted = authority.zones()
+    const known = new Set(voted.filter(z => z.authority !== null).map(z => z.zone))
+    const others = [...new Set(list.filter(m => m.roles.includes('agent')).map(m => m.zone))]
+    return zoneViews(list, voted, await provenHolders(others.filter(z => !known.has(z)).sort()))
+  }
+  return {
+    facts,
+    membership,
+    authority,
+    membershipDriver,
+    heldAuthority,
+    factsNow,
+    zones,
+    provenZones,
+    provenHolders,
+  }
 }
 
 /** Stage 4: the request path — validation, actions, the executor and reply routing. */

@@ -87,6 +87,11 @@ export interface AuthorityDriver {
   forget(peerId: string): void
   /** Members remembered with their last addresses (for finding the mesh again after a restart). */
   remembered(): RosterEntry[]
+  /**
+   * Who holds `zone`, as a joint majority of its voters says (not as any heartbeat claims): the
+   * holder's peer id and epoch, or null when none is proven within the lookup timeout.
+   */
+  lookup(zone: string): Promise<{ holder: string; epoch: number } | null>
 }
 
 /** Creates the driver (handlers are registered by `start`, which must run before the host starts). */
@@ -175,6 +180,8 @@ export function createAuthorityDriver(init: {
    * (the grant it precedes must not leave first). Without one, all run synchronously in `apply`. When a
    * save fails, the messages queued behind it are dropped (the core tolerates loss) and it is logged.
    */
+  const lookups = new Map<number, (result: { holder: string; epoch: number } | null) => void>()
+  let nextQuery = 1
   const queue: AuthorityEffect[] = []
   let flushing = false
   let saveFailed = false
@@ -256,6 +263,12 @@ export function createAuthorityDriver(init: {
         break
       case 'persist-epoch':
         break
+      case 'lookup-result': {
+        const resolve = lookups.get(effect.query)
+        lookups.delete(effect.query)
+        resolve?.(effect.holder === null ? null : { holder: effect.holder, epoch: effect.epoch })
+        break
+      }
     }
   }
 
@@ -381,6 +394,8 @@ export function createAuthorityDriver(init: {
     stop() {
       stopped = true
       timer?.cancel()
+      for (const resolve of lookups.values()) resolve(null)
+      lookups.clear()
       streams.dropAll('stopping')
     },
 
@@ -407,5 +422,16 @@ export function createAuthorityDriver(init: {
     hint,
     forget,
     remembered: () => roster.entries().filter(e => e.peerId !== self),
+
+    lookup(zone) {
+      if (stopped) return Promise.resolve(null)
+      const query = nextQuery
+      nextQuery = nextQuery >= 2 ** 31 ? 1 : nextQuery + 1
+      return new Promise(resolve => {
+        lookups.set(query, resolve)
+        core.step({ type: 'lookup', zone, query }, mono())
+        apply(core.drainEffects())
+      })
+    },
   }
 }

@@ -85,8 +85,11 @@ export interface ExecComponents {
   readonly peerId: string
   readonly addrs: () => string[]
   readonly members: () => readonly MemberView[]
-  /** Names of the current zone authorities (the expected set of `--once`). */
-  readonly authorities: () => Set<string>
+  /**
+   * Names of the proven holders of `zones` (the expected set of `--once`): those a joint majority of
+   * each zone's voters names right now, never a member's own claim.
+   */
+  readonly authorities: (zones: readonly string[]) => Promise<Set<string>>
   /** Runs a request through this node's pipeline (and executor). */
   readonly handle: (bytes: Uint8Array, upstream: undefined) => RequestOutcome
   readonly publish: (bytes: Uint8Array) => Promise<unknown>
@@ -163,10 +166,17 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       replyTo: { peerId: components.peerId, addrs: components.addrs().slice(0, REPLY_TO_ADDRS_MAX) },
     })
     const members = components.members()
-    const expected = expectedNodes(members, request.filter, components.authorities())
-    if (expected.length === 0 && options.filter?.once === true) {
+    const once = options.filter?.once === true
+    // For --once, the zones whose members would match if they held the lease, and who proves to.
+    const onceZones =
+      once && options.filter !== undefined ? zonesWithoutAuthority(members, options.filter) : []
+    const authorities = onceZones.length > 0 ? await components.authorities(onceZones) : new Set<string>()
+    const expected = expectedNodes(members, request.filter, authorities)
+    if (expected.length === 0 && once) {
       // Nobody holds the lease: say so, rather than "no member matches", and publish nothing.
-      const zones = zonesWithoutAuthority(members, options.filter)
+      const zones = zonesWithoutAuthority(members, options.filter ?? {}).filter(
+        zone => !members.some(m => m.zone === zone && authorities.has(m.name)),
+      )
       if (zones.length > 0) throw new ExecNoAuthorityError(zones)
     }
     const collector = createReplyCollector({

@@ -124,6 +124,11 @@ export interface MeshNode {
   /** Every zone known, with its members and authority. */
   zones(): ZoneView[]
   /**
+   * The zone view with the holder of every zone this node does not vote in looked up from that zone's
+   * voters (a joint majority must name it); heartbeat claims decide nothing. Takes one round trip.
+   */
+  provenZones(): Promise<ZoneView[]>
+  /**
    * Issues a signed request and collects the replies. Rejects only for local problems: no operator,
    * not running, or `ExecRefusedError` when this node's own validation refuses the request (then
    * nothing is published).

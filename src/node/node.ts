@@ -141,7 +141,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       peerId,
       addrs: net.addrs,
       members: () => membership.list(),
-      authorities: () => authorityNames(members.zones()),
+      authorities: async zones => authorityNames(await members.provenHolders(zones)),
       handle: requests.executor.handle,
       publish: bytes => pubsub.publish(TOPICS.request, bytes),
       router: requests.router,
@@ -268,6 +268,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
     },
     members: () => members.membership.list(),
     zones: members.zones,
+    provenZones: members.provenZones,
     exec: exec.exec,
     isAuthority: zone => members.authority.isAuthority(zone),
     onAuthority: (zone, listener) =>

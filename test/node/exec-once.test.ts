@@ -28,6 +28,7 @@ const member = (name: string, zone: string): MemberView => ({
 const MEMBERS = [member('w1', 'web'), member('w2', 'web'), member('d1', 'db')]
 
 function setup(authorities: string[]) {
+  const asked: string[][] = []
   const ca = new FakeCa()
   const operator = ca.issue('alice', { roles: ['operator'] })
   const handle = vi.fn(() => ({ kind: 'accept-not-for-us' }) as never)
@@ -40,7 +41,13 @@ function setup(authorities: string[]) {
       peerId: 'peer-c1',
       addrs: () => [],
       members: () => MEMBERS,
-      authorities: () => new Set(authorities),
+      authorities: async zones => {
+        asked.push([...zones])
+        // Only holders of the zones asked about count, as a lookup of those zones' voters returns.
+        return new Set(
+          authorities.filter(name => zones.includes(MEMBERS.find(m => m.name === name)?.zone ?? '')),
+        )
+      },
       handle,
       publish,
       router: { consume: () => () => {}, remember: () => {} },
@@ -55,7 +62,7 @@ function setup(authorities: string[]) {
     // An expected node never answers here: the abort ends the wait (the manual clock never does).
     return exec.exec({ action: 'uptime', filter, timeoutMs: 1_000, signal: AbortSignal.timeout(50) })
   }
-  return { run, handle, publish }
+  return { run, handle, publish, asked }
 }
 
 describe('exec --once without a known authority', () => {
@@ -80,8 +87,11 @@ describe('exec --once without a known authority', () => {
 
   it('publishes to the authority when one is known, and keeps "no member" for a filter nobody matches', async () => {
     const known = setup(['w2'])
-    await known.run({ zone: 'web', once: true })
+    const result0 = await known.run({ zone: 'web', once: true })
     expect(known.publish).toHaveBeenCalledTimes(1)
+    // Only web's voters are asked, and the expected node is the one they prove.
+    expect(known.asked).toEqual([['web']])
+    expect(result0.expected).toEqual(['w2'])
     const nobody = setup([])
     const result = await nobody.run({ zone: 'nosuch', once: true })
     expect(result.expected).toEqual([])

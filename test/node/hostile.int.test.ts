@@ -114,6 +114,49 @@ describe('hostile peers against ca1 + web1..3', () => {
     await mallory.stop()
   }, 20_000)
 
+  it('ignores a member claiming the web lease in its heartbeat: views and --once follow the voters', async () => {
+    await waitFor(() => webAuthorities().length === 1, 10_000, 'a web authority')
+    const liar = await hostile({ certify: { name: 'liar', zone: 'web' } })
+    for (const name of ALL) await liar.connect(addrOf(name))
+    await liar.waitForTopicPeers(
+      TOPICS.presence,
+      nodes(ALL).map(n => n.peerId),
+    )
+    // Validly signed heartbeats of a certified web member, each claiming web's authority at a huge epoch.
+    const claim = { meshAuthority: 'web:999999' }
+    const claimSeen = () =>
+      mesh
+        .node('ca1')
+        .members()
+        .some(m => m.name === 'liar' && m.state === 'alive' && m.facts.meshAuthority === 'web:999999')
+    for (let seq = 1; seq <= 20 && !claimSeen(); seq++) {
+      await liar.publish(
+        TOPICS.presence,
+        liar.heartbeat({ facts: claim, seq, sentAtMs: Date.now(), intervalMs: TIMINGS.heartbeatIntervalMs }),
+      )
+      await delay(100)
+    }
+    expect(claimSeen()).toBe(true)
+    const holder = webAuthorities()[0]!.name
+    // ca1 votes in no web lease: it asks web's voters, and only they decide.
+    const web = (await mesh.node('ca1').provenZones()).find(z => z.zone === 'web')
+    expect(web?.authority).toBe(holder)
+    expect(
+      mesh
+        .node('ca1')
+        .zones()
+        .find(z => z.zone === 'web')?.authority,
+    ).not.toBe('liar')
+    const result = await mesh.node('ca1').exec({
+      action: 'ping',
+      filter: { zone: 'web', once: true },
+      timeoutMs: 5_000,
+    })
+    expect(result.expected).toEqual([holder])
+    expect(result.expected).not.toContain('liar')
+    await liar.stop()
+  }, 30_000)
+
   it('marks a member announcing a 10-minute heartbeat dead within deadAfterMs × HEARTBEAT_STRETCH_MAX', async () => {
     const slow = await hostile({ certify: { name: 'slowpoke', zone: 'web' } })
     for (const name of ALL) await slow.connect(addrOf(name))

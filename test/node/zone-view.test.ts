@@ -1,10 +1,18 @@
 // Proves the one zone view: a zone this node votes in shows its first-hand lease (time left); a zone
-// known only from heartbeats names the holder by its authority fact but says the lease is unknown
-// (null, `unknown` in `mesh zones`), never a false 0; no holder shows null and `-`.
+// whose holder was proven by a lookup of its voters names it but says the lease is unknown (null,
+// `unknown` in `mesh zones`), never a false 0; a member's own authority claim in its heartbeat decides
+// nothing; no holder shows null and `-`.
 import { describe, expect, it } from 'vitest'
 import { formatLease } from '../../src/cli/members.js'
 import type { MemberView } from '../../src/gossip/membership.js'
-import { AUTHORITY_FACT, type ZoneView, zoneViews } from '../../src/node/zone-view.js'
+import {
+  AUTHORITY_FACT,
+  authorityNames,
+  type ProvenHolder,
+  provenHolders,
+  type ZoneView,
+  zoneViews,
+} from '../../src/node/zone-view.js'
 
 function member(name: string, zone: string, facts: Record<string, string> = {}): MemberView {
   return {
@@ -43,8 +51,15 @@ describe('zoneViews', () => {
     expect(formatLease(web!)).toBe('1234ms')
   })
 
-  it('says the lease is unknown (null) for a holder known only from heartbeats', () => {
+  const proven = new Map<string, ProvenHolder>([['db', { holder: 'd1', epoch: 7 }]])
+
+  it('ignores authority claims in heartbeats: d1 claims db, nothing proves it', () => {
     const db = zoneViews(members, voted).find(z => z.zone === 'db')
+    expect(db).toMatchObject({ authority: null, epoch: 0, leaseRemainingMs: null })
+  })
+
+  it('says the lease is unknown (null) for a holder proven by a lookup', () => {
+    const db = zoneViews(members, voted, proven).find(z => z.zone === 'db')
     expect(db).toEqual({
       zone: 'db',
       members: ['d1', 'd2'],
@@ -73,9 +88,25 @@ describe('zoneViews', () => {
       epoch: 8,
       leaseRemainingMs: 900,
     })
+    // web: this node votes but knows no holder, and no lookup proved one; w1's claim is not read.
     expect(firstHandOnly.find(z => z.zone === 'web')).toMatchObject({
-      authority: 'w1',
+      authority: null,
       leaseRemainingMs: null,
     })
+  })
+
+  it('provenHolders looks up each zone and names the holders; authorityNames lists them', async () => {
+    const lookups: string[] = []
+    const found = await provenHolders(
+      ['db', 'edge', 'web'],
+      async zone => {
+        lookups.push(zone)
+        return zone === 'db' ? { holder: 'peer-d2', epoch: 9 } : null
+      },
+      peerId => peerId.replace('peer-', ''),
+    )
+    expect(lookups.sort()).toEqual(['db', 'edge', 'web'])
+    expect([...found]).toEqual([['db', { holder: 'd2', epoch: 9 }]])
+    expect(authorityNames(found)).toEqual(new Set(['d2']))
   })
 })

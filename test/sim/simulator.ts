@@ -114,6 +114,9 @@ export class Simulator {
   private readonly priors: (readonly ZonePrior[])[] = [[]]
   private signedMembers: ZoneRosterMember[] = []
   private readonly lastEpoch = new Map<string, { epoch: number; holder: string }>()
+  /** Answers to {@link lookup}, by query id. */
+  readonly lookupResults = new Map<number, { holder: string | null; epoch: number }>()
+  private nextQuery = 1
   /** Highest epoch each node acquired, per zone. */
   private readonly acquired = new Map<string, Map<string, number>>()
 
@@ -318,6 +321,16 @@ export class Simulator {
     this.note(`${id} restarts with roster r${version}`)
     this.boot(node)
     this.hintOthers(id, 'alive')
+  }
+
+  /** Node `id` asks `zone`'s voters who holds it; the answer lands in {@link lookupResults}. */
+  lookup(id: string, zone: string): number {
+    const node = this.node(id)
+    const query = this.nextQuery++
+    if (node.authority === null) throw new Error(`${id} is crashed`)
+    node.authority.step({ type: 'lookup', zone, query }, this.localMs(id))
+    this.afterStep(node)
+    return query
   }
 
   /** The latest roster version (versioned simulations). */
@@ -591,6 +604,10 @@ export class Simulator {
         return
       case 'persist-epoch':
         node.saved[effect.zone] = effect.epoch
+        return
+      case 'lookup-result':
+        this.note(`${node.id} lookup ${effect.zone}: ${effect.holder ?? 'none'} e${effect.epoch}`)
+        this.lookupResults.set(effect.query, { holder: effect.holder, epoch: effect.epoch })
         return
       case 'roster-mismatch': {
         // The driver republishes its signed roster on gossip when a peer is behind: every node it can
