@@ -641,14 +641,7 @@ class ZoneAuthority implements Authority {
       // Answered whatever the zone and even from a sender our roster does not list yet: one of us is
       // behind, and the refusal tells the candidate which (it then spreads its roster, or we do).
       const st = this.zoneStates.get(m.zone)
-      this.counts['roster-mismatch']++
-      this.emit({
-        type: 'roster-mismatch',
-        zone: m.zone,
-        peer: from,
-        theirs: m.rosterVersion,
-        ours: this.rosterVersion,
-      })
+      this.rosterMismatch(m.zone, from, m.rosterVersion)
       this.send(from, {
         type: 'refuse',
         zone: m.zone,
@@ -805,7 +798,7 @@ class ZoneAuthority implements Authority {
     if (m.type === 'refuse') {
       st.maxEpoch = learnEpoch(st.maxEpoch, m.maxEpoch)
       if (m.reason === 'roster' && m.rosterVersion !== this.rosterVersion) {
-        this.rosterMismatch(st, m.from, m.rosterVersion)
+        this.rosterMismatch(st.zone, m.from, m.rosterVersion)
       }
       if (m.reason === 'stale' && a !== null && m.attempt === a.id && m.incarnation === this.incarnation) {
         st.bump = true
@@ -902,14 +895,7 @@ class ZoneAuthority implements Authority {
     }
     if (m.rosterVersion !== this.rosterVersion) {
       // Counted under another voter set, the answer proves nothing here; it still ends the wait for it.
-      this.counts['roster-mismatch']++
-      this.emit({
-        type: 'roster-mismatch',
-        zone: m.zone,
-        peer: from,
-        theirs: m.rosterVersion,
-        ours: this.rosterVersion,
-      })
+      this.rosterMismatch(m.zone, from, m.rosterVersion)
       lookup.answers.set(from, { holder: null, epoch: 0 })
     } else {
       lookup.answers.set(from, { holder: m.holder, epoch: m.epoch })
@@ -947,9 +933,9 @@ class ZoneAuthority implements Authority {
     }
   }
 
-  private rosterMismatch(st: ZoneState, peer: string, theirs: number): void {
+  private rosterMismatch(zone: string, peer: string, theirs: number): void {
     this.counts['roster-mismatch']++
-    this.emit({ type: 'roster-mismatch', zone: st.zone, peer, theirs, ours: this.rosterVersion })
+    this.emit({ type: 'roster-mismatch', zone, peer, theirs, ours: this.rosterVersion })
   }
 
   private succeed(st: ZoneState, a: Attempt): void {
