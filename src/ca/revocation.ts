@@ -11,8 +11,8 @@
 
 import { type CborValue, DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
 import { DOMAIN_REVOCATION_LIST } from '../wire/domains.js'
-import { PUBLIC_KEY_BYTES, type SigningKey } from '../wire/ed25519.js'
-import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
+import type { SigningKey } from '../wire/ed25519.js'
+import { sealEnvelope } from '../wire/envelope.js'
 import {
   readArray,
   readBytes,
@@ -23,7 +23,7 @@ import {
   readText,
   tryRead,
 } from '../wire/fields.js'
-import { bytesEqual } from '../wire/hash.js'
+import { type CaDocumentRejection, openCaDocument } from './ca-document.js'
 import { isSerial } from './certificate.js'
 import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
 
@@ -64,7 +64,7 @@ export interface SignedRevocationList {
 }
 
 /** Why a list was refused. A closed set. */
-export type RevocationListRejection = 'malformed' | 'too-large' | 'wrong-issuer' | 'bad-signature'
+export type RevocationListRejection = CaDocumentRejection
 
 /** Result of {@link verifyRevocationList}. */
 export type RevocationListVerdict =
@@ -123,22 +123,13 @@ export function signRevocationList(
 
 /** Decodes and verifies a list against the mesh CA key. Never throws. */
 export function verifyRevocationList(bytes: Uint8Array, caPublicKey: Uint8Array): RevocationListVerdict {
-  if (caPublicKey.byteLength !== PUBLIC_KEY_BYTES) {
-    return { ok: false, reason: 'wrong-issuer', detail: 'CA public key must be 32 bytes' }
-  }
-  const read = tryRead(() => {
-    const envelope = openEnvelope(bytes, REVOCATION_LIST_BYTES_MAX)
-    return { envelope, list: readRevocationList(envelope.body) }
+  const opened = openCaDocument(bytes, caPublicKey, {
+    domain: DOMAIN_REVOCATION_LIST,
+    bytesMax: REVOCATION_LIST_BYTES_MAX,
+    read: readRevocationList,
+    what: 'list',
   })
-  if (!read.ok) return read
-  const { envelope, list } = read.value
-  if (!bytesEqual(list.issuer, fingerprintOf(caPublicKey))) {
-    return { ok: false, reason: 'wrong-issuer', detail: 'list of another CA' }
-  }
-  if (!verifyEnvelope(DOMAIN_REVOCATION_LIST, caPublicKey, envelope)) {
-    return { ok: false, reason: 'bad-signature', detail: 'signature does not verify with the mesh CA key' }
-  }
-  return { ok: true, signed: { list, bytes } }
+  return opened.ok ? { ok: true, signed: { list: opened.value, bytes } } : opened
 }
 
 function readRevocationList(content: unknown): RevocationList {

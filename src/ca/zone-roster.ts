@@ -15,8 +15,8 @@
 import { rosterZones, sameVoters, zoneVoters } from '../authority/voters.js'
 import { type CborValue, DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
 import { DOMAIN_ZONE_ROSTER } from '../wire/domains.js'
-import { PUBLIC_KEY_BYTES, type SigningKey } from '../wire/ed25519.js'
-import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
+import type { SigningKey } from '../wire/ed25519.js'
+import { sealEnvelope } from '../wire/envelope.js'
 import {
   readArray,
   readBytes,
@@ -27,7 +27,7 @@ import {
   readText,
   tryRead,
 } from '../wire/fields.js'
-import { bytesEqual } from '../wire/hash.js'
+import { type CaDocumentRejection, openCaDocument } from './ca-document.js'
 import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
 
 /** Format version of zone rosters. */
@@ -89,7 +89,7 @@ export interface SignedZoneRoster {
 }
 
 /** Why a roster was refused. A closed set. */
-export type ZoneRosterRejection = 'malformed' | 'too-large' | 'wrong-issuer' | 'bad-signature'
+export type ZoneRosterRejection = CaDocumentRejection
 
 /** Result of {@link verifyZoneRoster}. */
 export type ZoneRosterVerdict =
@@ -156,25 +156,13 @@ export function signZoneRoster(
 
 /** Decodes and verifies a roster against the mesh CA key. Never throws. */
 export function verifyZoneRoster(bytes: Uint8Array, caPublicKey: Uint8Array): ZoneRosterVerdict {
-  if (caPublicKey.byteLength !== PUBLIC_KEY_BYTES) {
-    return { ok: false, reason: 'wrong-issuer', detail: 'CA public key must be 32 bytes' }
-  }
-  if (bytes.byteLength > ZONE_ROSTER_BYTES_MAX) {
-    return { ok: false, reason: 'too-large', detail: `roster is ${bytes.byteLength} bytes` }
-  }
-  const read = tryRead(() => {
-    const envelope = openEnvelope(bytes, ZONE_ROSTER_BYTES_MAX)
-    return { envelope, roster: readZoneRoster(envelope.body) }
+  const opened = openCaDocument(bytes, caPublicKey, {
+    domain: DOMAIN_ZONE_ROSTER,
+    bytesMax: ZONE_ROSTER_BYTES_MAX,
+    read: readZoneRoster,
+    what: 'roster',
   })
-  if (!read.ok) return read
-  const { envelope, roster } = read.value
-  if (!bytesEqual(roster.issuer, fingerprintOf(caPublicKey))) {
-    return { ok: false, reason: 'wrong-issuer', detail: 'roster of another CA' }
-  }
-  if (!verifyEnvelope(DOMAIN_ZONE_ROSTER, caPublicKey, envelope)) {
-    return { ok: false, reason: 'bad-signature', detail: 'signature does not verify with the mesh CA key' }
-  }
-  return { ok: true, signed: { roster, bytes } }
+  return opened.ok ? { ok: true, signed: { roster: opened.value, bytes } } : opened
 }
 
 function readZoneRoster(content: unknown): ZoneRoster {
