@@ -10,8 +10,9 @@ import {
   type SignedRevocationList,
   verifyRevocationList,
 } from '../ca/revocation.js'
+import { createNewestDocument } from './ca-documents.js'
 import { type Clock, systemClock } from './clock.js'
-import { createLogLimiter, type Logger } from './log.js'
+import type { Logger } from './log.js'
 import type { TopicVerdict } from './topic-validators.js'
 
 /** Called with each newly adopted list. */
@@ -40,51 +41,26 @@ export function createRevocations(init: {
   /** Times the refusal log's rate limit; default the system clock. */
   readonly clock?: Clock
 }): Revocations {
-  const { log } = init
-  const limited = createLogLimiter(log, init.clock ?? systemClock)
-  let list: SignedRevocationList | undefined
   let lookup: RevocationLookup = createRevocationLookup(undefined)
-  const listeners = new Set<RevocationListener>()
-  /** Verifies `bytes` once; adopts the list when it is newer. `refused` carries the verdict's reason. */
-  const consider = (bytes: Uint8Array, origin: string): 'adopted' | 'not-newer' | { refused: string } => {
-    const verdict = verifyRevocationList(bytes, init.caPublicKey)
-    if (!verdict.ok) {
-      limited.log(
-        'warn',
-        `refused:${verdict.reason}`,
-        { origin, reason: verdict.reason },
-        'revocation list refused',
-      )
-      return { refused: verdict.reason }
-    }
-    if (!newer(verdict.signed.list, list?.list)) return 'not-newer'
-    list = verdict.signed
-    lookup = createRevocationLookup(verdict.signed.list)
-    log.info(
-      { version: verdict.signed.list.version, entries: verdict.signed.list.entries.length, origin },
-      'revocation list adopted',
-    )
-    for (const listener of listeners) listener(verdict.signed)
-    void init.save?.(bytes).catch(err => log.error({ err: String(err) }, 'cannot save revocations'))
-    return 'adopted'
-  }
-  const offer = (bytes: Uint8Array, origin: string): boolean => consider(bytes, origin) === 'adopted'
-  if (init.initial !== undefined) offer(init.initial, 'home')
+  const store = createNewestDocument<SignedRevocationList>({
+    what: 'revocation list',
+    verify: bytes => verifyRevocationList(bytes, init.caPublicKey),
+    newer: (candidate, current) => newer(candidate.list, current?.list),
+    describe: signed => ({ version: signed.list.version, entries: signed.list.entries.length }),
+    adopt: signed => {
+      lookup = createRevocationLookup(signed.list)
+    },
+    initial: init.initial,
+    save: init.save,
+    log: init.log,
+    clock: init.clock ?? systemClock,
+  })
   return {
     isRevoked: serial => lookup.isRevoked(serial),
     isPeerRevoked: peerId => lookup.isPeerRevoked(peerId),
-    current: () => list,
-    offer,
-    verdict(bytes, origin) {
-      // One signature check per gossiped list: invalid ones are rejected, valid but not newer ignored.
-      const outcome = consider(bytes, origin)
-      if (outcome === 'adopted') return { kind: 'accept' }
-      if (outcome === 'not-newer') return { kind: 'refused', code: 'not-newer', action: 'ignore' }
-      return { kind: 'refused', code: outcome.refused, action: 'reject' }
-    },
-    onAdopted(listener) {
-      listeners.add(listener)
-      return () => listeners.delete(listener)
-    },
+    current: store.current,
+    offer: store.offer,
+    verdict: store.verdict,
+    onAdopted: store.onAdopted,
   }
 }

@@ -20,9 +20,9 @@ import {
   type ZoneRosterRejection,
 } from '../ca/zone-roster.js'
 import { decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
-import { bytesEqual } from '../wire/hash.js'
+import { createNewestDocument } from './ca-documents.js'
 import type { Clock } from './clock.js'
-import { createLogLimiter, type Logger } from './log.js'
+import type { Logger } from './log.js'
 import type { TopicVerdict } from './topic-validators.js'
 
 /** Shortest time between two republications of the roster on the gossip topic. */
@@ -101,83 +101,40 @@ export function createZoneRosters(init: {
   /** Times the republish limit and the refusal log's rate limit. */
   readonly clock: Clock
 }): ZoneRosters {
-  const { log, clock } = init
-  const limited = createLogLimiter(log, clock)
-  let held: SignedZoneRoster | undefined
-  let adopted = 0
+  const { clock } = init
   let republished = 0
   let republishLimited = 0
   let lastRepublishMs: number | undefined
-  const refused: Partial<Record<ZoneRosterRejection, number>> = {}
-  const adoptedListeners = new Set<ZoneRosterListener>()
   const republishListeners = new Set<ZoneRosterListener>()
+  const store = createNewestDocument<SignedZoneRoster>({
+    what: 'zone roster',
+    verify: bytes => verifyZoneRoster(bytes, init.caPublicKey),
+    newer: (candidate, current) => newerZoneRoster(candidate.roster, current?.roster),
+    describe: signed => ({ version: signed.roster.version, members: signed.roster.members.length }),
+    initial: init.initial,
+    save: init.save,
+    log: init.log,
+    clock,
+  })
+  const { verdict } = store
 
-  const save = (bytes: Uint8Array): void => {
-    if (init.save === undefined) return
-    const failed = (err: unknown) => log.error({ err: String(err) }, 'cannot save the zone roster')
-    try {
-      void init.save(bytes).catch(failed)
-    } catch (err) {
-      failed(err)
-    }
-  }
-
-  /** Verifies `bytes` once; adopts the roster when it is newer. `refused` carries the verdict's reason. */
-  const consider = (
-    bytes: Uint8Array,
-    origin: string,
-  ): 'adopted' | 'not-newer' | { refused: ZoneRosterRejection } => {
-    // The roster we hold, sent back to us (every hello, every republication): nothing to verify.
-    if (held !== undefined && bytesEqual(bytes, held.bytes)) return 'not-newer'
-    const verdict = verifyZoneRoster(bytes, init.caPublicKey)
-    if (!verdict.ok) {
-      refused[verdict.reason] = (refused[verdict.reason] ?? 0) + 1
-      limited.log(
-        'warn',
-        `refused:${verdict.reason}`,
-        { origin, reason: verdict.reason, detail: verdict.detail },
-        'zone roster refused',
-      )
-      return { refused: verdict.reason }
-    }
-    if (!newerZoneRoster(verdict.signed.roster, held?.roster)) return 'not-newer'
-    held = verdict.signed
-    adopted += 1
-    log.info(
-      { version: held.roster.version, members: held.roster.members.length, origin },
-      'zone roster adopted',
-    )
-    if (origin !== 'home') save(bytes)
-    for (const listener of adoptedListeners) listener(verdict.signed)
-    return 'adopted'
-  }
-
-  const offer = (bytes: Uint8Array, origin: string): boolean => consider(bytes, origin) === 'adopted'
-  const verdict = (bytes: Uint8Array, origin: string): TopicVerdict => {
-    const outcome = consider(bytes, origin)
-    if (outcome === 'adopted') return { kind: 'accept' }
-    if (outcome === 'not-newer') return { kind: 'refused', code: 'not-newer', action: 'ignore' }
-    return { kind: 'refused', code: outcome.refused, action: 'reject' }
-  }
-  if (init.initial !== undefined) offer(init.initial, 'home')
-
+  /** Gossip messages whose wrapper was not a roster message (counted with the refused rosters). */
+  let wrappersMalformed = 0
   return {
-    current: () => held,
-    offer,
+    current: store.current,
+    offer: store.offer,
     verdict,
     messageVerdict(data, origin) {
       const roster = decodeZoneRosterMessage(data)
       if (roster === undefined) {
-        refused.malformed = (refused.malformed ?? 0) + 1
+        wrappersMalformed += 1
         return { kind: 'refused', code: 'malformed', action: 'reject' }
       }
       return verdict(roster, origin)
     },
-    onAdopted(listener) {
-      adoptedListeners.add(listener)
-      return () => adoptedListeners.delete(listener)
-    },
+    onAdopted: store.onAdopted,
     republish() {
+      const held = store.current()
       // Nothing to spread yet.
       if (held === undefined) return
       const nowMs = clock.monotonicMs()
@@ -193,12 +150,16 @@ export function createZoneRosters(init: {
       republishListeners.add(listener)
       return () => republishListeners.delete(listener)
     },
-    counters: () => ({
-      version: held?.roster.version,
-      adopted,
-      refused: { ...refused },
-      republished,
-      republishLimited,
-    }),
+    counters: () => {
+      const refused = { ...store.refused() }
+      if (wrappersMalformed > 0) refused.malformed = (refused.malformed ?? 0) + wrappersMalformed
+      return {
+        version: store.current()?.roster.version,
+        adopted: store.adopted(),
+        refused,
+        republished,
+        republishLimited,
+      }
+    },
   }
 }
