@@ -39,7 +39,7 @@ import {
   encodeAuthorityMessage,
   parseAuthorityMessage,
 } from '../authority/messages.js'
-import type { SignedZoneRoster } from '../ca/zone-roster.js'
+import type { SignedZoneRoster, ZoneRoster } from '../ca/zone-roster.js'
 import type { MemberView } from '../gossip/membership.js'
 import { decodeCbor } from '../wire/cbor.js'
 import { decodeEpochs, encodeEpochs } from './authority-epochs.js'
@@ -282,17 +282,27 @@ export function createAuthorityDriver(init: {
     apply(core.drainEffects())
   }
 
-  /** The signed roster when it lists this node, as the core's roster input; else undefined. */
-  const signedInput = (): Extract<Parameters<Authority['step']>[0], { type: 'roster' }> | undefined => {
+  type RosterInput = Extract<Parameters<Authority['step']>[0], { type: 'roster' }>
+  /** The last roster turned into an input, and the input (rebuilt only when another roster is held). */
+  let converted: { readonly from: ZoneRoster | undefined; readonly input: RosterInput | undefined } = {
+    from: undefined,
+    input: undefined,
+  }
+  /** The signed roster when it lists this node, as the core's roster input; else undefined. Runs 4×/s. */
+  const signedInput = (): RosterInput | undefined => {
     const signed = init.signedRoster?.()?.roster
-    if (signed === undefined || signed.version < 1) return undefined
-    if (!signed.members.some(m => m.peerId === self)) return undefined
-    return {
-      type: 'roster',
-      version: signed.version,
-      members: signed.members.map(m => ({ id: m.peerId, zone: m.zone })),
-      priors: signed.priors.map(p => ({ zone: p.zone, voters: p.voters })),
+    if (signed === converted.from) return converted.input
+    let input: RosterInput | undefined
+    if (signed !== undefined && signed.version >= 1 && signed.members.some(m => m.peerId === self)) {
+      input = {
+        type: 'roster',
+        version: signed.version,
+        members: signed.members.map(m => ({ id: m.peerId, zone: m.zone })),
+        priors: signed.priors.map(p => ({ zone: p.zone, voters: p.voters })),
+      }
     }
+    converted = { from: signed, input }
+    return input
   }
 
   /** Learns members from the membership table, persists the roster, feeds changes to the core. */
