@@ -132,22 +132,8 @@ export class Simulator {
     this.versioned = options.versioned ?? false
     this.durableEpochs = options.durableEpochs ?? false
     if (this.versioned) this.addVersion(this.roster)
-    const driftMax = this.driftRateMax()
     for (const spec of options.nodes) {
-      const rate = spec.driftRate ?? (this.random.next() * 2 - 1) * driftMax
-      if (Math.abs(rate) > driftMax + 1e-12) throw new Error(`drift ${rate} of ${spec.id} exceeds the budget`)
-      const offsetMs = spec.offsetMs ?? this.random.int(0, 10_000_000)
-      const node: SimNode = {
-        id: spec.id,
-        zone: spec.zone,
-        rate,
-        offsetMs,
-        authority: null,
-        roster: this.roster,
-        version: this.versioned ? 1 : 0,
-        saved: {},
-      }
-      this.nodes.set(spec.id, node)
+      const node = this.addNode(spec, this.roster, this.versioned ? 1 : 0)
       this.boot(node)
       this.push({ kind: 'tick', atMs: this.random.int(0, this.tickMs - 1), seq: 0, node: spec.id })
     }
@@ -373,19 +359,7 @@ export class Simulator {
     const version = this.versioned ? this.rosterVersion() : 0
     for (const spec of members) {
       if (!this.nodes.has(spec.id)) {
-        const rate = spec.driftRate ?? (this.random.next() * 2 - 1) * this.driftRateMax()
-        const offsetMs = spec.offsetMs ?? this.random.int(0, 10_000_000)
-        const node: SimNode = {
-          id: spec.id,
-          zone: spec.zone,
-          rate,
-          offsetMs,
-          authority: null,
-          roster,
-          version,
-          saved: {},
-        }
-        this.nodes.set(spec.id, node)
+        const node = this.addNode(spec, roster, version)
         this.at(this.nowMs + this.random.int(0, spreadMs), `start ${spec.id}`, () => {
           if (node.authority === null) this.boot(node)
           this.push({
@@ -412,6 +386,26 @@ export class Simulator {
         this.afterStep(node)
       })
     }
+  }
+
+  /** Creates (does not boot) the node of `spec`: its clock drawn within the drift budget. */
+  private addNode(spec: SimNodeSpec, roster: readonly RosterMember[], version: number): SimNode {
+    const driftMax = this.driftRateMax()
+    const rate = spec.driftRate ?? (this.random.next() * 2 - 1) * driftMax
+    if (Math.abs(rate) > driftMax + 1e-12) throw new Error(`drift ${rate} of ${spec.id} exceeds the budget`)
+    const offsetMs = spec.offsetMs ?? this.random.int(0, 10_000_000)
+    const node: SimNode = {
+      id: spec.id,
+      zone: spec.zone,
+      rate,
+      offsetMs,
+      authority: null,
+      roster,
+      version,
+      saved: {},
+    }
+    this.nodes.set(spec.id, node)
+    return node
   }
 
   /** Numbers `roster` as the next version, with the priors the CA's issuer would sign (zone-roster.ts). */

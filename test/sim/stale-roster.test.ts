@@ -29,16 +29,14 @@ function gapsOver20s(sim: Simulator, zone: string): number {
   return gaps
 }
 
+/** A simulation as the agent runs: CA-signed roster versions and epochs saved before each grant. */
+function signedSim(seed: number): Simulator {
+  return new Simulator({ seed, nodes, config, failureDetectorMs: 300, versioned: true, durableEpochs: true })
+}
+
 describe('zone authority: rosters after restarts', () => {
   it('signed rosters: a member stops and another restarts; the zone keeps one stable authority', () => {
-    const sim = new Simulator({
-      seed: 14,
-      nodes,
-      config,
-      failureDetectorMs: 300,
-      versioned: true,
-      durableEpochs: true,
-    })
+    const sim = signedSim(14)
     expect(sim.runUntilAuthority('web', 5_000)).not.toBeNull()
     sim.crash('w3')
     sim.runUntil(sim.nowMs + 3_000)
@@ -50,14 +48,7 @@ describe('zone authority: rosters after restarts', () => {
   })
 
   it('signed rosters: a node restarts two versions behind (a join and a revocation later) and catches up', () => {
-    const sim = new Simulator({
-      seed: 15,
-      nodes,
-      config,
-      failureDetectorMs: 300,
-      versioned: true,
-      durableEpochs: true,
-    })
+    const sim = signedSim(15)
     expect(sim.runUntilAuthority('web', 5_000)).not.toBeNull()
     sim.crash('w1')
     const w4 = { id: 'w4', zone: 'web', driftRate: 0, offsetMs: 5_000_000 }
@@ -77,14 +68,7 @@ describe('zone authority: rosters after restarts', () => {
   })
 
   it('signed rosters: only some nodes hear of a new version at first; the rest learn it from their peers', () => {
-    const sim = new Simulator({
-      seed: 16,
-      nodes,
-      config,
-      failureDetectorMs: 300,
-      versioned: true,
-      durableEpochs: true,
-    })
+    const sim = signedSim(16)
     expect(sim.runUntilAuthority('web', 5_000)).not.toBeNull()
     const w4 = { id: 'w4', zone: 'web', driftRate: 0, offsetMs: 5_000_000 }
     sim.changeRoster([...nodes, w4], 100, { reach: ['a', 'w2'] })
