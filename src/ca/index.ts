@@ -114,7 +114,6 @@ export * from './types.js'
 export {
   newerZoneRoster,
   nextZoneRoster,
-  previousMembers,
   type SignedZoneRoster,
   signZoneRoster,
   verifyZoneRoster,
@@ -123,7 +122,6 @@ export {
   ZONE_ROSTER_MEMBERS_MAX,
   ZONE_ROSTER_VERSION_MAX,
   type ZoneRoster,
-  type ZoneRosterDeparture,
   ZoneRosterError,
   type ZoneRosterMember,
   type ZoneRosterRejection,

@@ -23,10 +23,9 @@ import { readRoles } from './roles.js'
 import type { Role } from './types.js'
 import {
   readZonePriors,
-  readZoneRosterEntries,
+  readZoneRosterMembers,
   ZONE_ROSTER_VERSION_MAX,
   type ZonePrior,
-  type ZoneRosterDeparture,
   type ZoneRosterMember,
 } from './zone-roster.js'
 
@@ -94,14 +93,13 @@ export interface RequestRecord {
 
 /**
  * The current zone roster (src/ca/zone-roster.ts), without its signature: the issuer signs it again on
- * start (ed25519 is deterministic, so the bytes are the same). Members and departures are sorted by
+ * start (ed25519 is deterministic, so the bytes are the same). Members are sorted by
  * peer id, as in the signed form.
  */
 export interface IssuerRosterState {
   readonly rosterVersion: number
   readonly issuedAtMs: number
   readonly members: readonly ZoneRosterMember[]
-  readonly left: readonly ZoneRosterDeparture[]
   readonly priors: readonly ZonePrior[]
 }
 
@@ -158,7 +156,6 @@ export function encodeIssuerState(state: IssuerState): Uint8Array {
             rosterVersion: state.roster.rosterVersion,
             issuedAtMs: state.roster.issuedAtMs,
             members: state.roster.members.map(m => ({ peerId: m.peerId, zone: m.zone, since: m.since })),
-            left: state.roster.left.map(m => ({ peerId: m.peerId, zone: m.zone })),
             priors: state.roster.priors.map(p => ({ zone: p.zone, voters: [...p.voters], since: p.since })),
           },
         }
@@ -277,12 +274,12 @@ function readState(content: unknown): IssuerState {
 }
 
 function readRosterState(content: unknown): IssuerRosterState {
-  const roster = readRecord(content, 'roster', ['rosterVersion', 'issuedAtMs', 'members', 'left', 'priors'])
+  const roster = readRecord(content, 'roster', ['rosterVersion', 'issuedAtMs', 'members', 'priors'])
   const rosterVersion = readInteger(roster, 'rosterVersion', { max: ZONE_ROSTER_VERSION_MAX })
   return {
     rosterVersion,
     issuedAtMs: readInteger(roster, 'issuedAtMs'),
-    ...readZoneRosterEntries(roster, rosterVersion),
+    members: readZoneRosterMembers(roster, rosterVersion),
     priors: readZonePriors(roster, rosterVersion),
   }
 }

@@ -409,7 +409,6 @@ export function createIssuer(init: IssuerInit): Issuer {
     rosterVersion: 0,
     issuedAtMs: 0,
     members: [],
-    left: [],
     priors: [],
   }
   /** The signed form of `roster`; assigned right below, by `advanceRoster` or `signRoster`. */
@@ -474,7 +473,6 @@ export function createIssuer(init: IssuerInit): Issuer {
       version: roster.rosterVersion,
       issuedAtMs: roster.issuedAtMs,
       members: roster.members,
-      left: roster.left,
       priors: roster.priors,
     })
   }
@@ -513,29 +511,10 @@ export function createIssuer(init: IssuerInit): Issuer {
     return new Map(entries)
   }
 
-  /**
-   * Moves the roster to the records' members when they differ, signing each new version once. A
-   * change that would list more than {@link ZONE_ROSTER_MEMBERS_MAX} members and departures together
-   * (which could outgrow ZONE_ROSTER_BYTES_MAX) is split in two versions: first the departures, then
-   * the arrivals; each then lists at most that many entries.
-   */
+  /** Moves the roster to the records' members when they differ, signing the new version once. */
   function advanceRoster(nowMs: number): void {
-    const members = certifiedMembers()
-    const next = () => nextZoneRoster(roster_(), members)
-    const direct = next()
-    if (direct === undefined) return
-    if (direct.members.length + direct.left.length <= ZONE_ROSTER_MEMBERS_MAX) {
-      adoptRoster(direct, nowMs)
-      return
-    }
-    // Both lists are non-empty here (each is at most the bound on its own): departures first.
-    const kept = new Map(
-      roster.members.filter(m => members.get(m.peerId) === m.zone).map(m => [m.peerId, m.zone]),
-    )
-    const departures = nextZoneRoster(roster_(), kept)
-    if (departures !== undefined) adoptRoster(departures, nowMs)
-    const arrivals = next()
-    if (arrivals !== undefined) adoptRoster(arrivals, nowMs)
+    const next = nextZoneRoster(roster_(), certifiedMembers())
+    if (next !== undefined) adoptRoster(next, nowMs)
   }
 
   /** The current roster as {@link nextZoneRoster} takes it. */
@@ -548,7 +527,6 @@ export function createIssuer(init: IssuerInit): Issuer {
       rosterVersion: next.version,
       issuedAtMs: nowMs,
       members: next.members,
-      left: next.left,
       priors: next.priors,
     }
     signedRoster = signRoster()

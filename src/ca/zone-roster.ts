@@ -7,9 +7,9 @@
  * Wire form: the signed envelope of src/wire/envelope.ts, signed by the CA key under
  * {@link DOMAIN_ZONE_ROSTER}. The body's `version` is {@link ZONE_ROSTER_FORMAT_VERSION}; the roster's
  * own, increasing number is `rosterVersion`. Each member carries `since`, the roster version that added
- * it, and `left` lists the members of the previous version that this one dropped, so a node holding
- * version v also knows the members of v − 1 ({@link previousMembers}): lease quorums span both (joint
- * majorities), which keeps two holders at consecutive versions from both holding.
+ * it. Each zone whose voters ever changed carries its prior ({@link ZonePrior}): lease quorums need a
+ * majority of the zone's voters and of its prior, which keeps a holder elected by the old voters and a
+ * candidate counting the new ones from both holding.
  */
 
 import { rosterZones, sameVoters, zoneVoters } from '../authority/voters.js'
@@ -32,10 +32,13 @@ import { FINGERPRINT_BYTES, fingerprintOf } from './fingerprint.js'
 
 /** Format version of zone rosters. */
 export const ZONE_ROSTER_FORMAT_VERSION = 1
-/** Most members (and most departed members) in one roster. */
+/** Most members in one roster. */
 export const ZONE_ROSTER_MEMBERS_MAX = 4096
-/** Largest encoded roster, in bytes (a full roster of long zone names is about 0.6 MiB). */
-export const ZONE_ROSTER_BYTES_MAX = 1_048_576
+/**
+ * Largest encoded roster, in bytes: the largest the limits allow — 4,096 members in zones with
+ * 64-character names, in zones of two whose voters all changed (priors of three) — is 1.08 MB.
+ */
+export const ZONE_ROSTER_BYTES_MAX = 1_572_864
 /** Highest roster version accepted (as the authority's epochs: far beyond any real count, far below 2^53). */
 export const ZONE_ROSTER_VERSION_MAX = 2 ** 40
 
@@ -49,27 +52,24 @@ export interface ZoneRosterMember {
   readonly since: number
 }
 
-/** A member of the previous version that this version no longer lists. */
-export interface ZoneRosterDeparture {
-  readonly peerId: string
-  readonly zone: string
-}
-
 /**
  * The voters a zone had before its voter set last changed, and the version that changed it. Lease
- * quorums need a majority of these too (minus members that left the roster), so a holder elected by
+ * quorums need a majority of these too, so a holder elected by
  * the old set and a candidate counting the new one always share a voter — also for a node that missed
  * every version in between, because the entry stays until the zone's voters change again.
  */
 export interface ZonePrior {
   readonly zone: string
-  /** Sorted, unique peer ids (the zone's voters as src/authority/voters.ts computes them). */
+  /**
+   * Sorted, unique peer ids: the zone's voters as src/authority/voters.ts computes them, keeping only
+   * those still in the roster (the votes of a revoked or expired member never count).
+   */
   readonly voters: readonly string[]
   /** The roster version whose change made these the previous voters. */
   readonly since: number
 }
 
-/** The content of a zone roster. Members and departures are sorted by peer id, one entry per id. */
+/** The content of a zone roster. Members are sorted by peer id, one entry per id. */
 export interface ZoneRoster {
   /** Increases by one with every roster the CA publishes; 0 is the empty roster before any member. */
   readonly version: number
@@ -77,7 +77,6 @@ export interface ZoneRoster {
   /** The mesh fingerprint (SHA-256 of the CA public key). */
   readonly issuer: Uint8Array
   readonly members: readonly ZoneRosterMember[]
-  readonly left: readonly ZoneRosterDeparture[]
   /** Per zone whose voters ever changed: the voters before the last change. Sorted by zone. */
   readonly priors: readonly ZonePrior[]
 }
@@ -110,8 +109,8 @@ const byPeerId = <T extends { peerId: string }>(a: T, b: T): number =>
   a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0
 
 /**
- * Signs a roster; members and departures may come in any order (they are sorted) but peer ids must be
- * unique within each list, and every `since` must be at most `version`.
+ * Signs a roster; members and priors may come in any order (they are sorted) but peer ids and zones
+ * must be unique, and every `since` must be at most `version`.
  * @throws ZoneRosterError
  */
 export function signZoneRoster(
@@ -120,7 +119,6 @@ export function signZoneRoster(
     version: number
     issuedAtMs: number
     members: readonly ZoneRosterMember[]
-    left: readonly ZoneRosterDeparture[]
     priors: readonly ZonePrior[]
   },
 ): SignedZoneRoster {
@@ -128,11 +126,10 @@ export function signZoneRoster(
   const members = [...content.members]
     .sort(byPeerId)
     .map(m => ({ peerId: m.peerId, zone: m.zone, since: m.since }))
-  const left = [...content.left].sort(byPeerId).map(m => ({ peerId: m.peerId, zone: m.zone }))
   const priors = [...content.priors]
     .sort((a, b) => (a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0))
     .map(p => ({ zone: p.zone, voters: [...p.voters].sort(), since: p.since }))
-  if (members.length > ZONE_ROSTER_MEMBERS_MAX || left.length > ZONE_ROSTER_MEMBERS_MAX) {
+  if (members.length > ZONE_ROSTER_MEMBERS_MAX) {
     throw new ZoneRosterError('too-large', `more than ${ZONE_ROSTER_MEMBERS_MAX} members`)
   }
   const body: CborValue = {
@@ -141,7 +138,6 @@ export function signZoneRoster(
     issuedAtMs: content.issuedAtMs,
     issuer: fingerprintOf(caKey.publicKey),
     members,
-    left,
     priors,
   }
   // Re-reading what we are about to sign keeps the writer and the reader on one definition.
@@ -172,18 +168,16 @@ function readZoneRoster(content: unknown): ZoneRoster {
     'issuedAtMs',
     'issuer',
     'members',
-    'left',
     'priors',
   ])
   readFormatVersion(record, 'zone roster', ZONE_ROSTER_FORMAT_VERSION, 'upgrade mesh on the CA machine')
   const version = readInteger(record, 'rosterVersion', { max: ZONE_ROSTER_VERSION_MAX })
-  const { members, left } = readZoneRosterEntries(record, version)
+  const members = readZoneRosterMembers(record, version)
   return {
     version,
     issuedAtMs: readInteger(record, 'issuedAtMs'),
     issuer: readBytes(record, 'issuer', { length: FINGERPRINT_BYTES }),
     members,
-    left,
     priors: readZonePriors(record, version),
   }
 }
@@ -220,16 +214,12 @@ export function readZonePriors(record: Record<string, unknown>, version: number)
 }
 
 /**
- * Reads the `members` and `left` lists of a roster at `version` and checks how they relate: sorted by
- * unique peer id, every `since` in 1..version, nothing at version 0, no departures at version 1 (version
- * 0 is empty), and no departed member that also stayed. Shared with the issuer's state file
- * (src/ca/issuer-state.ts), so a restored roster is one the CA can sign again.
+ * Reads the `members` list of a roster at `version`: sorted by unique peer id, every `since` in
+ * 1..version, and empty at version 0. Shared with the issuer's state file (src/ca/issuer-state.ts), so
+ * a restored roster is one the CA can sign again.
  * @throws DecodeError `malformed`
  */
-export function readZoneRosterEntries(
-  record: Record<string, unknown>,
-  version: number,
-): { members: ZoneRosterMember[]; left: ZoneRosterDeparture[] } {
+export function readZoneRosterMembers(record: Record<string, unknown>, version: number): ZoneRosterMember[] {
   const members = readArray(record, 'members', ZONE_ROSTER_MEMBERS_MAX, item => {
     const m = readRecord(item, 'roster member', ['peerId', 'zone', 'since'])
     return {
@@ -238,35 +228,16 @@ export function readZoneRosterEntries(
       since: readInteger(m, 'since', { min: 1, max: version }),
     }
   })
-  const left = readArray(record, 'left', ZONE_ROSTER_MEMBERS_MAX, item => {
-    const m = readRecord(item, 'roster departure', ['peerId', 'zone'])
-    return { peerId: readText(m, 'peerId', PEER_ID_CHARS_MAX), zone: readName(m, 'zone') }
-  })
   // Sorted and unique: one canonical encoding per roster.
-  for (const list of [members, left]) {
-    for (let i = 1; i < list.length; i++) {
-      if ((list[i - 1]?.peerId ?? '') >= (list[i]?.peerId ?? '')) {
-        throw new DecodeError('malformed', 'roster entries are not sorted by unique peer id')
-      }
+  for (let i = 1; i < members.length; i++) {
+    if ((members[i - 1]?.peerId ?? '') >= (members[i]?.peerId ?? '')) {
+      throw new DecodeError('malformed', 'roster entries are not sorted by unique peer id')
     }
   }
-  if (version === 0 && (members.length > 0 || left.length > 0)) {
+  if (version === 0 && members.length > 0) {
     throw new DecodeError('malformed', 'roster version 0 must be empty')
   }
-  // Version 0 is empty, so version 1 cannot have dropped anyone.
-  if (version === 1 && left.length > 0) {
-    throw new DecodeError('malformed', 'roster version 1 cannot list departed members')
-  }
-  // A departed member is one the previous version listed; it may come back in another zone, or in the
-  // same zone (re-added at this version), but a member that stayed cannot also have left.
-  const current = new Map(members.map(m => [m.peerId, m]))
-  for (const d of left) {
-    const m = current.get(d.peerId)
-    if (m !== undefined && m.since !== version) {
-      throw new DecodeError('malformed', 'a member listed as departed stayed in the roster')
-    }
-  }
-  return { members, left }
+  return members
 }
 
 /** True when `candidate` should replace `current` (higher version; anything beats no roster). */
@@ -275,28 +246,15 @@ export function newerZoneRoster(candidate: ZoneRoster, current: ZoneRoster | und
 }
 
 /**
- * The members of version `roster.version − 1`: those that were there before this version (`since`
- * below it) and those it dropped. Empty for version 0 and 1 (nothing came before).
- */
-export function previousMembers(roster: ZoneRoster): { peerId: string; zone: string }[] {
-  if (roster.version <= 1) return []
-  const kept = roster.members.filter(m => m.since < roster.version)
-  const dropped = roster.left.map(m => ({ peerId: m.peerId, zone: m.zone }))
-  return [...kept.map(m => ({ peerId: m.peerId, zone: m.zone })), ...dropped].sort(byPeerId)
-}
-
-/**
  * The roster that follows `previous` when the certified members are `members` (peer id → zone): the
- * version goes up by one when anything changed, kept members keep their `since`, and `left` lists the
- * ones dropped (a member that changed zone is both dropped, in its old zone, and added). Returns
- * `undefined` when nothing changed. Pure (the issuer calls it).
+ * version goes up by one when anything changed, kept members keep their `since` (a member that changed
+ * zone is added anew), and each zone's prior follows {@link nextPriors}. Returns `undefined` when
+ * nothing changed. Pure (the issuer calls it).
  */
 export function nextZoneRoster(
   previous: { version: number; members: readonly ZoneRosterMember[]; priors: readonly ZonePrior[] },
   members: ReadonlyMap<string, string>,
-):
-  | { version: number; members: ZoneRosterMember[]; left: ZoneRosterDeparture[]; priors: ZonePrior[] }
-  | undefined {
+): { version: number; members: ZoneRosterMember[]; priors: ZonePrior[] } | undefined {
   const before = new Map(previous.members.map(m => [m.peerId, m]))
   const same =
     before.size === members.size && [...members].every(([id, zone]) => before.get(id)?.zone === zone)
@@ -306,21 +264,14 @@ export function nextZoneRoster(
     const old = before.get(peerId)
     return { peerId, zone, since: old !== undefined && old.zone === zone ? old.since : version }
   })
-  const left = previous.members
-    .filter(m => members.get(m.peerId) !== m.zone)
-    .map(m => ({ peerId: m.peerId, zone: m.zone }))
-  return {
-    version,
-    members: next.sort(byPeerId),
-    left: left.sort(byPeerId),
-    priors: nextPriors(previous, members, version),
-  }
+  return { version, members: next.sort(byPeerId), priors: nextPriors(previous, members, version) }
 }
 
 /**
  * Each zone's prior after moving from `previous` to `members` at `version`: a zone whose voters change
- * now gets its old voters (when it had any), one whose voters stay keeps its prior, a zone left with no
- * members has none.
+ * now gets its old voters, one whose voters stay keeps its prior, a zone left with no members has none.
+ * Only voters still in `members` are listed (and a prior left empty is dropped): nodes count no one
+ * else, and it keeps the roster within its size bound.
  */
 function nextPriors(
   previous: { members: readonly ZoneRosterMember[]; priors: readonly ZonePrior[] },
@@ -334,12 +285,9 @@ function nextPriors(
   for (const zone of rosterZones(after)) {
     const old = zoneVoters(zone, before).voters
     const now = zoneVoters(zone, after).voters
-    if (!sameVoters(old, now)) {
-      if (old.length > 0) out.push({ zone, voters: [...old], since: version })
-    } else {
-      const prior = kept.get(zone)
-      if (prior !== undefined) out.push(prior)
-    }
+    const prior = sameVoters(old, now) ? kept.get(zone) : { zone, voters: old, since: version }
+    const voters = prior?.voters.filter(id => members.has(id)) ?? []
+    if (prior !== undefined && voters.length > 0) out.push({ zone, voters, since: prior.since })
   }
   return out
 }

@@ -30,7 +30,7 @@ export const TOPICS = {
 
 /**
  * Largest gossip frame accepted from a peer: room for the largest message of any topic (a full
- * revocation list, or a full zone roster in its wrapper: 1 MiB and a little each) plus gossipsub's
+ * revocation list, 1 MiB, or a full zone roster in its wrapper, 1.5 MiB and a little) plus gossipsub's
  * framing. Checked against both in test/node/zone-rosters.test.ts.
  */
 export const GOSSIP_MESSAGE_BYTES_MAX = 2 << 20

@@ -1,9 +1,10 @@
 // Proves the issuer keeps the zone roster in step with its records, by scenarios on a virtual clock:
 // an agent certificate adds a member and publishes version + 1 right after the persist that holds it;
 // operator-only certificates, renewals and the expiry of a renewed certificate change nothing; revoking
-// and expiry remove the member into `left`; the roster survives encode/decode and restart byte for
-// byte; a state from before rosters decodes and gets its roster at creation (persisted and published
-// on the first tick); a full roster refuses new members, and an oversize change is split in two.
+// and expiry remove the member; the roster survives encode/decode and restart byte for byte; a state
+// from before rosters decodes and gets its roster at creation (persisted and published on the first
+// tick); a change replacing a full roster is one version within the size bound, and a full roster
+// refuses new members.
 import { describe, expect, it } from 'vitest'
 import { peerIdOfPublicKey } from '../../src/ca/identity.js'
 import { createIssuer, type Issuer, type IssuerEffect, type IssuerInit } from '../../src/ca/issuer.js'
@@ -78,7 +79,7 @@ describe('issuer: zone roster', () => {
   it('starts at version 0, empty, signed by the CA', () => {
     const issuer = newIssuer()
     const verdict = verifyZoneRoster(issuer.zoneRoster().bytes, caKey.publicKey)
-    expect(verdict.ok && verdict.signed.roster).toMatchObject({ version: 0, members: [], left: [] })
+    expect(verdict.ok && verdict.signed.roster).toMatchObject({ version: 0, members: [] })
     issuer.tick(T0)
     expect(issuer.drainEffects()).toEqual([]) // nothing to persist or publish
   })
@@ -88,13 +89,12 @@ describe('issuer: zone roster', () => {
     const { effects } = issue(issuer, 'a', 'z1', ['agent', 'operator'], T0 + 5)
     expect(types(effects)).toEqual(['persist', 'publish-roster', 'command-reply'])
     const [roster] = published(effects)
-    expect(roster).toMatchObject({ version: 1, issuedAtMs: T0 + 5, left: [] })
+    expect(roster).toMatchObject({ version: 1, issuedAtMs: T0 + 5 })
     expect(roster && members(roster)).toEqual([`${peerOf('a')}@z1#1`])
     expect(persistedRoster(effects)).toEqual({
       rosterVersion: 1,
       issuedAtMs: T0 + 5,
       members: roster?.members,
-      left: [],
       priors: [],
     })
     const publish = effects[1]
@@ -139,18 +139,14 @@ describe('issuer: zone roster', () => {
     expect(members(issuer.zoneRoster().roster)).toEqual([`${peerOf('g')}@z9#1`])
   })
 
-  it('revoking removes the member and lists it in left', () => {
+  it('revoking removes the member', () => {
     const issuer = newIssuer()
     issue(issuer, 'a')
     issue(issuer, 'b')
     const effects = command(issuer, { type: 'revoke', requestId: 'v', target: 'a' }, T0 + 10)
     expect(types(effects)).toEqual(['persist', 'publish-roster', 'publish-revocations', 'command-reply'])
     const [roster] = published(effects)
-    expect(roster).toMatchObject({
-      version: 3,
-      issuedAtMs: T0 + 10,
-      left: [{ peerId: peerOf('a'), zone: 'z1' }],
-    })
+    expect(roster).toMatchObject({ version: 3, issuedAtMs: T0 + 10 })
     expect(roster && members(roster)).toEqual([`${peerOf('b')}@z1#2`])
   })
 
@@ -169,7 +165,7 @@ describe('issuer: zone roster', () => {
     issue(issuer, 'a', 'z1', ['agent'], T0)
     const effects = issue(issuer, 'a', 'z2', ['agent'], T0 + 1).effects
     const [roster] = published(effects)
-    expect(roster).toMatchObject({ version: 2, left: [{ peerId: peerOf('a'), zone: 'z1' }] })
+    expect(roster).toMatchObject({ version: 2 })
     expect(roster && members(roster)).toEqual([`${peerOf('a')}@z2#2`])
     // Once the later one is the only one left, nothing changes again.
     issuer.tick(T0 + 30 * DAY_MS + 60_001)
@@ -190,7 +186,6 @@ describe('issuer: zone roster', () => {
       version: 2,
       issuedAtMs: at,
       members: [],
-      left: [{ peerId: peerOf('a'), zone: 'z1' }],
     })
     expect(persistedRoster(effects)?.rosterVersion).toBe(2)
   })
@@ -243,7 +238,7 @@ describe('issuer: zone roster', () => {
     const restored = newIssuer({ state: decoded })
     const roster = restored.zoneRoster().roster
     // Derived right away, with the latest time the state records as its issue time.
-    expect(roster).toMatchObject({ version: 1, issuedAtMs: T0 + 8, left: [] })
+    expect(roster).toMatchObject({ version: 1, issuedAtMs: T0 + 8 })
     expect(members(roster)).toEqual([`${peerOf('a')}@z1#1`])
     restored.tick(T0 + 100)
     const effects = restored.drainEffects()
@@ -292,7 +287,6 @@ describe('issuer: zone roster', () => {
       rosterVersion: 1,
       issuedAtMs: T0,
       members: [{ peerId: 'a', zone: 'z', since: 1 }],
-      left: [],
       priors: [],
     }
     expect(decodeIssuerState(withRoster(ok)).roster).toEqual(ok)
@@ -309,9 +303,8 @@ describe('issuer: zone roster', () => {
       }, // unsorted
       { ...ok, rosterVersion: 0 }, // version 0 with members
       { ...ok, extra: 1 },
-      { ...ok, rosterVersion: 2, left: [{ peerId: 'a', zone: 'z' }] }, // departed but stayed
-      { rosterVersion: 1, issuedAtMs: T0, members: [] }, // no left
-      { rosterVersion: 1, issuedAtMs: T0, members: [], left: [] }, // no priors
+      { ...ok, left: [] }, // departures are no longer a field
+      { rosterVersion: 1, issuedAtMs: T0, members: [] }, // no priors
       { ...ok, priors: [{ zone: 'z', voters: ['a'], since: 2 }] }, // prior since above the version
       { ...ok, rosterVersion: 2, priors: [{ zone: 'z', voters: [], since: 2 }] }, // prior without voters
     ]) {
@@ -334,7 +327,7 @@ describe('issuer: zone roster limits', () => {
     }
   }
 
-  it('a change listing more than the member bound is split (departures, then arrivals); a full roster refuses new agents', () => {
+  it('a change replacing a full roster is one version within the size bound; a full roster refuses new agents', () => {
     // A state whose roster lists a full set of members no record backs, and as many new agent records.
     const old = Array.from({ length: ZONE_ROSTER_MEMBERS_MAX }, (_, i) => ({
       peerId: `old-${String(i).padStart(5, '0')}`,
@@ -344,18 +337,16 @@ describe('issuer: zone roster limits', () => {
     const state: IssuerState = {
       ...emptyIssuerState(),
       issued: Array.from({ length: ZONE_ROSTER_MEMBERS_MAX + 1 }, (_, i) => record(i + 1, T0)),
-      roster: { rosterVersion: 1, issuedAtMs: T0, members: old, left: [], priors: [] },
+      roster: { rosterVersion: 1, issuedAtMs: T0, members: old, priors: [] },
     }
     const issuer = newIssuer({ state })
-    expect(issuer.zoneRoster().roster.version).toBe(3)
+    expect(issuer.zoneRoster().roster.version).toBe(2)
     expect(issuer.zoneRoster().roster.members).toHaveLength(ZONE_ROSTER_MEMBERS_MAX) // one left out
     issuer.tick(T0 + 1)
     const effects = issuer.drainEffects()
-    expect(types(effects)).toEqual(['persist', 'publish-roster', 'publish-roster'])
-    const [departures, arrivals] = published(effects)
-    expect(departures).toMatchObject({ version: 2, members: [] })
-    expect(departures?.left).toHaveLength(ZONE_ROSTER_MEMBERS_MAX)
-    expect(arrivals).toMatchObject({ version: 3, left: [] })
+    expect(types(effects)).toEqual(['persist', 'publish-roster'])
+    const [next] = published(effects)
+    expect(next?.members.some(m => m.peerId.startsWith('old-'))).toBe(false) // every old member is gone
     for (const effect of effects) {
       if (effect.type === 'publish-roster')
         expect(effect.roster.byteLength).toBeLessThan(ZONE_ROSTER_BYTES_MAX)

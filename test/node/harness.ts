@@ -67,7 +67,6 @@ export function createTestCa(label = `ca-${seedCounter++}-${Math.random()}`): Te
         version,
         issuedAtMs: Date.now(),
         members: members.map(m => ({ peerId: m.peerId, zone: m.zone, since: 1 })),
-        left: [],
         priors: [],
       })
     },

@@ -7,9 +7,11 @@
  */
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
+import { CERTIFICATE_BYTES_MAX } from '../../src/ca/certificate.js'
+import { REVOCATION_LIST_BYTES_MAX } from '../../src/ca/revocation.js'
 import { signZoneRoster, ZONE_ROSTER_BYTES_MAX, type ZoneRosterMember } from '../../src/ca/zone-roster.js'
 import { createManualClock } from '../../src/node/clock.js'
-import { HELLO_BYTES_MAX } from '../../src/node/hello.js'
+import { decodeHello, encodeHello, HELLO_BYTES_MAX } from '../../src/node/hello.js'
 import { GOSSIP_MESSAGE_BYTES_MAX } from '../../src/node/host.js'
 import {
   createZoneRosters,
@@ -26,7 +28,7 @@ const otherKey = signingKeyFromSeed(new Uint8Array(32).fill(8))
 
 function roster(version: number, key = caKey) {
   const members: ZoneRosterMember[] = version === 0 ? [] : [{ peerId: '12D3KooWalpha', zone: 'db', since: 1 }]
-  return signZoneRoster(key, { version, issuedAtMs: 1_000 + version, members, left: [], priors: [] })
+  return signZoneRoster(key, { version, issuedAtMs: 1_000 + version, members, priors: [] })
 }
 
 function setup(init: { initial?: Uint8Array; save?: (bytes: Uint8Array) => Promise<void> } = {}) {
@@ -182,6 +184,13 @@ describe('zone rosters: gossip messages and limits', () => {
     expect(decodeZoneRosterMessage(wrapped)?.byteLength).toBe(ZONE_ROSTER_BYTES_MAX)
     // Gossipsub's framing of one message (topic, data, protobuf tags) is far below 64 KiB.
     expect(GOSSIP_MESSAGE_BYTES_MAX).toBeGreaterThanOrEqual(ZONE_ROSTER_MESSAGE_BYTES_MAX + 64 * 1024)
-    expect(HELLO_BYTES_MAX).toBeGreaterThan(2 * ZONE_ROSTER_BYTES_MAX)
+    // A hello carries a certificate, a revocation list and a roster, each of the largest allowed size.
+    const hello = encodeHello(
+      new Uint8Array(CERTIFICATE_BYTES_MAX),
+      new Uint8Array(REVOCATION_LIST_BYTES_MAX),
+      new Uint8Array(ZONE_ROSTER_BYTES_MAX),
+    )
+    expect(hello.byteLength).toBeLessThanOrEqual(HELLO_BYTES_MAX)
+    expect(decodeHello(hello).roster?.byteLength).toBe(ZONE_ROSTER_BYTES_MAX)
   })
 })
