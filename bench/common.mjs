@@ -1,18 +1,29 @@
 // Shared pieces of the process benchmarks: which binary to run, running CLI commands, starting agents
-// by PID, free loopback ports, and /proc readings. Every agent started here is tracked so `stopAll`
-// can stop it by PID.
+// by PID, free loopback ports, /proc readings, and (optionally) a private network namespace whose
+// loopback carries only the benchmark's traffic, so its packet counters count nothing else. Every
+// process started here is tracked so `stopAll` can stop it by PID.
 import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 
 /** dist/mesh (the single binary) when built, else dist/mesh.cjs; BENCH_BIN overrides. */
 export const bin = process.env.BENCH_BIN ?? (existsSync('dist/mesh') ? 'dist/mesh' : 'dist/mesh.cjs')
-const cmd = bin.endsWith('.cjs') ? [process.execPath, bin] : [join(process.cwd(), bin)]
+const binAbs = bin.startsWith('/') ? bin : join(process.cwd(), bin)
+const cmd = bin.endsWith('.cjs') ? [process.execPath, bin] : [binAbs]
+
+/** Prefix put before every command while a namespace is in use (see {@link useNetns}). */
+let prefix = []
+/** Runs `argv` inside the namespace in use, if any: `nsenter --net=… -- argv` (nsenter execs, same PID). */
+export const wrap = argv => [...prefix, ...argv]
+/** The argv of `mesh ARGS…` (inside the namespace in use). */
+export const meshArgv = args => wrap([...cmd, ...args])
 
 /** Runs `mesh ARGS…` to completion; throws on a non-zero exit unless `check: false`. */
 export function mesh(args, { env, check = true, timeout = 60_000 } = {}) {
-  const r = spawnSync(cmd[0], [...cmd.slice(1), ...args], { encoding: 'utf8', env, timeout })
+  const [file, ...rest] = meshArgv(args)
+  const r = spawnSync(file, rest, { encoding: 'utf8', env, timeout })
   if (check && r.status !== 0) throw new Error(`mesh ${args.join(' ')} → ${r.status}: ${r.stderr}`)
   return r
 }
@@ -34,7 +45,8 @@ export const agents = []
 /** Starts `mesh agent` for `home`; resolves once it listens. Stderr lines go to `onLine` and `logFile`. */
 export function startAgent(home, { env, onLine, logFile } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd[0], [...cmd.slice(1), '--home', home, 'agent'], {
+    const [file, ...rest] = meshArgv(['--home', home, 'agent'])
+    const child = spawn(file, rest, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -65,11 +77,47 @@ export function startAgent(home, { env, onLine, logFile } = {}) {
   })
 }
 
-/** Stops every agent started here by PID: SIGTERM, then SIGKILL after a grace period. */
-export async function stopAll() {
-  for (const a of agents) if (a.exitCode === null) a.kill('SIGTERM')
-  await sleep(1_500)
-  for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL')
+/** Other processes to stop by PID at the end (Serf agents, namespace holders): see {@link track}. */
+export const others = []
+/** Adds `child` to the processes {@link stopAll} stops; returns it. */
+export function track(child) {
+  others.push(child)
+  return child
+}
+
+const running = c => c.exitCode === null && c.signalCode === null
+
+/**
+ * Stops every agent and tracked process started here by PID: SIGTERM, then SIGKILL for those still
+ * running after `graceMs`; namespace holders last. Forgets them afterwards.
+ */
+export async function stopAll({ graceMs = 5_000 } = {}) {
+  const all = [...agents, ...others.filter(c => !c.netnsHolder), ...others.filter(c => c.netnsHolder)]
+  for (const c of all) if (running(c)) c.kill('SIGTERM')
+  const deadline = Date.now() + graceMs
+  while (all.some(running) && Date.now() < deadline) await sleep(50)
+  for (const c of all) if (running(c)) c.kill('SIGKILL')
+  const killDeadline = Date.now() + 2_000
+  while (all.some(running) && Date.now() < killDeadline) await sleep(20)
+  agents.length = 0
+  others.length = 0
+}
+
+/** On SIGINT/SIGTERM: run `cleanup` (bounded by its own waits), then exit 130. A second signal exits at once. */
+export function onInterrupt(cleanup) {
+  let stopping = false
+  const handler = async signal => {
+    if (stopping) process.exit(130)
+    stopping = true
+    console.error(`\n${signal}: stopping every process started by the bench (by PID)`)
+    try {
+      await cleanup()
+    } finally {
+      process.exit(130)
+    }
+  }
+  process.on('SIGINT', handler)
+  process.on('SIGTERM', handler)
 }
 
 export const sleep = ms => new Promise(r => setTimeout(r, ms))
@@ -109,3 +157,151 @@ export async function makeMesh(root, n, zone, env) {
   }
   return homes
 }
+
+/** Sum of `xs`. */
+export const sum = xs => xs.reduce((a, b) => a + b, 0)
+
+/**
+ * Runs `argv` (already wrapped) and times it from spawn: each stdout line is handed to
+ * `onLine(line, msSinceSpawn)`; when it returns true the run counts as complete and the child is killed by
+ * PID (for CLIs that otherwise wait out their timeout). Resolves `{ code, signal, ms, doneMs, lines }`:
+ * `ms` at exit, `doneMs` when `onLine` said done (else at exit). `timeoutMs` kills it (by PID) too.
+ */
+export function timedRun(argv, { env, onLine, timeoutMs = 30_000 } = {}) {
+  return new Promise(resolve => {
+    const t0 = process.hrtime.bigint()
+    const since = () => Number(process.hrtime.bigint() - t0) / 1e6
+    const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    others.push(child)
+    const lines = []
+    let buf = ''
+    let doneMs
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, timeoutMs)
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', d => {
+      const at = since()
+      buf += d
+      const parts = buf.split('\n')
+      buf = parts.pop()
+      for (const line of parts) {
+        lines.push({ at, line })
+        if (doneMs === undefined && onLine?.(line, at) === true) {
+          doneMs = at
+          child.kill('SIGKILL')
+        }
+      }
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', d => {
+      if (stderr.length < 4_000) stderr += d
+    })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const ms = since()
+      if (buf !== '') lines.push({ at: ms, line: buf })
+      const at = others.indexOf(child)
+      if (at >= 0) others.splice(at, 1)
+      resolve({
+        code,
+        signal,
+        ms,
+        doneMs: doneMs ?? ms,
+        complete: doneMs !== undefined,
+        timedOut,
+        lines,
+        stderr,
+      })
+    })
+  })
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; resolves the results in order. */
+export async function pool(items, limit, fn) {
+  const results = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i], i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
+/** UDP datagrams and TCP segments in and out so far in the network namespace of `pid` (/proc/PID/net/snmp). */
+export function netCounters(pid = 'self') {
+  const text = readFileSync(`/proc/${pid}/net/snmp`, 'utf8').split('\n')
+  const table = name => {
+    const rows = text.filter(l => l.startsWith(`${name}:`))
+    const keys = rows[0].split(/\s+/).slice(1)
+    const values = rows[1].split(/\s+/).slice(1).map(Number)
+    return Object.fromEntries(keys.map((k, i) => [k, values[i]]))
+  }
+  const udp = table('Udp')
+  const tcp = table('Tcp')
+  return { udpIn: udp.InDatagrams, udpOut: udp.OutDatagrams, tcpIn: tcp.InSegs, tcpOut: tcp.OutSegs }
+}
+
+/**
+ * A fresh network namespace with only `lo` up, held by a `sleep` process (tracked; stopped last by
+ * `stopAll`). Returns `{ pid, prefix, counters() }`, or undefined when namespaces are unavailable
+ * (not root, or BENCH_NETNS=0); then everything runs on the host's loopback.
+ */
+export async function startNetns() {
+  if (process.env.BENCH_NETNS === '0') return undefined
+  const probe = spawnSync('unshare', ['--net', 'true'], { timeout: 5_000 })
+  if (probe.status !== 0) return undefined
+  const holder = spawn(
+    'unshare',
+    ['--net', 'sh', '-c', 'ip link set lo up && echo ready && exec sleep 86400'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  holder.netnsHolder = true
+  others.push(holder)
+  const ok = await new Promise(resolve => {
+    const timer = setTimeout(() => resolve(false), 10_000)
+    holder.stdout.on('data', d => {
+      if (String(d).includes('ready')) {
+        clearTimeout(timer)
+        resolve(true)
+      }
+    })
+    holder.on('exit', () => resolve(false))
+  })
+  if (!ok) {
+    if (running(holder)) holder.kill('SIGKILL')
+    return undefined
+  }
+  const pid = holder.pid
+  return {
+    pid,
+    prefix: ['nsenter', `--net=/proc/${pid}/ns/net`, '--'],
+    counters: () => netCounters(pid),
+  }
+}
+
+/** From now on, `mesh`, `startAgent` and `wrap` run their commands inside `ns` (undefined: on the host). */
+export function useNetns(ns) {
+  prefix = ns?.prefix ?? []
+}
+
+/** Host CPU time so far, clock ticks: `{ busy, total }` over all cores (/proc/stat), and the core count. */
+export function hostCpu() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number)
+  const total = sum(f.slice(0, 8))
+  return { busy: total - f[3] - f[4], total, cores: availableParallelism() }
+}
+
+/** Share of the host's CPU (all cores, every process) busy between two {@link hostCpu} readings, %. */
+export const hostBusyPct = (a, b) => (100 * (b.busy - a.busy)) / (b.total - a.total)
+
+/** The 1-minute load average. */
+export const loadAvg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0])

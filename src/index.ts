@@ -8,8 +8,8 @@ export { type RunningAgent, type StartAgentOptions, startAgent } from './agent/r
 export { fingerprintOf, formatFingerprint, parseFingerprint, shortFingerprint } from './ca/fingerprint.js'
 export type { Certificate, Role, SignedCertificate } from './ca/types.js'
 export type { FactFilter, TargetFilter } from './gossip/filter.js'
-export type { MemberView } from './gossip/membership.js'
 export type { CollectedReply, ExecResult } from './gossip/reply-collector.js'
+export type { MemberView } from './membership/view.js'
 export {
   type ActionContext,
   type ActionHandler,

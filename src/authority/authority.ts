@@ -1,6 +1,7 @@
 /**
- * The zone-authority state machine: one instance per node, handling every zone the node votes in (its
- * own zone, and zones it is the witness of). PaxosLease-style (Trencseni et al.): no disk, no
+ * The zone-authority state machine: one instance per node, handling its own zone (as a candidate, and
+ * as a voter when it holds one of the zone's seats, voters.ts) and every zone it votes in otherwise (as
+ * witness or prior voter). PaxosLease-style (Trencseni et al.): no disk, no
  * synchronized clocks, bounded drift; a candidate holds the zone's authority while a majority of its
  * voters have granted it a lease, and each grant carries an epoch, the fencing token, that increases
  * with every new holder. Design, diagram and safety argument: docs/authority.md.
@@ -30,6 +31,7 @@ import { EPOCH_MAX } from './messages.js'
 import { isJointQuorum, isQuorumPossible, recoveryQuorumSize } from './quorum.js'
 import { rankCandidates } from './rendezvous.js'
 import {
+  memberZone,
   normalizeRoster,
   type RosterMember,
   sameVoters,
@@ -162,8 +164,15 @@ export type AuthorityCounter =
 export interface Authority {
   /** Handles one input at local time `nowMs`. Throws only on broken invariants (AuthorityInvariantError). */
   step(input: AuthorityInput, nowMs: number): void
-  /** Advances timers (expiry, renewal, campaigns, sync) to `nowMs`. Call at least every few tens of ms. */
+  /** Advances timers (expiry, renewal, campaigns, sync) to `nowMs`; call it at {@link nextDeadlineMs}. */
   tick(nowMs: number): void
+  /**
+   * The earliest local time after the last step or tick at which {@link tick} has work: a renewal or
+   * campaign to start, a grant, lease, attempt, lookup, quiet or settle period to end, a sync to repeat;
+   * Infinity when nothing is pending. Ticking only then does what ticking every millisecond does (inputs
+   * move it: read it again after every step and tick). Never below the last `nowMs` seen.
+   */
+  nextDeadlineMs(): number
   /** Returns and clears the pending effects. The driver must drain after every step/tick. */
   drainEffects(): AuthorityEffect[]
   /** `{ epoch }` when this node may act as `zone`'s authority at local time `nowMs`, else null. */
@@ -509,10 +518,18 @@ class ZoneAuthority implements Authority {
     return grantFreeAtMs(grantExpiresAtMs(nowMs, this.config), this.config)
   }
 
+  /**
+   * A recovery that starts at `nowMs`: quiet until one lease period after this run started (grants made
+   * before a restart have expired by then), then done once enough voters told it their highest epoch.
+   */
+  private newRecovery(nowMs: number): Recovery {
+    const quietUntilMs = restartQuietUntilMs(Math.min(nowMs, this.startedAtMs), this.config)
+    return { quietUntilMs: Math.max(quietUntilMs, nowMs), replies: new Map(), nextSyncAtMs: nowMs }
+  }
+
   private newZoneState(zone: string, voters: ZoneVoters, nowMs: number): ZoneState {
     // A voter that is new to a zone cannot tell a first start from a restart: it waits out any grant it
     // might have made before and learns the highest epoch from its peers (docs/authority.md, restart).
-    const quietUntilMs = restartQuietUntilMs(Math.min(nowMs, this.startedAtMs), this.config)
     return {
       zone,
       current: voters,
@@ -520,7 +537,7 @@ class ZoneAuthority implements Authority {
       ranking: rankCandidates(zone, voters.members),
       history: [],
       maxEpoch: this.saved?.get(zone) ?? 0,
-      recovery: { quietUntilMs: Math.max(quietUntilMs, nowMs), replies: new Map(), nextSyncAtMs: nowMs },
+      recovery: this.newRecovery(nowMs),
       grant: null,
       lastGrant: null,
       freedAtMs: nowMs,
@@ -560,10 +577,14 @@ class ZoneAuthority implements Authority {
     this.priors = new Map(priors.map(p => [p.zone, [...new Set(p.voters)].sort()]))
     this.rosterIds = new Set(result.roster.map(m => m.id))
     for (const id of [...this.peers.keys()]) if (!this.rosterIds.has(id)) this.peers.delete(id)
+    // Zones we vote on (seat, witness, prior) and our own zone, where we are a candidate with or without
+    // a seat.
     const voting = new Set(votingZones(this.self, this.roster))
     for (const zone of this.priors.keys()) {
       if (this.priorVotersOf(zone)?.includes(this.self)) voting.add(zone)
     }
+    const own = memberZone(this.self, this.roster)
+    if (own !== null) voting.add(own)
     const touched = new Set([...voting, ...this.zoneStates.keys()])
     for (const zone of [...touched].sort()) {
       const next = zoneVoters(zone, this.roster)
@@ -576,6 +597,7 @@ class ZoneAuthority implements Authority {
         this.zoneStates.set(zone, this.newZoneState(zone, next, nowMs))
         continue
       }
+      const voted = this.allVoters(st).has(this.self)
       st.prior = this.priorVotersOf(zone)
       // A signed roster names its previous version's voters itself (`prior`), the same on every node;
       // the timed history is for unsigned rosters, whose changes nodes learn at different times. Kept
@@ -597,6 +619,12 @@ class ZoneAuthority implements Authority {
       if (changed) {
         st.current = next
         st.ranking = rankCandidates(zone, next.members)
+      }
+      // A member that takes a seat has not followed the zone's epochs: it learns them from the other
+      // voters before it grants, as a restarted voter does (no quiet period of its own: what it granted
+      // in an earlier seat it still remembers).
+      if (!voted && st.recovery === null && this.allVoters(st).has(this.self)) {
+        st.recovery = this.newRecovery(nowMs)
       }
       if (!next.members.includes(this.self)) this.stepDown(st, nowMs, 'removed')
     }
@@ -1041,20 +1069,67 @@ class ZoneAuthority implements Authority {
     return theirs < 0 || theirs < live.indexOf(this.self)
   }
 
-  private mayCampaign(st: ZoneState, nowMs: number): boolean {
-    if (st.holding !== null || st.attempt !== null || st.recovery !== null) return false
-    if (nowMs < st.retryAtMs || !st.current.members.includes(this.self)) return false
-    // Our own voter would refuse anyone else: no point asking the others.
-    if (st.grant !== null && st.grant.holder !== this.self) return false
+  /**
+   * The local time from which we may campaign for `st`'s free lease, Infinity while something other
+   * than time must happen first. Liveness (hence our rank) changes only with inputs: a dead hint clears
+   * the time a peer was last heard, a message from it clears the hint.
+   */
+  private campaignAtMs(st: ZoneState, nowMs: number): number {
+    if (st.holding !== null || st.attempt !== null || st.recovery !== null) return Number.POSITIVE_INFINITY
+    if (!st.current.members.includes(this.self)) return Number.POSITIVE_INFINITY
+    // Our own voter would refuse anyone else: no point asking the others (its grant ending is a deadline).
+    if (st.grant !== null && st.grant.holder !== this.self) return Number.POSITIVE_INFINITY
+    // A member without a vote sees no grants, so it would ask the voters once per grant window while one
+    // of them holds. It stays a follower while it considers any voting member live: a majority of the
+    // voters of a zone with non-voting members is all members, so a live one ranks above us and campaigns.
+    if (!this.allVoters(st).has(this.self)) {
+      const members = new Set(st.current.members)
+      if (st.current.voters.some(id => members.has(id) && this.isLive(id, nowMs))) {
+        return Number.POSITIVE_INFINITY
+      }
+    }
     const live = st.ranking.filter(id => this.isLive(id, nowMs))
     const rank = live.indexOf(this.self)
     assert(rank >= 0, 'self missing from its own zone ranking')
     // The stagger counts from the latest sign that the lease became free, so candidates that all saw
     // the same lease end still go one rank at a time instead of together.
-    return nowMs >= Math.max(st.freedAtMs, st.busyUntilMs) + rank * this.config.campaignStaggerMs
+    const freeAtMs = Math.max(st.freedAtMs, st.busyUntilMs) + rank * this.config.campaignStaggerMs
+    return Math.max(st.retryAtMs, freeAtMs)
+  }
+
+  /** The local time the holder of `st` starts its next renewal, Infinity while one is in flight. */
+  private renewAtMs(st: ZoneState, holding: Holding): number {
+    if (st.attempt !== null) return Number.POSITIVE_INFINITY
+    return Math.max(st.retryAtMs, holding.lastSentAtMs + this.config.renewIntervalMs)
   }
 
   // ---- timers ---------------------------------------------------------------------------------
+
+  nextDeadlineMs(): number {
+    const nowMs = this.lastNowMs
+    let next = Number.POSITIVE_INFINITY
+    // Times at or before the last step or tick were handled by its runTimers, or wait on an input.
+    const at = (ms: number): void => {
+      if (ms > nowMs && ms < next) next = ms
+    }
+    for (const lookup of this.lookups.values()) at(lookup.deadlineMs)
+    for (const st of this.zoneStates.values()) {
+      for (const h of st.history) at(h.untilMs)
+      if (st.recovery !== null) {
+        at(st.recovery.quietUntilMs)
+        at(st.recovery.nextSyncAtMs)
+      }
+      if (st.grant !== null) at(grantFreeAtMs(st.grant.expiresAtMs, this.config))
+      if (st.attempt !== null) at(st.attempt.sentAtMs + this.config.attemptTimeoutMs)
+      if (st.holding !== null) {
+        at(st.holding.actUntilMs)
+        at(this.renewAtMs(st, st.holding))
+      } else {
+        at(this.campaignAtMs(st, nowMs))
+      }
+    }
+    return next
+  }
 
   private runTimers(nowMs: number): void {
     for (const [query, lookup] of [...this.lookups]) {
@@ -1082,14 +1157,8 @@ class ZoneAuthority implements Authority {
         this.abandon(st, nowMs)
       }
       if (st.holding !== null) {
-        if (
-          st.attempt === null &&
-          nowMs >= st.retryAtMs &&
-          nowMs >= st.holding.lastSentAtMs + this.config.renewIntervalMs
-        ) {
-          this.startAttempt(st, nowMs)
-        }
-      } else if (this.mayCampaign(st, nowMs)) {
+        if (nowMs >= this.renewAtMs(st, st.holding)) this.startAttempt(st, nowMs)
+      } else if (nowMs >= this.campaignAtMs(st, nowMs)) {
         this.startAttempt(st, nowMs)
       }
     }

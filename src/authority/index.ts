@@ -34,11 +34,13 @@ export {
 export { isJointQuorum, isQuorum, isQuorumPossible, majoritySize, recoveryQuorumSize } from './quorum.js'
 export { rankCandidates, rendezvousScore } from './rendezvous.js'
 export {
+  memberZone,
   normalizeRoster,
   type RosterErrorCode,
   type RosterMember,
   type RosterResult,
   rosterZones,
+  VOTERS_MAX,
   votingZones,
   type ZoneVoters,
   zoneVoters,

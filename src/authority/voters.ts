@@ -2,14 +2,20 @@
  * Who votes on a zone's lease. Voters come from the roster of certified members (certificates minus
  * revocations), never from "who I can see now": a quorum of a view is not a quorum.
  *
- * - A zone's members are its voters and its candidates.
+ * - Every member of a zone is a candidate (any member may hold its lease).
+ * - Its voters are at most {@link VOTERS_MAX} of them: the top-ranked members by HRW on the zone
+ *   (rendezvous.ts). A holder's traffic then stays flat however large the zone (it renews with at most
+ *   four peers), adding or removing a member outside the top never changes the voters, and removing a
+ *   voter changes one seat (the next-ranked member takes it). A new member that ranks into the top
+ *   takes the lowest-ranked voter's seat, also one seat.
  * - A zone of two adds one witness voter from outside the zone, the top HRW-ranked non-member, so the
  *   voter count is odd and the survivor of the pair can still win a majority.
  * - A zone of one is its own authority (one voter, majority one).
  *
- * Membership changes (see docs/authority.md): every node keeps the voter sets it used during the last
- * settle period and requires a JOINT majority of all of them (authority.ts), so old and new majorities
- * always intersect even when a change swaps a witness for a member (two voters at once).
+ * Voter changes (see docs/authority.md): a signed roster names each zone's voters before its last
+ * change (its prior, src/ca/zone-roster.ts) and quorums are JOINT majorities of both (authority.ts), so
+ * old and new majorities always intersect, also when a change swaps a witness for a member (two voters
+ * at once). Unsigned rosters keep the sets of the last settle period instead.
  */
 import { rankCandidates } from './rendezvous.js'
 
@@ -21,12 +27,18 @@ export interface RosterMember {
   readonly zone: string
 }
 
+/**
+ * Most voters of one zone (witness included when a zone of two has one). Five voters survive the loss
+ * of any two; a holder renews with four peers.
+ */
+export const VOTERS_MAX = 5
+
 /** The voters of one zone, computed from a roster. All lists are sorted ascending and duplicate-free. */
 export interface ZoneVoters {
   readonly zone: string
   /** Certified members of the zone: the candidates. */
   readonly members: readonly string[]
-  /** Members plus the witness, if any. */
+  /** The top {@link VOTERS_MAX} members by HRW rank, plus the witness, if any. */
   readonly voters: readonly string[]
   /** The witness added to a zone of two, or null. */
   readonly witness: string | null
@@ -92,23 +104,33 @@ export function rosterZones(roster: readonly RosterMember[]): string[] {
 }
 
 /**
- * Voters of `zone` under `roster`. A zone with no members has no voters. A zone of two gets the
- * top-ranked (HRW on the zone) node outside the zone as witness, when there is one.
+ * Voters of `zone` under `roster`: its {@link VOTERS_MAX} top-ranked members (HRW on the zone), all of
+ * them in a zone of five or fewer. A zone with no members has no voters. A zone of two gets the
+ * top-ranked node outside the zone as witness, when there is one.
  */
 export function zoneVoters(zone: string, roster: readonly RosterMember[]): ZoneVoters {
   const members = [...new Set(roster.filter(m => m.zone === zone).map(m => m.id))].sort()
+  const seats = members.length <= VOTERS_MAX ? members : rankCandidates(zone, members).slice(0, VOTERS_MAX)
   let witness: string | null = null
   if (members.length === 2) {
     const outsiders = roster.filter(m => m.zone !== zone).map(m => m.id)
     witness = rankCandidates(zone, outsiders)[0] ?? null
   }
-  const voters = witness === null ? members : [...members, witness].sort()
+  const voters = witness === null ? [...seats].sort() : [...seats, witness].sort()
   return { zone, members, voters, witness }
 }
 
-/** Zones whose lease `self` votes on under `roster`: its own zone and those it is the witness of. */
+/**
+ * Zones whose lease `self` votes on under `roster` (not counting priors): its own zone when it holds one
+ * of its seats, and the zones it is the witness of.
+ */
 export function votingZones(self: string, roster: readonly RosterMember[]): string[] {
   return rosterZones(roster).filter(zone => zoneVoters(zone, roster).voters.includes(self))
+}
+
+/** The zone `self` is a member (a candidate) of under `roster`, or null when it is not listed. */
+export function memberZone(self: string, roster: readonly RosterMember[]): string | null {
+  return roster.find(m => m.id === self)?.zone ?? null
 }
 
 /** Whether two voter lists hold the same ids (both sorted, as {@link zoneVoters} returns them). */

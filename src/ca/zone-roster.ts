@@ -7,11 +7,12 @@
  * Wire form: the signed envelope of src/wire/envelope.ts, signed by the CA key under
  * {@link DOMAIN_ZONE_ROSTER}. The body's `version` is {@link ZONE_ROSTER_FORMAT_VERSION}; the roster's
  * own, increasing number is `rosterVersion`. Each member carries `since`, the roster version that added
- * it. Each zone whose voters ever changed carries its prior ({@link ZonePrior}): lease quorums need a
- * majority of the zone's voters and of its prior, which keeps a holder elected by the old voters and a
- * candidate counting the new ones from both holding.
+ * it. A zone whose last voter change could leave two majorities apart carries its prior
+ * ({@link ZonePrior}): lease quorums need a majority of the zone's voters and of its prior, which keeps a
+ * holder elected by the old voters and a candidate counting the new ones from both holding.
  */
 
+import { majoritySize } from '../authority/quorum.js'
 import { rosterZones, sameVoters, zoneVoters } from '../authority/voters.js'
 import { type CborValue, DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
 import { DOMAIN_ZONE_ROSTER } from '../wire/domains.js'
@@ -53,10 +54,11 @@ export interface ZoneRosterMember {
 }
 
 /**
- * The voters a zone had before its voter set last changed, and the version that changed it. Lease
- * quorums need a majority of these too, so a holder elected by
- * the old set and a candidate counting the new one always share a voter — also for a node that missed
- * every version in between, because the entry stays until the zone's voters change again.
+ * The voters a zone had before its voter set last changed, and the version that changed it, when a
+ * majority of the old set could miss a majority of the new one (a seat that changed hands, a witness
+ * swapped for a member). Lease quorums need a majority of these too, so a holder elected by the old set
+ * and a candidate counting the new one always share a voter — also for a node that missed every version
+ * in between, because the entry stays until the zone's voters change again.
  */
 export interface ZonePrior {
   readonly zone: string
@@ -269,9 +271,15 @@ export function nextZoneRoster(
 
 /**
  * Each zone's prior after moving from `previous` to `members` at `version`: a zone whose voters change
- * now gets its old voters, one whose voters stay keeps its prior, a zone left with no members has none.
- * Only voters still in `members` are listed (and a prior left empty is dropped): nodes count no one
- * else, and it keeps the roster within its size bound.
+ * now gets its old voters, unless every majority of the old voters shares a voter with every majority of
+ * the new ones (a voter added to or removed from a set, e.g. a zone of four gaining its fifth member):
+ * then the new voters alone meet any quorum of the old, and the zone has no prior, so it survives losing
+ * any two of five voters again. A zone whose voters stay keeps its prior; a zone left with no members
+ * has none. Voters are the bounded sets of src/authority/voters.ts (at most VOTERS_MAX seats): a member
+ * without a seat joining or leaving keeps the prior, a seat that changes hands (a voter revoked in a zone
+ * of more than five, a newcomer ranked into the top five) makes one. Only voters still in `members` are
+ * listed (and a prior left empty is dropped): nodes count no one else, and it keeps the roster within
+ * its size bound.
  */
 function nextPriors(
   previous: { members: readonly ZoneRosterMember[]; priors: readonly ZonePrior[] },
@@ -285,9 +293,20 @@ function nextPriors(
   for (const zone of rosterZones(after)) {
     const old = zoneVoters(zone, before).voters
     const now = zoneVoters(zone, after).voters
-    const prior = sameVoters(old, now) ? kept.get(zone) : { zone, voters: old, since: version }
+    let prior: ZonePrior | undefined
+    if (sameVoters(old, now)) prior = kept.get(zone)
+    else if (!majoritiesMeet(old, now)) prior = { zone, voters: old, since: version }
     const voters = prior?.voters.filter(id => members.has(id)) ?? []
     if (prior !== undefined && voters.length > 0) out.push({ zone, voters, since: prior.since })
   }
   return out
+}
+
+/**
+ * Whether every majority of voter set `a` shares a voter with every majority of `b`: two majorities
+ * together outnumber the voters of both sets. Then a holder elected by `a` and a candidate counting `b`
+ * always meet at a voter, with no prior.
+ */
+function majoritiesMeet(a: readonly string[], b: readonly string[]): boolean {
+  return majoritySize(a.length) + majoritySize(b.length) > new Set([...a, ...b]).size
 }

@@ -1,6 +1,6 @@
 /** `mesh members` and `mesh zones`, as the local agent sees the mesh. */
 
-import type { MemberView } from '../gossip/membership.js'
+import type { MemberView } from '../membership/view.js'
 import { systemClock } from '../node/clock.js'
 import type { ZoneView } from '../node/zone-view.js'
 import { table, withAgent } from './agent-client.js'

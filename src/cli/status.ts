@@ -1,4 +1,8 @@
-/** `mesh status`: this node as its agent sees itself (identity, addresses, certificate, counters). */
+/**
+ * `mesh status`: this node as its agent sees itself (identity, addresses, certificate, counters, and
+ * the traffic per protocol over the last window).
+ */
+import { TRAFFIC_BREAKDOWN_PREFIX, type TrafficSnapshot } from '../node/traffic.js'
 import { isoTime, table, withAgent } from './agent-client.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
@@ -16,6 +20,8 @@ interface Status {
   certificateState?: 'valid' | 'revoked'
   certificateSerial?: string
   counters: { requests: Record<string, number> } & Record<string, unknown>
+  /** Absent from older agents. */
+  traffic?: TrafficSnapshot
 }
 
 export async function status(io: CliIo, globals: GlobalOptions): Promise<number> {
@@ -43,5 +49,41 @@ export async function status(io: CliIo, globals: GlobalOptions): Promise<number>
       ...s.addrs.map((a, i) => [i === 0 ? 'addresses' : '', a]),
     ])}\n`,
   )
+  if (s.traffic !== undefined) io.stdout.write(`\n${trafficTable(s.traffic)}\n`)
   return 0
+}
+
+/**
+ * Rates per protocol, one row each, then the total. The `gossip:` rows break the `gossipsub` row down
+ * by topic, so they are indented under it (and are not part of the total).
+ */
+export function trafficTable(traffic: TrafficSnapshot): string {
+  const names = Object.keys(traffic.protocols).sort()
+  const breakdown = names.filter(n => n.startsWith(TRAFFIC_BREAKDOWN_PREFIX))
+  const order: Array<[label: string, name: string]> = []
+  for (const name of names) {
+    if (name.startsWith(TRAFFIC_BREAKDOWN_PREFIX)) continue
+    order.push([`  ${name}`, name])
+    if (name === 'gossipsub') for (const b of breakdown) order.push([`    ${b}`, b])
+  }
+  // Without a gossipsub row (an older agent), the topic rows still show.
+  if (!names.includes('gossipsub')) for (const b of breakdown) order.push([`  ${b}`, b])
+  const msgs = (n: number): string => n.toFixed(1)
+  const bytes = (n: number): string => Math.round(n).toString()
+  const rows: string[][] = [
+    [`traffic (last ${Math.round(traffic.windowMs / 1000)} s)`, 'msgs/s in', 'out', 'bytes/s in', 'out'],
+  ]
+  for (const [label, name] of order) {
+    const t = traffic.protocols[name]
+    if (t === undefined) continue
+    rows.push([label, msgs(t.msgsInPerS), msgs(t.msgsOutPerS), bytes(t.bytesInPerS), bytes(t.bytesOutPerS)])
+  }
+  const t = traffic.total
+  rows.push(['  total', msgs(t.msgsInPerS), msgs(t.msgsOutPerS), bytes(t.bytesInPerS), bytes(t.bytesOutPerS)])
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map(r => (r[i] ?? '').length))) ?? []
+  return rows
+    .map(r =>
+      r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  '),
+    )
+    .join('\n')
 }

@@ -5,8 +5,6 @@
  */
 export * from './authorize.js'
 export * from './filter.js'
-export * from './membership.js'
-export * from './presence.js'
 export * from './replay.js'
 export * from './reply.js'
 export * from './reply-collector.js'

@@ -1,7 +1,6 @@
 import { createCertificateVerifier } from '../ca/certificate.js'
 import { createIssuer } from '../ca/issuer.js'
 import { DEFAULT_POLICY, parsePolicy } from '../gossip/authorize.js'
-import { createMembership } from '../gossip/membership.js'
 import { createReplayCache } from '../gossip/replay.js'
 import { createRequestValidator } from '../gossip/validate.js'
 import { MESH_VERSION } from '../version.js'
@@ -11,17 +10,19 @@ import { createAuthorityDriver } from './authority-driver.js'
 import type { Clock, Random } from './clock.js'
 import { createCredentials } from './credentials.js'
 import { createFactsProvider } from './facts.js'
+import { gossipsubTrafficMetrics } from './gossip-traffic.js'
 import { createHost, TOPICS } from './host.js'
 import { createIssuerDriver } from './issuer-driver.js'
 import { libp2pKeyOf } from './keys.js'
 import type { Logger } from './log.js'
-import { createMembershipDriver } from './membership-driver.js'
+import { createMembershipDriver, swimTimings } from './membership-driver.js'
 import type { MeshNodeInit, NodeStore } from './node-types.js'
 import { createReplyRouter } from './replies.js'
 import { createRequestExecutor } from './request-executor.js'
 import { createRevocations } from './revocations.js'
 import { decodeRoster } from './roster.js'
 import { createRunRecord } from './run-record.js'
+import type { Traffic } from './traffic.js'
 import { createZoneRosters } from './zone-rosters.js'
 import { provenHolders as lookupHolders, publishedFacts, zoneViews } from './zone-view.js'
 
@@ -33,6 +34,8 @@ export interface Base {
   readonly clock: Clock
   readonly random: Random
   readonly store: NodeStore
+  /** Messages and bytes per protocol (traffic.ts): every component that sends or receives counts here. */
+  readonly traffic: Traffic
 }
 
 /** Stage 1: who we are and whom we trust (no I/O yet). */
@@ -98,6 +101,7 @@ export async function buildHost(
       },
     },
     log: log.child({ component: 'admission' }),
+    traffic: base.traffic,
     onAdmitted: peer => events.admitted(peer),
   })
   const host = await createHost({
@@ -112,6 +116,7 @@ export async function buildHost(
     gater: admission.gater,
     pnetKey: init.pnetKey,
     seenTtlMs: config.requestLifetimeMsMax + 2 * config.clockSkewToleranceMs,
+    gossipMetrics: gossipsubTrafficMetrics(base.traffic),
   })
   return {
     admission,
@@ -130,22 +135,39 @@ export function buildMembership(
   const { init, config, store, clock, random, log } = base
   const { host, peerId, admission } = net
   const facts = createFactsProvider({ meshVersion: MESH_VERSION, tags: config.tags })
-  const membership = createMembership({
-    timings: {
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      suspectAfterMs: config.suspectAfterMs,
-      deadAfterMs: config.deadAfterMs,
-      forgetAfterMs: Math.max(config.deadAfterMs * 30, 5 * 60_000),
-    },
-  })
   const own = trust.ownCertificate
+  let bootedAtS: number | undefined
+  const membershipDriver = createMembershipDriver(
+    {
+      host,
+      gated: handler => admission.gated(handler),
+      verifier: trust.verifier,
+      signer: trust.credentials.signer,
+      facts: () => factsNow(),
+      addrs: net.addrs,
+      // Computed once: the record must not change with every second of uptime.
+      bootedAtS: () => {
+        const uptime = Number(facts.current().uptimeSeconds)
+        bootedAtS ??= Number.isSafeInteger(uptime)
+          ? Math.max(0, Math.floor(clock.nowMs() / 1000) - uptime)
+          : 0
+        return bootedAtS
+      },
+      clock,
+      random,
+      log: log.child({ component: 'membership' }),
+      traffic: base.traffic,
+    },
+    { self: peerId, swim: swimTimings(config) },
+  )
   const authority = createAuthorityDriver({
     host,
     self: peerId,
     config,
-    members: () => membership.list(),
+    members: () => membershipDriver.members(),
     gated: handler => admission.gated(handler),
     log: log.child({ component: 'authority' }),
+    traffic: base.traffic,
     clock,
     random,
     selfEntry: () => ({ peerId, zone: own().zone, notAfterMs: own().notAfterMs }),
@@ -165,44 +187,36 @@ export function buildMembership(
     signedRoster: () => trust.zoneRosters.current(),
     spreadRoster: () => trust.zoneRosters.republish(),
   })
-  // Revoked, we may neither vote nor hold a zone; left running, the driver redials every voter (each dial
-  // a refused hello, dozens a second). Stopped, it sends nothing (a later start() keeps it silent).
-  if (trust.credentials.revoked()) authority.stop()
-  else trust.credentials.onRevoked(() => authority.stop())
+  // Revoked, we may neither vote nor hold a zone nor probe; left running, the drivers redial every voter
+  // and neighbour (each dial a refused hello, dozens a second). Stood down, they send nothing (a later
+  // start() keeps them silent).
+  const standDown = (): void => {
+    authority.stop()
+    membershipDriver.standDown()
+  }
+  if (trust.credentials.revoked()) standDown()
+  else trust.credentials.onRevoked(standDown)
   const heldAuthority = () => authority.isAuthority(own().zone)
   const factsNow = () => publishedFacts(facts.current(), own().zone, heldAuthority())
-  const membershipDriver = createMembershipDriver(
-    {
-      membership,
-      verifier: trust.verifier,
-      signer: trust.credentials.signer,
-      publish: bytes => host.services.pubsub.publish(TOPICS.presence, bytes),
-      facts: factsNow,
-      addrs: net.addrs,
-      clock,
-      log,
-    },
-    {
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      clockSkewToleranceMs: config.clockSkewToleranceMs,
-      deadAfterMs: config.deadAfterMs,
-    },
-  )
-  // Others learn who holds a zone from our heartbeat, at once rather than after an interval.
-  authority.onChange(() => membershipDriver.beatSoon())
+  // Others learn who holds a zone from our record (the authority fact), re-signed at once.
+  authority.onChange(() => membershipDriver.refresh())
+  // Joins, deaths and departures reach the lease core at once, not at its next re-read.
+  membershipDriver.onChange(() => authority.membershipChanged())
+  trust.zoneRosters.onAdopted(() => authority.membershipChanged())
   trust.revocations.onAdopted(signed => {
     const serials = new Set(signed.list.entries.map(e => e.serial))
     admission.revokeSerials(serials)
-    for (const serial of serials) membership.revoke(serial)
+    for (const entry of signed.list.entries) membershipDriver.revoke(entry.peerId)
     for (const entry of signed.list.entries) authority.forget(entry.peerId)
   })
-  const zones = () => zoneViews(membership.list(), authority.zones())
-  const nameOfPeer = (peerId: string) => membership.list().find(m => m.peerId === peerId)?.name ?? peerId
+  const zones = () => zoneViews(membershipDriver.members(), authority.zones())
+  const nameOfPeer = (peerId: string) =>
+    membershipDriver.members().find(m => m.peerId === peerId)?.name ?? peerId
   /** Holders of `names` proven by their voters (lookups in parallel), zone → holder name. */
   const provenHolders = (names: readonly string[]) => lookupHolders(names, authority.lookup, nameOfPeer)
   /** The zone view with every zone this node does not hold a first-hand view of looked up. */
   const provenZones = async () => {
-    const list = membership.list()
+    const list = membershipDriver.members()
     const voted = authority.zones()
     const known = new Set(voted.filter(z => z.authority !== null).map(z => z.zone))
     const others = [...new Set(list.filter(m => m.roles.includes('agent')).map(m => m.zone))]
@@ -210,7 +224,6 @@ export function buildMembership(
   }
   return {
     facts,
-    membership,
     authority,
     membershipDriver,
     heldAuthority,
@@ -276,6 +289,7 @@ export function buildRequests(
   const router = createReplyRouter({
     host: net.host,
     log: log.child({ component: 'replies' }),
+    traffic: base.traffic,
     clock,
     random,
     self: net.peerId,

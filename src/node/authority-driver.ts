@@ -30,7 +30,6 @@
  * The outbound stream pool (queueing, stale-stream replacement) is in authority-streams.ts.
  */
 import type { Connection, Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
 import { type Authority, type AuthorityEffect, createAuthority } from '../authority/authority.js'
 import { type AuthorityConfig, authorityProfiles } from '../authority/config.js'
 import {
@@ -40,23 +39,34 @@ import {
   parseAuthorityMessage,
 } from '../authority/messages.js'
 import type { SignedZoneRoster, ZoneRoster } from '../ca/zone-roster.js'
-import type { MemberView } from '../gossip/membership.js'
+import type { MemberView } from '../membership/view.js'
 import { decodeCbor } from '../wire/cbor.js'
 import { decodeEpochs, encodeEpochs } from './authority-epochs.js'
 import { AUTHORITY_PROTOCOL, createAuthorityStreams } from './authority-streams.js'
 import { type Clock, every, type Random, type Timer } from './clock.js'
 import type { AgentConfig } from './config.js'
+import { countedLpStream } from './counted-stream.js'
 import type { Host } from './host.js'
 import { createLogLimiter, type Logger } from './log.js'
 import { createRoster, type RosterEntry } from './roster.js'
+import type { Traffic } from './traffic.js'
 import type { ZoneView } from './zone-view.js'
 
 export { AUTHORITY_DIAL_TIMEOUT_MS, AUTHORITY_PROTOCOL, AUTHORITY_QUEUE_MAX } from './authority-streams.js'
 
-/** How often the core is ticked (it works from timestamps; the tick only bounds reaction time). */
-export const AUTHORITY_TICK_MS = 100
-/** How often roster and liveness are re-read from the membership table. */
-export const AUTHORITY_ROSTER_SYNC_MS = 250
+/**
+ * The core is ticked by one timer armed for its next deadline (`nextDeadlineMs`), re-armed after every
+ * step and tick: a holder wakes once per renewal, a voter not at all while renewals keep coming. The
+ * wait is at least AUTHORITY_TIMER_MIN_MS (no hot loop on a deadline that is due now) and at most
+ * AUTHORITY_TIMER_MAX_MS (a safety net: a deadline the core failed to report costs at most this).
+ */
+export const AUTHORITY_TIMER_MIN_MS = 5
+export const AUTHORITY_TIMER_MAX_MS = 2_000
+/**
+ * How often roster and liveness are re-read from the membership table besides every change it reports
+ * (`membershipChanged`): a safety net, and the end of the unsigned roster's settle period.
+ */
+export const AUTHORITY_ROSTER_SYNC_MS = 2_000
 
 /** The authority core's timing from the agent config: the profile's values with the agent's lease keys. */
 export function authorityConfigFor(config: AgentConfig): AuthorityConfig {
@@ -81,8 +91,13 @@ export interface AuthorityDriver {
   zones(): ZoneView[]
   /** Registers a listener for acquired/lost; returns an unsubscribe function. */
   onChange(listener: AuthorityListener): () => void
-  /** Direct liveness evidence: a connection admitted (alive) or lost (dead). */
+  /**
+   * Liveness evidence: a connection admitted (alive) or lost (dead: a crashed holder's connections
+   * close at once, long before membership declares it dead); the membership table's states too.
+   */
   hint(peerId: string, state: 'alive' | 'dead'): void
+  /** The membership table or the signed roster changed: re-read roster and liveness now. */
+  membershipChanged(): void
   /** Drops a revoked member from the roster. */
   forget(peerId: string): void
   /** Members remembered with their last addresses (for finding the mesh again after a restart). */
@@ -105,6 +120,8 @@ export function createAuthorityDriver(init: {
     handler: (stream: Stream, connection: Connection) => Promise<void>,
   ) => (stream: Stream, connection: Connection) => Promise<void>
   log: Logger
+  /** Counts every authority message in and out (`authority`). */
+  traffic: Traffic
   clock: Clock
   random: Random
   /** Our certificate's zone and expiry (we are always in our own roster). */
@@ -155,8 +172,8 @@ export function createAuthorityDriver(init: {
   const roster = createRoster({ initial: init.roster, save: init.saveRoster, log })
   const startedAtMs = mono()
   const membershipState = new Map<string, 'alive' | 'dead'>()
-  let lastSyncMs = Number.NEGATIVE_INFINITY
   let timer: Timer | undefined
+  let coreTimer: { readonly timer: Timer; readonly atMs: number } | undefined
   let stopped = false
 
   const nameOf = (id: string | null): string | null => {
@@ -167,6 +184,7 @@ export function createAuthorityDriver(init: {
   const streams = createAuthorityStreams({
     host,
     log,
+    traffic: init.traffic,
     addressesOf: to => init.members().find(m => m.peerId === to)?.addrs ?? roster.get(to)?.addrs ?? [],
   })
 
@@ -188,6 +206,30 @@ export function createAuthorityDriver(init: {
   const apply = (effects: AuthorityEffect[]): void => {
     queue.push(...effects)
     if (!flushing) void flush()
+    armCore()
+  }
+  /** (Re-)arms the core's one timer for its next deadline; called after every step and tick. */
+  const armCore = (): void => {
+    if (stopped || timer === undefined) return
+    const nowMs = mono()
+    const waitMs = Math.min(
+      AUTHORITY_TIMER_MAX_MS,
+      Math.max(AUTHORITY_TIMER_MIN_MS, core.nextDeadlineMs() - nowMs),
+    )
+    if (coreTimer?.atMs === nowMs + waitMs) return
+    coreTimer?.timer.cancel()
+    coreTimer = { timer: clock.setTimer(tickCore, waitMs), atMs: nowMs + waitMs }
+  }
+  const tickCore = (): void => {
+    coreTimer = undefined
+    try {
+      core.tick(mono())
+      apply(core.drainEffects())
+    } catch (err) {
+      // Re-armed within milliseconds: a core that keeps failing must not flood the log.
+      limited.log('error', 'core', { err: (err as Error).message }, 'authority core failed')
+    }
+    armCore()
   }
   const flush = async (): Promise<void> => {
     flushing = true
@@ -319,6 +361,7 @@ export function createAuthorityDriver(init: {
           'authority voters from signed roster',
         )
         core.step(signed, mono())
+        apply(core.drainEffects())
       }
     } else {
       const others = roster.entries().filter(e => e.peerId !== self && e.zone === selfEntry.zone)
@@ -331,6 +374,7 @@ export function createAuthorityDriver(init: {
       if (key !== rosterKey) {
         rosterKey = key
         core.step({ type: 'roster', members }, mono())
+        apply(core.drainEffects())
       }
     }
     for (const m of init.members()) {
@@ -349,7 +393,7 @@ export function createAuthorityDriver(init: {
 
   const handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: authorityMessageBytesMax })
+    const lp = countedLpStream(stream, { maxDataLength: authorityMessageBytesMax }, init.traffic, 'authority')
     try {
       while (!stopped) {
         const frame = (await lp.read()).subarray()
@@ -387,23 +431,20 @@ export function createAuthorityDriver(init: {
   return {
     async start() {
       await host.handle(AUTHORITY_PROTOCOL, init.gated(handle), { maxInboundStreams: 8 })
-      timer = every(clock, AUTHORITY_TICK_MS, () => {
+      timer = every(clock, AUTHORITY_ROSTER_SYNC_MS, () => {
         try {
-          if (mono() - lastSyncMs >= AUTHORITY_ROSTER_SYNC_MS) {
-            lastSyncMs = mono()
-            syncMembership()
-          }
-          core.tick(mono())
-          apply(core.drainEffects())
+          syncMembership()
         } catch (err) {
           log.error({ err: (err as Error).message }, 'authority core failed')
         }
       })
+      tickCore()
     },
 
     stop() {
       stopped = true
       timer?.cancel()
+      coreTimer?.timer.cancel()
       for (const resolve of lookups.values()) resolve(null)
       lookups.clear()
       streams.dropAll('stopping')
@@ -430,6 +471,14 @@ export function createAuthorityDriver(init: {
     },
 
     hint,
+    membershipChanged() {
+      if (stopped || timer === undefined) return
+      try {
+        syncMembership()
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'authority core failed')
+      }
+    },
     forget,
     remembered: () => roster.entries().filter(e => e.peerId !== self),
 

@@ -8,7 +8,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import type { MemberView } from '../gossip/membership.js'
+import type { MemberView } from '../membership/view.js'
 import { type Clock, every, type Random, type Timer } from './clock.js'
 import { dialAddresses } from './dial.js'
 import type { Host } from './host.js'
@@ -26,6 +26,8 @@ export const REMEMBERED_DIALS_PER_ROUND = 3
 export interface ConnectionsComponents {
   readonly host: Host
   readonly members: () => readonly MemberView[]
+  /** The members this node keeps connections to (its membership neighbours); others are dialled only while none is known. */
+  readonly neighbours: () => readonly string[]
   /** Members remembered from earlier runs, with their last addresses. */
   readonly remembered: () => readonly RosterEntry[]
   readonly clock: Clock
@@ -118,12 +120,26 @@ export function createConnections(components: ConnectionsComponents, init: Conne
       for (const entry of pick(remembered, REMEMBERED_DIALS_PER_ROUND)) {
         void dialPeer(dialAddresses(entry.peerId, entry.addrs ?? []), entry.peerId)
       }
+      // Cut off from everyone, this node may have declared the others dead itself: try them too.
+      const self = host.peerId.toString()
+      const anyMember = components.members().filter(m => m.peerId !== self && m.addrs.length > 0)
+      for (const member of pick(anyMember, REMEMBERED_DIALS_PER_ROUND)) {
+        void dialPeer(dialAddresses(member.peerId, member.addrs), member.peerId)
+      }
     }
-    if (connected.size >= CONNECTIONS_TARGET) return
     const self = host.peerId.toString()
-    const candidates = components
+    const reachable = components
       .members()
-      .filter(m => m.peerId !== self && m.state !== 'dead' && !connected.has(m.peerId) && m.addrs.length > 0)
+      .filter(m => m.peerId !== self && (m.state === 'alive' || m.state === 'suspect') && m.addrs.length > 0)
+    const byId = new Map(reachable.map(m => [m.peerId, m]))
+    // The membership neighbours first: probes and dissemination run over these connections.
+    const neighbours = components.neighbours().flatMap(id => {
+      const m = byId.get(id)
+      return m !== undefined && !connected.has(id) ? [m] : []
+    })
+    for (const member of neighbours) void dialPeer(dialAddresses(member.peerId, member.addrs), member.peerId)
+    if (connected.size + neighbours.length >= CONNECTIONS_TARGET) return
+    const candidates = reachable.filter(m => !connected.has(m.peerId))
     for (const member of pick(candidates, DIALS_PER_ROUND)) {
       void dialPeer(dialAddresses(member.peerId, member.addrs), member.peerId)
     }

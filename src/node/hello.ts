@@ -20,13 +20,14 @@
  * (the verified set, waiters, the deny list).
  */
 import type { Connection, Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import { REVOCATION_LIST_BYTES_MAX } from '../ca/revocation.js'
 import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
 import { ZONE_ROSTER_BYTES_MAX } from '../ca/zone-roster.js'
 import { decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
 import type { Clock } from './clock.js'
+import { countedLpStream } from './counted-stream.js'
+import type { Traffic } from './traffic.js'
 
 /** The hello protocol id. */
 export const HELLO_PROTOCOL = '/mesh/hello/1.0.0'
@@ -120,6 +121,8 @@ export interface HelloConfig {
   /** The zone roster both hellos carry; without it we send none and ignore the peer's. */
   readonly zoneRosters?: ZoneRosterPort
   readonly log: Logger
+  /** Counts each hello message in and out (`hello`). */
+  readonly traffic: Traffic
 }
 
 /** Both sides of the hello exchange. */
@@ -182,7 +185,7 @@ export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
     let stream: Stream | undefined
     try {
       stream = await connection.newStream(HELLO_PROTOCOL, { signal })
-      const lp = lpStream(stream, { maxDataLength: HELLO_BYTES_MAX })
+      const lp = countedLpStream(stream, { maxDataLength: HELLO_BYTES_MAX }, init.traffic, 'hello')
       await lp.write(ownHello(), { signal })
       const reply = decodeHello((await lp.read({ signal })).subarray())
       if (reply.error !== undefined) {
@@ -211,7 +214,7 @@ export function createHello(init: HelloConfig, outcomes: HelloOutcomes): Hello {
 
   const answer = async (stream: Stream, connection: Connection): Promise<void> => {
     const signal = AbortSignal.timeout(init.helloTimeoutMs)
-    const lp = lpStream(stream, { maxDataLength: HELLO_BYTES_MAX })
+    const lp = countedLpStream(stream, { maxDataLength: HELLO_BYTES_MAX }, init.traffic, 'hello')
     let message: HelloFields
     try {
       message = decodeHello((await lp.read({ signal })).subarray())

@@ -6,6 +6,7 @@
  */
 import { bootstrap } from '@libp2p/bootstrap'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
+import type { MetricsRegister } from '@libp2p/gossipsub/metrics'
 import { type Identify, identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
@@ -22,7 +23,6 @@ import { connectionStack } from './transport.js'
 /** Topics mesh uses; every node subscribes to all of them. */
 export const TOPICS = {
   request: 'mesh/req/v1',
-  presence: 'mesh/presence/v1',
   revocation: 'mesh/crl/v1',
   /** CA-signed zone rosters (src/node/zone-rosters.ts). */
   roster: 'mesh/roster/v1',
@@ -68,6 +68,8 @@ export interface HostInit {
   readonly gossipDegree?: { D: number; Dlo: number; Dhi: number; Dout?: number }
   /** Gossipsub's duplicate window; keep ≥ the longest request lifetime. */
   readonly seenTtlMs: number
+  /** Receives gossipsub's metrics (gossip-traffic.ts counts its RPCs); topics are labelled by their id. */
+  readonly gossipMetrics?: MetricsRegister
   /** libp2p's `inboundUpgradeTimeout`: how long an accepted socket may take to finish Noise + yamux. */
   readonly inboundUpgradeTimeoutMs?: number
   /** Per-source pre-authentication limits (inbound-limits.ts); default a fresh table with its defaults. */
@@ -132,6 +134,12 @@ export async function createHost(init: HostInit): Promise<Host> {
         // ~1 kB heartbeats it doubled control traffic while saving little. Off below 64 kB.
         idontwantMinDataSize: 64 * 1024,
         ...(init.gossipDegree !== undefined ? init.gossipDegree : {}),
+        ...(init.gossipMetrics === undefined
+          ? {}
+          : {
+              metricsRegister: init.gossipMetrics,
+              metricsTopicStrToLabel: new Map(Object.values(TOPICS).map(topic => [topic, topic])),
+            }),
       }),
     },
   }

@@ -6,9 +6,9 @@
 
 import type { IssuerState } from '../ca/issuer-state.js'
 import type { SignedCertificate } from '../ca/types.js'
-import type { MemberView } from '../gossip/membership.js'
 import type { ExecResult } from '../gossip/reply-collector.js'
 import type { OutcomeCode } from '../gossip/validate.js'
+import type { MemberView } from '../membership/view.js'
 import type { ActionHandler, ActionHandlerOptions } from './actions/index.js'
 import type { Clock, Random } from './clock.js'
 import type { AgentConfig } from './config.js'
@@ -16,7 +16,9 @@ import type { ExecOptions } from './exec.js'
 import type { IssuerDriver } from './issuer-driver.js'
 import type { CaMaterial, Identity } from './keys.js'
 import type { Logger } from './log.js'
+import type { MembershipCounters } from './membership-driver.js'
 import type { RunRecordCounters } from './run-record.js'
+import type { TrafficSnapshot } from './traffic.js'
 import type { ZoneRosterCounters } from './zone-rosters.js'
 import type { ZoneView } from './zone-view.js'
 
@@ -87,8 +89,8 @@ export interface MeshNodeInit {
 export interface NodeCounters {
   /** Request validation outcomes by code (gossip and our own requests). */
   readonly requests: Readonly<Partial<Record<OutcomeCode, number>>>
-  /** Heartbeats refused by the presence topic's checks. */
-  readonly presenceRefused: number
+  /** Membership: the SWIM core's counters, records and suspicions refused, undecodable messages. */
+  readonly membership: MembershipCounters
   /** Replies to our requests that failed verification. */
   readonly repliesRefused: number
   /** Connections dropped because an admitted peer had no gossip stream. */
@@ -101,6 +103,8 @@ export interface NodeCounters {
   readonly topics: Readonly<Record<string, Readonly<Record<string, number>>>>
   /** The CA-signed zone roster held: its version, adoptions, refusals by reason, republications. */
   readonly zoneRoster: ZoneRosterCounters
+  /** Messages and bytes in and out per protocol, totals and rates over the last window (traffic.ts). */
+  readonly traffic: TrafficSnapshot
 }
 
 /** A running mesh node. */

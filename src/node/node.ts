@@ -12,12 +12,14 @@ import { every, systemClock, systemRandom, type Timer } from './clock.js'
 import { type Connections, createConnections } from './connections.js'
 import { createEnrolment, type Enrolment } from './enrolment/index.js'
 import { createExec, type Exec } from './exec.js'
+import { countedPublish } from './gossip-traffic.js'
 import { type Host, TOPICS } from './host.js'
 import type { IssuerDriver } from './issuer-driver.js'
 import { silentLogger } from './log.js'
 import type { MeshNode, MeshNodeInit } from './node-types.js'
 import { REPLY_PROTOCOL } from './replies.js'
 import { installTopicValidators, type TopicValidators } from './topic-validators.js'
+import { createTraffic } from './traffic.js'
 import { encodeZoneRosterMessage, ZONE_ROSTER_NONCE_BYTES, type ZoneRosters } from './zone-rosters.js'
 import { authorityNames } from './zone-view.js'
 
@@ -49,15 +51,17 @@ export function internalsOf(node: MeshNode): NodeInternals {
 
 /** Creates (but does not start) a mesh node. */
 export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
+  const clock = init.clock ?? systemClock
   const base: Base = {
     init,
     config: init.config,
     log: init.logger ?? silentLogger(),
-    clock: init.clock ?? systemClock,
+    clock,
     random: init.random ?? systemRandom,
     store: init.store ?? {},
+    traffic: createTraffic({ clock }),
   }
-  const { config, clock, random, log } = base
+  const { config, random, log } = base
   const trust = buildTrust(base)
   let connections: Connections | undefined
   let members: ReturnType<typeof buildMembership> | undefined
@@ -65,11 +69,12 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     admitted: peer => {
       connections?.admitted(peer)
       members?.authority.hint(peer, 'alive')
-      members?.membershipDriver.beatSoon()
+      members?.membershipDriver.contact(peer)
     },
   })
   const { host, peerId, admission } = net
   const pubsub = host.services.pubsub
+  const publish = countedPublish(pubsub, base.traffic)
   members = buildMembership(base, trust, net)
   const requests = buildRequests(base, trust, net, members)
   let running = false
@@ -77,22 +82,23 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     if (!running) return
     // A fresh nonce per publication: gossipsub would drop the same bytes again as a duplicate.
     const message = encodeZoneRosterMessage(roster, random.bytes(ZONE_ROSTER_NONCE_BYTES))
-    await pubsub
-      .publish(TOPICS.roster, message)
-      .catch(err => log.debug({ err: (err as Error).message }, 'cannot publish the zone roster'))
+    await publish(TOPICS.roster, message).catch(err =>
+      log.debug({ err: (err as Error).message }, 'cannot publish the zone roster'),
+    )
   }
   trust.zoneRosters.onRepublish(signed => void publishRoster(signed.bytes))
   const issuer = buildIssuer(base, trust, {
     revocations: async list => {
-      if (running) await pubsub.publish(TOPICS.revocation, list).catch(() => {})
+      if (running) await publish(TOPICS.revocation, list).catch(() => {})
     },
     roster: publishRoster,
   })
-  const { membership, authority, membershipDriver } = members
+  const { authority, membershipDriver } = members
   connections = createConnections(
     {
       host,
-      members: () => membership.list(),
+      members: () => membershipDriver.members(),
+      neighbours: () => membershipDriver.neighbours(),
       remembered: () => authority.remembered(),
       selfRevoked: trust.credentials.revoked,
       clock,
@@ -111,7 +117,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       host,
       gated: handler => admission.gated(handler),
       verifiedPeers: () => admission.verifiedPeers(),
-      members: () => membership.list(),
+      members: () => membershipDriver.members(),
       issuer: () => issuer,
       credentials: trust.credentials,
       offerRevocations: bytes => trust.revocations.offer(bytes, 'renewal'),
@@ -119,6 +125,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       clock,
       random,
       log: log.child({ component: 'enrolment' }),
+      traffic: base.traffic,
     },
     { helloTimeoutMs: config.helloTimeoutMs, clockSkewToleranceMs: config.clockSkewToleranceMs },
   )
@@ -126,11 +133,11 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     pubsub,
     {
       [TOPICS.request]: (data, source) => requests.executor.verdict(data, source),
-      [TOPICS.presence]: data => membershipDriver.verdict(data),
       [TOPICS.revocation]: (data, source) => trust.revocations.verdict(data, source),
       [TOPICS.roster]: (data, source) => trust.zoneRosters.messageVerdict(data, source),
     },
     log,
+    base.traffic,
   )
   const exec = createExec(
     {
@@ -140,10 +147,10 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       isRunning: () => running,
       peerId,
       addrs: net.addrs,
-      members: () => membership.list(),
+      members: () => membershipDriver.members(),
       authorities: async zones => authorityNames(await members.provenHolders(zones)),
       handle: requests.executor.handle,
-      publish: bytes => pubsub.publish(TOPICS.request, bytes),
+      publish: bytes => publish(TOPICS.request, bytes),
       router: requests.router,
       verifier: trust.verifier,
       clock,
@@ -191,10 +198,9 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
   let starting: Promise<void> | undefined
   let timers: Timer[] = []
   const housekeeping = (): void => {
-    members.membershipDriver.tick()
     requests.replay.tick(clock.nowMs())
     requests.router.tick(clock.nowMs())
-    void members.facts.refresh()
+    void members.facts.refresh().then(() => members.membershipDriver.refresh())
   }
   const startOnce = async (): Promise<void> => {
     await admission.attach(host)
@@ -213,7 +219,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
     await requests.executor.start(clock.nowMs()) // loads the run record, then refuses older requests
     running = true
     setRunning(true)
-    members.membershipDriver.start()
+    await members.membershipDriver.start()
     timers = [every(clock, Math.min(config.heartbeatIntervalMs, 1_000), housekeeping)]
     if (issuer !== undefined) timers.push(every(clock, ISSUER_TICK_MS, () => void issuer.tick()))
     connections.start()
@@ -234,7 +240,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
       starting = undefined
       for (const timer of timers) timer.cancel()
       timers = []
-      members.membershipDriver.stop()
+      await members.membershipDriver.stop()
       connections.stop()
       // Kill running actions, then let their `cancelled` dones leave before the streams close.
       const closing = requests.actions.close()
@@ -266,7 +272,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
         signal: signal ?? AbortSignal.timeout(base.config.helloTimeoutMs),
       })
     },
-    members: () => members.membership.list(),
+    members: () => members.membershipDriver.members(),
     zones: members.zones,
     provenZones: members.provenZones,
     exec: exec.exec,
@@ -279,13 +285,14 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
     certificate: () => trust.credentials.certificate(),
     counters: () => ({
       requests: requests.executor.outcomes(),
-      presenceRefused: topics.refused(TOPICS.presence),
+      membership: members.membershipDriver.counters(),
       repliesRefused: exec.repliesRefused(),
       gossipRepairs: connections.gossipRepairs(),
       notRunBeforeStart: requests.executor.notRunBeforeStart(),
       runRecord: requests.executor.runRecordCounters(),
       topics: topics.counters(),
       zoneRoster: trust.zoneRosters.counters(),
+      traffic: base.traffic.snapshot(),
     }),
     isRevoked: trust.revocations.isRevoked,
   }

@@ -16,7 +16,6 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import {
   decodeReplyBatch,
   packReplyBatches,
@@ -28,9 +27,11 @@ import { isRecord } from '../wire/cbor.js'
 import { openEnvelope } from '../wire/envelope.js'
 import { toHex } from '../wire/hash.js'
 import type { Clock, Random, Timer } from './clock.js'
+import { countedLpStream } from './counted-stream.js'
 import type { Host } from './host.js'
 import type { Logger } from './log.js'
 import { createReplyStreams } from './reply-streams.js'
+import type { Traffic } from './traffic.js'
 
 export { DIRECT_ATTEMPTS_MAX, REPLY_PROTOCOL, REPLY_STREAM_TIMEOUT_MS } from './reply-streams.js'
 
@@ -96,10 +97,11 @@ export function requestIdOfReply(reply: Uint8Array): string | undefined {
   return undefined
 }
 
-/** Creates the router. */
+/** Creates the router; every reply frame in and out is counted on `traffic` as `replies`. */
 export function createReplyRouter(init: {
   host: Host
   log: Logger
+  traffic: Traffic
   clock: Clock
   random: Random
   self: string
@@ -119,7 +121,7 @@ export function createReplyRouter(init: {
     batchesSent: 0,
   }
   let stopped = false
-  const streams = createReplyStreams({ host, log, clock, random: init.random })
+  const streams = createReplyStreams({ host, log, traffic: init.traffic, clock, random: init.random })
   /** Batch writes and direct sends under way (what {@link ReplyRouter.settle} waits for). */
   const pending = new Set<Promise<unknown>>()
   const track = (work: Promise<unknown>): void => {
@@ -215,7 +217,7 @@ export function createReplyRouter(init: {
 
     async handle(stream) {
       // A long-lived stream: frames arrive whenever a downstream peer has replies to pass on.
-      const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
+      const lp = countedLpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX }, init.traffic, 'replies')
       try {
         while (!stopped) {
           let frame: Uint8Array

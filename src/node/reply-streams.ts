@@ -7,13 +7,14 @@
  */
 import type { Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import { packReplyBatches, REPLY_BATCH_BYTES_MAX } from '../gossip/reply.js'
 import type { ReplyTo } from '../gossip/request.js'
 import { type Clock, type Random, sleep } from './clock.js'
+import { countedLpStream } from './counted-stream.js'
 import { dialTarget } from './dial.js'
 import type { Host } from './host.js'
 import type { Logger } from './log.js'
+import type { Traffic } from './traffic.js'
 
 /** The reply protocol id. */
 export const REPLY_PROTOCOL = '/mesh/reply/1.0.0'
@@ -46,10 +47,11 @@ interface Writer {
   stream: Stream
 }
 
-/** Creates the outbound reply streams. */
+/** Creates the outbound reply streams; every frame written is counted on `traffic` as `replies`. */
 export function createReplyStreams(init: {
   host: Host
   log: Logger
+  traffic: Traffic
   clock: Clock
   random: Random
 }): ReplyStreams {
@@ -74,7 +76,7 @@ export function createReplyStreams(init: {
         const stream = await host.dialProtocol(peerIdFromString(peer), REPLY_PROTOCOL, {
           signal: AbortSignal.timeout(REPLY_STREAM_TIMEOUT_MS),
         })
-        const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
+        const lp = countedLpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX }, init.traffic, 'replies')
         stream.addEventListener('close', () => {
           if (writers.get(peer) === writer) writers.delete(peer)
         })
@@ -122,7 +124,12 @@ export function createReplyStreams(init: {
             peer => host.getConnections(peer).length > 0,
           )
           const stream = await host.dialProtocol(target, REPLY_PROTOCOL, { signal })
-          const lp = lpStream(stream, { maxDataLength: REPLY_BATCH_BYTES_MAX })
+          const lp = countedLpStream(
+            stream,
+            { maxDataLength: REPLY_BATCH_BYTES_MAX },
+            init.traffic,
+            'replies',
+          )
           for (const frame of packReplyBatches(replies).frames) await lp.write(frame, { signal })
           await stream.close({ signal })
           return true

@@ -5,7 +5,7 @@
  * expire with their certificate; revoked members are forgotten for good.
  */
 
-import type { MemberView } from '../gossip/membership.js'
+import type { MemberView } from '../membership/view.js'
 import { decodeCbor, encodeCbor } from '../wire/cbor.js'
 import type { Logger } from './log.js'
 

@@ -5,7 +5,9 @@
  * that throws into `ignore` with code `internal` (STYLE.md §4: peers never pay for our bugs).
  */
 import { type GossipSub, TopicValidatorResult } from '@libp2p/gossipsub'
+import { gossipTrafficName } from './gossip-traffic.js'
 import type { Logger } from './log.js'
+import type { Traffic } from './traffic.js'
 
 /** What a topic handler decided. `reject` penalises the forwarder; `ignore` drops without blame. */
 export type TopicVerdict =
@@ -31,11 +33,12 @@ const RESULT = {
   ignore: TopicValidatorResult.Ignore,
 } as const
 
-/** Installs `handlers` as gossipsub topic validators. */
+/** Installs `handlers` as gossipsub topic validators; each message they see is counted on `traffic`. */
 export function installTopicValidators(
   pubsub: Pick<GossipSub, 'topicValidators'>,
   handlers: Readonly<Record<string, TopicHandler>>,
   log: Logger,
+  traffic: Traffic,
 ): TopicValidators {
   const counts: Record<string, Record<string, number>> = {}
   const refusedCounts: Record<string, number> = {}
@@ -43,7 +46,9 @@ export function installTopicValidators(
     const table: Record<string, number> = {}
     counts[topic] = table
     refusedCounts[topic] = 0
+    const trafficName = gossipTrafficName(topic)
     pubsub.topicValidators.set(topic, (source, message) => {
+      traffic.count(trafficName, 'in', message.data.byteLength)
       let verdict: TopicVerdict
       try {
         verdict = handler(message.data, source.toString())

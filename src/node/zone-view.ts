@@ -6,7 +6,7 @@
  * unknown — never a false 0). The `meshAuthority` fact a holder puts in its heartbeats is a claim, and
  * decides nothing: any member could publish `meshAuthority=web:999999` about itself.
  */
-import type { MemberView } from '../gossip/membership.js'
+import type { MemberView } from '../membership/view.js'
 
 /** One zone as `mesh zones` shows it. */
 export interface ZoneView {

@@ -4,7 +4,7 @@
  *
  * Every envelope authenticates `domain || 0x00 || body` (see envelope.ts), so bytes signed or MACed
  * as one kind can never pass as another, even though one key signs several kinds (a node key signs
- * requests, replies, heartbeats and its own signing requests; the CA key signs certificates and
+ * requests, replies, member records, suspicions and its own signing requests; the CA key signs certificates and
  * revocation lists). A domain changes only together with its format: the CA formats moved to
  * version 2 when they started using domains, and their domains carry that number.
  */
@@ -13,8 +13,10 @@
 export const DOMAIN_REQUEST = 'mesh/request/v1'
 /** A signed reply (ack or done) to a request, by the replying node's key. */
 export const DOMAIN_REPLY = 'mesh/reply/v1'
-/** A signed presence heartbeat, by the announcing node's key. */
-export const DOMAIN_PRESENCE = 'mesh/presence/v1'
+/** A member's record (identity, addresses, facts, incarnation), by the member's own node key. */
+export const DOMAIN_MEMBER = 'mesh/member/v1'
+/** A suspicion that a member did not answer probes, by the accusing node's key. */
+export const DOMAIN_SUSPICION = 'mesh/suspicion/v1'
 /** A certificate, by the CA key. */
 export const DOMAIN_CERTIFICATE = 'mesh/certificate/v2'
 /** A signing request (CSR), by the key to be certified (proof of possession). */
@@ -30,7 +32,8 @@ export const DOMAIN_TICKET = 'mesh/ticket/v2'
 export const SIGNATURE_DOMAINS = [
   DOMAIN_REQUEST,
   DOMAIN_REPLY,
-  DOMAIN_PRESENCE,
+  DOMAIN_MEMBER,
+  DOMAIN_SUSPICION,
   DOMAIN_CERTIFICATE,
   DOMAIN_SIGNING_REQUEST,
   DOMAIN_REVOCATION_LIST,

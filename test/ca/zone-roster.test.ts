@@ -2,10 +2,13 @@
 // the mesh CA key; tampered, non-canonical, inconsistent or oversize rosters are refused with the right
 // reason and never throw (a body that still lists departures, `left`, among them); the largest roster
 // the limits allow signs and verifies within ZONE_ROSTER_BYTES_MAX; nextZoneRoster follows its table.
-// Priors: a zone whose voters change records its old voters that are still members (a prior with none
-// left is dropped), and the entry stays through changes elsewhere (so a node that missed versions still
-// knows them) until the zone's voters change again; a fast-check property chains nextZoneRoster over
-// random member maps and checks members, since and priors against a naive history of every version.
+// Priors: a zone whose voters change so that an old and a new majority could miss each other records
+// its old voters that are still members (a prior with none left is dropped; a voter added or removed
+// makes none), and the entry stays through changes elsewhere (so a node that missed versions still
+// knows them) until the zone's voters change again; in a zone of more than five, priors are the bounded
+// voter sets (a revoked voter's seat is one change, a member without a seat coming or going none); a
+// fast-check property chains nextZoneRoster over random member maps (zones of up to nine) and checks
+// members, since and priors against a naive history of every version.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { rankCandidates } from '../../src/authority/rendezvous.js'
@@ -337,15 +340,34 @@ describe('zone roster: priors', () => {
   })
 
   it('a change that does not alter a zone’s voters keeps its prior', () => {
-    const v1 = step(v0, { a: 'z1', b: 'z1', c: 'z1', d: 'z1', x: 'z2' })
-    const v2 = step(v1, { a: 'z1', b: 'z1', c: 'z1', x: 'z2' })
-    const prior = { zone: 'z1', voters: ['a', 'b', 'c'], since: 2 } // d left the roster
+    const v1 = step(v0, { a: 'z1', b: 'z1', c: 'z1', x: 'z2' })
+    // c leaves and d joins in one version: a majority of [a, b, c] can miss one of [a, b, d].
+    const v2 = step(v1, { a: 'z1', b: 'z1', d: 'z1', x: 'z2' })
+    const prior = { zone: 'z1', voters: ['a', 'b'], since: 2 } // c left the roster
     expect(v2.priors).toEqual([prior])
     // A zone of three has no witness: outsiders coming and going never change its voters.
-    const v3 = step(v2, { a: 'z1', b: 'z1', c: 'z1', y: 'z3' })
+    const v3 = step(v2, { a: 'z1', b: 'z1', d: 'z1', y: 'z3' })
     expect(v3.priors).toEqual([prior]) // z2 emptied (no prior), z3 is new (no old voters)
-    const v4 = step(v3, { a: 'z1', b: 'z1', c: 'z1', y: 'z3', x: 'z3' })
+    const v4 = step(v3, { a: 'z1', b: 'z1', d: 'z1', y: 'z3', x: 'z3' })
     expect(v4.priors).toEqual([prior, { zone: 'z3', voters: ['y'], since: 4 }])
+  })
+
+  it('a voter added or removed leaves no prior: every old majority meets every new one', () => {
+    const v1 = step(v0, { a: 'z1', b: 'z1', c: 'z1', x: 'z2' })
+    // c leaves and d joins: a prior, as above.
+    const v2 = step(v1, { a: 'z1', b: 'z1', d: 'z1', x: 'z2' })
+    expect(v2.priors).toHaveLength(1)
+    // A fourth and a fifth member: 3 + 2 > 4 and 3 + 3 > 5 voters, so no prior; the older one goes too.
+    const v3 = step(v2, { a: 'z1', b: 'z1', d: 'z1', e: 'z1', x: 'z2' })
+    expect(v3.priors).toEqual([])
+    const five = { a: 'z1', b: 'z1', d: 'z1', e: 'z1', f: 'z1', x: 'z2' }
+    const v4 = step(v3, five)
+    expect(v4.priors).toEqual([])
+    // Without a prior, losing any two of the five voters leaves a majority: nothing else is counted.
+    expect(votersOf('z1', five)).toEqual(['a', 'b', 'd', 'e', 'f'])
+    // A voter revoked from the five: 3 + 3 > 5, still no prior.
+    const v5 = step(v4, { a: 'z1', b: 'z1', d: 'z1', e: 'z1', x: 'z2' })
+    expect(v5.priors).toEqual([])
   })
 
   it('a zone of one gaining a member records that member; the new voters include a witness', () => {
@@ -382,6 +404,27 @@ describe('zone roster: priors', () => {
     expect(votersOf('z1', m3)).toEqual(['c', 'd', 'y'])
     expect(votersOf('z2', m3)).toEqual(['y'])
     expect(w3.priors).toEqual([])
+  })
+
+  it('a zone of seven: priors hold the five voters, a seat change is one prior, seatless members none', () => {
+    const seven: Members = Object.fromEntries(
+      ['g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7'].map(id => [id, 'z1']),
+    )
+    const v1 = step(v0, { ...seven, x: 'z2' })
+    const voters = votersOf('z1', seven)
+    expect(voters).toHaveLength(5)
+    const seatless = Object.keys(seven).filter(id => !voters.includes(id))
+    // A member without a seat leaves: the voters, so the priors, stay.
+    const { [seatless[0]!]: _, ...six } = seven
+    const v2 = step(v1, { ...six, x: 'z2' })
+    expect(v2.priors).toEqual([])
+    // A voter is revoked: the one seatless member left takes its seat; the prior is the four voters kept.
+    const gone = voters[0]!
+    const { [gone]: __, ...five } = six
+    const v3 = step(v2, { ...five, x: 'z2' })
+    const after = votersOf('z1', five)
+    expect(after).toEqual([...voters.filter(id => id !== gone), seatless[1]!].sort())
+    expect(v3.priors).toEqual([{ zone: 'z1', voters: voters.filter(id => id !== gone), since: 3 }])
   })
 
   it('a zone whose members all leave has no prior, even one it had', () => {
@@ -451,9 +494,11 @@ describe('zone roster: priors', () => {
 
 describe('zone roster: chained versions (property)', () => {
   const memberMap = fc
-    .dictionary(fc.constantFrom('p1', 'p2', 'p3', 'p4', 'p5', 'p6'), fc.constantFrom('za', 'zb', 'zc'), {
-      maxKeys: 6,
-    })
+    .dictionary(
+      fc.constantFrom('p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9'),
+      fc.constantFrom('za', 'za', 'za', 'zb', 'zc'),
+      { maxKeys: 9 },
+    )
     .map(record => new Map(Object.entries(record)))
 
   /** The voters of `zone` for a member map, as src/authority/voters.ts computes them. */
@@ -467,7 +512,7 @@ describe('zone roster: chained versions (property)', () => {
    * The naive model of priors at the last version of `history` (member maps of versions 0, 1, …): for
    * each zone with members, the last version u whose voters differ from those of u − 1, and the voters
    * of u − 1 that are still members (of any zone) — at every version from u on, since one that left
-   * is dropped then — when any remain.
+   * is dropped then — when any remain and a majority of u − 1's voters can miss a majority of u's.
    */
   function expectedPriors(history: readonly ReadonlyMap<string, string>[]): ZonePrior[] {
     const last = history.at(-1) ?? new Map<string, string>()
@@ -477,6 +522,9 @@ describe('zone roster: chained versions (property)', () => {
         const before = votersIn(zone, history[u - 1] ?? new Map())
         const now = votersIn(zone, history[u] ?? new Map())
         if (before.join() === now.join()) continue
+        // No prior when two majorities, one of each set, always share a voter.
+        const majority = (n: number) => Math.floor(n / 2) + 1
+        if (majority(before.length) + majority(now.length) > new Set([...before, ...now]).size) break
         const stayed = before.filter(id => history.slice(u).every(members => members.has(id)))
         if (stayed.length > 0) out.push({ zone, voters: stayed, since: u })
         break

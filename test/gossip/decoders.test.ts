@@ -6,13 +6,14 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_POLICY } from '../../src/gossip/authorize.js'
-import { verifyHeartbeat } from '../../src/gossip/presence.js'
 import { createReplayCache } from '../../src/gossip/replay.js'
 import { decodeReplyBatch, verifyReply } from '../../src/gossip/reply.js'
 import { decodeRequest, RequestDecodeError } from '../../src/gossip/request.js'
 import { createRequestValidator } from '../../src/gossip/validate.js'
+import { openSuspicion, peekRecord, verifyRecord } from '../../src/membership/record.js'
+import { decodeMemberMessage } from '../../src/membership/wire.js'
 import { type CborValue, DecodeError, encodeCbor } from '../../src/wire/cbor.js'
-import { DOMAIN_PRESENCE, DOMAIN_REPLY, DOMAIN_REQUEST } from '../../src/wire/domains.js'
+import { DOMAIN_MEMBER, DOMAIN_REPLY, DOMAIN_REQUEST, DOMAIN_SUSPICION } from '../../src/wire/domains.js'
 import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
 import { sealEnvelope } from '../../src/wire/envelope.js'
 import { FakeCa } from './fixtures.js'
@@ -81,10 +82,10 @@ describe('decoders never crash', () => {
         typed(() => decodeReplyBatch(bytes))
         expect(validator.validate(bytes, NOW).kind).toBe('refused')
         expect(verifyReply(bytes, { verifier: ca.verifier, nowMs: NOW }).ok).toBe(false)
-        expect(
-          verifyHeartbeat(bytes, { verifier: ca.verifier, nowMs: NOW, clockSkewToleranceMs: 0, maxAgeMs: 1 })
-            .ok,
-        ).toBe(false)
+        expect(verifyRecord(bytes, ca.verifier, NOW).ok).toBe(false)
+        expect(peekRecord(bytes)).toBeUndefined()
+        typed(() => openSuspicion(bytes))
+        typed(() => decodeMemberMessage(bytes))
       }),
       { numRuns: 3000 },
     )
@@ -96,24 +97,15 @@ describe('decoders never crash', () => {
         const raw = encodeCbor(value)
         typed(() => decodeRequest(raw))
         typed(() => decodeReplyBatch(raw))
+        typed(() => decodeMemberMessage(raw))
         for (const [domain, check] of [
           [DOMAIN_REQUEST, (b: Uint8Array) => expect(validator.validate(b, NOW).kind).toBe('refused')],
           [
             DOMAIN_REPLY,
             (b: Uint8Array) => expect(verifyReply(b, { verifier: ca.verifier, nowMs: NOW }).ok).toBe(false),
           ],
-          [
-            DOMAIN_PRESENCE,
-            (b: Uint8Array) =>
-              expect(
-                verifyHeartbeat(b, {
-                  verifier: ca.verifier,
-                  nowMs: NOW,
-                  clockSkewToleranceMs: 0,
-                  maxAgeMs: 1,
-                }).ok,
-              ).toBe(false),
-          ],
+          [DOMAIN_MEMBER, (b: Uint8Array) => expect(verifyRecord(b, ca.verifier, NOW).ok).toBe(false)],
+          [DOMAIN_SUSPICION, (b: Uint8Array) => typed(() => openSuspicion(b))],
         ] as const) {
           const sealed = sealEnvelope(domain, key, value)
           typed(() => decodeRequest(sealed))

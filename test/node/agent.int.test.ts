@@ -1,7 +1,10 @@
 // Proves the agent end to end on real libp2p over 127.0.0.1: certified nodes admit each other, learn
-// membership from signed heartbeats, and `exec` reaches exactly the targeted nodes with signed replies.
+// membership from signed heartbeats, and `exec` reaches exactly the targeted nodes with signed replies;
+// the status control method then shows the traffic this caused, per protocol, with rates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestMesh, type TestMesh } from './harness.js'
+import { controlHandlers } from '../../src/agent/control-methods.js'
+import type { TrafficSnapshot } from '../../src/node/traffic.js'
+import { startTestMesh, type TestMesh, waitFor } from './harness.js'
 
 /** Declared but, as a shell action, allowed by no default rule. */
 const SHELL = { argv: ['sh', '-c'], acceptsArgs: true }
@@ -59,5 +62,33 @@ describe('agent: a five-node mesh on 127.0.0.1', () => {
       ]),
     )
     expect(result.replies.every(r => (r.reason ?? '').includes('no policy rule'))).toBe(true)
+  })
+
+  it('counts the traffic of every protocol and shows it, with rates, in status', async () => {
+    const w1 = mesh.node('w1')
+    // w1 and w2 share the web zone's lease; the requests above reached w1 and its replies went back.
+    await waitFor(
+      () => (w1.counters().traffic.protocols.authority?.msgsIn ?? 0) > 0,
+      10_000,
+      'authority traffic',
+    )
+    const status = (await controlHandlers(w1, mesh.ca.key.publicKey).status?.({}, {} as never)) as {
+      traffic: TrafficSnapshot
+    }
+    const { protocols, total } = status.traffic
+    expect(protocols.authority?.msgsOut).toBeGreaterThan(0)
+    expect(protocols['gossip:request']?.msgsIn).toBeGreaterThan(0)
+    expect(protocols['gossip:request']?.bytesIn).toBeGreaterThan(0)
+    expect(protocols.replies?.msgsOut).toBeGreaterThan(0)
+    expect(protocols.gossipsub?.msgsIn).toBeGreaterThan(0)
+    expect(protocols.hello?.msgsIn).toBeGreaterThan(0)
+    expect(total.bytesIn).toBeGreaterThan(protocols.authority?.bytesIn ?? 0)
+    for (const row of [...Object.values(protocols), total]) {
+      for (const rate of [row.msgsInPerS, row.msgsOutPerS, row.bytesInPerS, row.bytesOutPerS]) {
+        expect(Number.isFinite(rate) && rate >= 0).toBe(true)
+      }
+    }
+    // c1 published the requests: one publication each, counted on the topic's row.
+    expect(mesh.node('c1').counters().traffic.protocols['gossip:request']?.msgsOut).toBeGreaterThanOrEqual(3)
   })
 })

@@ -19,7 +19,13 @@ describe('resolveConfig', () => {
 
   it('merges file < environment < flags', () => {
     const c = resolveConfig({
-      file: { leaseTtlMs: '4s', renewIntervalMs: '1s', heartbeatIntervalMs: '2s', suspectAfterMs: '5s' },
+      file: {
+        leaseTtlMs: '4s',
+        renewIntervalMs: '1s',
+        heartbeatIntervalMs: '2s',
+        suspectAfterMs: '5s',
+        deadAfterMs: '15s',
+      },
       env: { MESH_LEASE_TTL: '5s', MESH_HEARTBEAT_INTERVAL: '3s', HOME: '/root' },
       flags: { leaseTtlMs: 6_000 },
     })
@@ -131,7 +137,7 @@ describe('resolveConfig', () => {
     ],
     [{ leaseDriftBudgetMs: 1_500 }, /must exceed twice leaseDriftBudgetMs/],
     [{ suspectAfterMs: 500 }, /suspectAfterMs \(500\) must exceed heartbeatIntervalMs/],
-    [{ deadAfterMs: 3_000 }, /deadAfterMs \(3000\) must exceed suspectAfterMs/],
+    [{ deadAfterMs: 1_000 }, /deadAfterMs \(1000\) must exceed suspectAfterMs/],
   ])('checks timing relationships %j', (flags, pattern) => {
     expect(() => resolveConfig({ flags })).toThrow(pattern)
   })

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it, vi } from 'vitest'
 import type { TargetFilter } from '../../src/gossip/filter.js'
-import type { MemberView } from '../../src/gossip/membership.js'
+import type { MemberView } from '../../src/membership/view.js'
 import { createManualClock, systemRandom } from '../../src/node/clock.js'
 import { createExec, ExecNoAuthorityError, zonesWithoutAuthority } from '../../src/node/exec.js'
 import { silentLogger } from '../../src/node/log.js'

@@ -21,6 +21,7 @@ import {
   HELLO_BYTES_MAX,
   type ZoneRosterPort,
 } from '../../src/node/hello.js'
+import { createTraffic } from '../../src/node/traffic.js'
 import { createZoneRosters } from '../../src/node/zone-rosters.js'
 import { encodeCbor } from '../../src/wire/cbor.js'
 import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
@@ -56,6 +57,7 @@ describe('hello watchdog', () => {
         helloTimeoutMs: 1_000,
         revocations: { current: () => undefined, offer: () => {} },
         log: pino({ level: 'silent' }),
+        traffic: createTraffic({ clock }),
       },
       {
         isVerified: peer => verified.has(peer),
@@ -116,6 +118,7 @@ function side(self: string, zoneRosters?: ZoneRosterPort) {
       revocations: { current: () => undefined, offer: () => {} },
       zoneRosters,
       log: pino({ level: 'silent' }),
+      traffic: createTraffic({ clock: createManualClock() }),
     },
     {
       isVerified: () => false,

@@ -22,7 +22,8 @@ import { createLibp2p } from 'libp2p'
 import type { AuthorityMessage } from '../../src/authority/messages.js'
 import { encodeAuthorityMessage } from '../../src/authority/messages.js'
 import { CA_PROTOCOL, encodeJoinRequest, JOIN_PROTOCOL, type JoinRequest } from '../../src/ca/join-wire.js'
-import { createHeartbeat, type HeartbeatInit } from '../../src/gossip/presence.js'
+import { createRecord, openSuspicion, type RecordInit } from '../../src/membership/record.js'
+import { decodeMemberMessage, encodeMemberMessage, type WireMessage } from '../../src/membership/wire.js'
 import { AUTHORITY_PROTOCOL } from '../../src/node/authority-streams.js'
 import {
   decodeHello,
@@ -33,6 +34,7 @@ import {
 } from '../../src/node/hello.js'
 import { GOSSIP_MESSAGE_BYTES_MAX, TOPICS } from '../../src/node/host.js'
 import { type Identity, libp2pKeyOf, secureRandomBytes } from '../../src/node/keys.js'
+import { MEMBER_PROTOCOL } from '../../src/node/membership-driver.js'
 import { REPLY_PROTOCOL } from '../../src/node/replies.js'
 import { connectionStack } from '../../src/node/transport.js'
 import { signingKeyFromSeed } from '../../src/wire/ed25519.js'
@@ -50,6 +52,7 @@ export const MESH_PROTOCOLS = {
   authority: AUTHORITY_PROTOCOL,
   join: JOIN_PROTOCOL,
   ca: CA_PROTOCOL,
+  member: MEMBER_PROTOCOL,
 } as const
 
 /** How the peer answers a hello the mesh dials to it (when a mesh node connects to us). */
@@ -76,6 +79,8 @@ export interface HostilePeerInit {
   readonly answerHello?: HelloAnswer
   /** Gossipsub heartbeat of the hostile node; default 1 s like host.ts. */
   readonly heartbeatIntervalMs?: number
+  /** Answer membership pings with acks and push-pulls with our newest record (default: when certified). */
+  readonly answerProbes?: boolean
 }
 
 /** One stream the peer opened, with raw and length-prefixed writes and bounded reads. */
@@ -136,8 +141,14 @@ export interface HostilePeer {
     request: JoinRequest | Uint8Array,
     timeoutMs?: number,
   ): Promise<Uint8Array | undefined>
-  /** A heartbeat signed with our key and certificate (throws when uncertified). */
-  heartbeat(init?: Partial<HeartbeatInit>): Uint8Array
+  /** A membership record signed with our key and certificate, at a fresh incarnation (throws when uncertified). */
+  record(init?: Partial<RecordInit>): Uint8Array
+  /** Sends `messages` (encoded with encodeMemberMessage unless bytes) on one membership stream. */
+  sendMember(
+    target: Connection | string,
+    messages: ReadonlyArray<WireMessage | Uint8Array>,
+    timeoutMs?: number,
+  ): Promise<HostileStream>
   /** Waits until each of `peerIds` is subscribed to `topic` as we see it and our gossip stream to it is open. */
   waitForTopicPeers(topic: string, peerIds: readonly string[], timeoutMs?: number): Promise<void>
   /** Publishes `bytes` raw on `topic`; returns the recipients libp2p reports. */
@@ -247,7 +258,9 @@ export async function createHostilePeer(init: HostilePeerInit = {}): Promise<Hos
   const streams = new Set<HostileStream>()
   const extraHosts: HostileHost[] = []
   const receivedCounts: Record<string, number> = {}
-  let seq = Date.now()
+  let incarnation = Date.now()
+  /** The newest record `record()` made: the answer to a push-pull. */
+  let lastRecord: Uint8Array | undefined
 
   const answerMode: HelloAnswer = init.answerHello ?? (identity !== undefined ? 'cert' : 'garbage')
   const ownHello = (crl?: Uint8Array): Uint8Array => {
@@ -270,6 +283,63 @@ export async function createHostilePeer(init: HostilePeerInit = {}): Promise<Hos
         }
       },
       { maxInboundStreams: 64 },
+    )
+  }
+
+  /** One outbound membership stream per mesh node, shared by sendMember and the answers to its probes. */
+  const memberStreams = new Map<string, Promise<HostileStream>>()
+  const memberStream = (to: string): Promise<HostileStream> => {
+    let out = memberStreams.get(to)
+    if (out === undefined) {
+      out = open(to, MEMBER_PROTOCOL)
+      out.catch(() => memberStreams.delete(to))
+      memberStreams.set(to, out)
+    }
+    return out
+  }
+  if (init.answerProbes ?? identity !== undefined) {
+    // Acks go back on a stream of our own, as the mesh's membership driver sends them.
+    await host.handle(
+      MEMBER_PROTOCOL,
+      async (stream, connection) => {
+        const from = connection.remotePeer.toString()
+        const lp = lpStream(stream, { maxDataLength: 1024 * 1024 })
+        try {
+          for (;;) {
+            const message = decodeMemberMessage((await lp.read()).subarray())
+            // Refute a suspicion of us, as a live member does: a record at a higher incarnation.
+            const accused = message.updates.some(
+              u => u.kind === 'suspicion' && openSuspicion(u.bytes).suspicion.subject === peer.peerId,
+            )
+            if (accused && lastRecord !== undefined) {
+              const refutation = encodeMemberMessage({
+                type: 'gossip',
+                updates: [{ kind: 'record', bytes: peer.record() }],
+              })
+              for (const to of [...memberStreams.keys()])
+                void memberStream(to)
+                  .then(s => s.writeFrame(refutation))
+                  .catch(() => {})
+            }
+            let answer: WireMessage | undefined
+            if (message.type === 'ping') answer = { type: 'ack', seq: message.seq, updates: [] }
+            else if (message.type === 'sync' && !message.reply && lastRecord !== undefined) {
+              // Push-pull is how the mesh takes a newcomer in: answer with our latest record.
+              answer = {
+                type: 'sync',
+                reply: true,
+                digest: [{ id: peer.peerId, incarnation, state: 'alive' }],
+                updates: [{ kind: 'record', bytes: lastRecord }],
+              }
+            }
+            if (answer === undefined) continue
+            await (await memberStream(from)).writeFrame(encodeMemberMessage(answer))
+          }
+        } catch {
+          memberStreams.delete(from)
+        }
+      },
+      { maxInboundStreams: 8 },
     )
   }
 
@@ -360,17 +430,28 @@ export async function createHostilePeer(init: HostilePeerInit = {}): Promise<Hos
       return answer
     },
 
-    heartbeat(overrides = {}) {
-      if (identity === undefined) throw new Error('hostile peer: no certificate to sign a heartbeat')
-      seq += 1
-      return createHeartbeat(identity.key, identity.certificate, {
+    record(overrides = {}) {
+      if (identity === undefined) throw new Error('hostile peer: no certificate to sign a record')
+      incarnation = Math.max(incarnation + 1, Date.now())
+      lastRecord = createRecord(identity.key, identity.certificate, {
         addrs: peer.addrs(),
         facts: {},
-        seq,
-        sentAtMs: Date.now(),
-        intervalMs: 1_000,
+        bootedAtS: 0,
+        incarnation,
+        left: false,
         ...overrides,
       })
+      return lastRecord
+    },
+
+    async sendMember(target, messages, timeoutMs) {
+      const s =
+        typeof target === 'string'
+          ? await memberStream(target)
+          : await open(target, MEMBER_PROTOCOL, timeoutMs)
+      for (const m of messages)
+        await s.writeFrame(m instanceof Uint8Array ? m : encodeMemberMessage(m), timeoutMs)
+      return s
     },
 
     async waitForTopicPeers(topic, peerIds, timeoutMs = HOSTILE_WAIT_MS) {

@@ -27,6 +27,15 @@ import { createTestCa, startTestMesh, type TestMesh, testConfig, waitFor } from 
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
+/** Request-topic messages a node's validator refused (any code but the accept ones). */
+const refusedRequests = (node: {
+  counters(): { topics: Readonly<Record<string, Readonly<Record<string, number>>>> }
+}) =>
+  Object.entries(node.counters().topics[TOPICS.request] ?? {}).reduce(
+    (sum, [code, n]) => (code.startsWith('accept') ? sum : sum + n),
+    0,
+  )
+
 describe('refused peers get no gossip', () => {
   let mesh: TestMesh
   const outsiders: MeshNode[] = []
@@ -71,7 +80,7 @@ describe('refused peers get no gossip', () => {
     const received = new Map<string, number>()
     const members = mesh.nodes
     const refusedBefore = members.map(n => n.admission.counters.refused)
-    const presenceRefusedBefore = members.map(n => n.counters().presenceRefused)
+    const requestTopicBefore = members.map(refusedRequests)
     const fromOutsiders = { count: 0 }
     for (const member of members) {
       member.host.services.pubsub.addEventListener('gossipsub:message', evt => {
@@ -97,14 +106,14 @@ describe('refused peers get no gossip', () => {
     mesh.node('m1').host.services.pubsub.addEventListener('message', () => {
       memberReceived++
     })
-    // Members publish heartbeats every 200 ms and a request; outsiders keep trying to connect and publish.
+    // Members probe each other every 200 ms and publish a request; outsiders keep trying to connect and publish.
     await mesh.node('ca1').exec({ action: 'ping', timeoutMs: 1_500 })
     await sleep(1_500)
     expect([...received.values()]).toEqual([0, 0, 0])
     expect(memberReceived).toBeGreaterThan(0)
     expect(fromOutsiders.count).toBe(0)
     members.forEach((member, i) => {
-      expect(member.counters().presenceRefused).toBe(presenceRefusedBefore[i])
+      expect(refusedRequests(member)).toBe(requestTopicBefore[i])
       expect(member.members().map(m => m.name)).not.toContain('selfie')
       expect(member.members().map(m => m.name)).not.toContain('foreigner')
       expect(member.members().map(m => m.name)).not.toContain('stale')
@@ -115,7 +124,7 @@ describe('refused peers get no gossip', () => {
       members.reduce((sum, m, i) => sum + m.admission.counters.refused - (refusedBefore[i] ?? 0), 0),
     ).toBeGreaterThanOrEqual(3)
     for (const outsider of outsiders) {
-      expect(internalsOf(outsider).host.services.pubsub.getSubscribers(TOPICS.presence)).toEqual([])
+      expect(internalsOf(outsider).host.services.pubsub.getSubscribers(TOPICS.request)).toEqual([])
     }
   })
 
@@ -142,21 +151,19 @@ describe('refused peers get no gossip', () => {
         got++
       })
       for (const topic of Object.values(TOPICS)) raw.services.pubsub.subscribe(topic)
-      const refusedBefore = ca1.counters().presenceRefused
+      const refusedBefore = refusedRequests(ca1)
       const connection = await raw.dial(multiaddr(ca1.addrs()[0]!))
       const openedAt = Date.now()
       const publishes: Promise<unknown>[] = []
       while (Date.now() - openedAt < 2_000) {
-        publishes.push(
-          raw.services.pubsub.publish(TOPICS.presence, new Uint8Array([1, 2, 3])).catch(() => {}),
-        )
+        publishes.push(raw.services.pubsub.publish(TOPICS.request, new Uint8Array([1, 2, 3])).catch(() => {}))
         await sleep(200)
       }
       await Promise.all(publishes)
       expect(connection.status).toBe('open') // still inside the 3 s hello window
       expect(got).toBe(0)
-      expect(ca1.counters().presenceRefused).toBe(refusedBefore)
-      expect(raw.services.pubsub.getSubscribers(TOPICS.presence)).toEqual([])
+      expect(refusedRequests(ca1)).toBe(refusedBefore)
+      expect(raw.services.pubsub.getSubscribers(TOPICS.request)).toEqual([])
       await waitFor(() => connection.status !== 'open', 5_000, 'the silent peer to be cut')
     } finally {
       await raw.stop()

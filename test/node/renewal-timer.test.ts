@@ -25,6 +25,7 @@ import {
 import type { IssuerDriver } from '../../src/node/issuer-driver.js'
 import type { Identity } from '../../src/node/keys.js'
 import { silentLogger } from '../../src/node/log.js'
+import { createTraffic } from '../../src/node/traffic.js'
 import { seededRandomBytes } from '../ca/fixtures.js'
 import { createTestCa, randomKey } from './harness.js'
 
@@ -94,6 +95,7 @@ function setup(
     clock,
     random: createSeededRandom(1),
     log: silentLogger(),
+    traffic: createTraffic({ clock }),
   }
   const counters = newCounters()
   const renewal = createRenewal(

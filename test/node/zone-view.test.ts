@@ -4,7 +4,7 @@
 // nothing; no holder shows null and `-`.
 import { describe, expect, it } from 'vitest'
 import { formatLease } from '../../src/cli/members.js'
-import type { MemberView } from '../../src/gossip/membership.js'
+import type { MemberView } from '../../src/membership/view.js'
 import {
   AUTHORITY_FACT,
   authorityNames,

@@ -2,20 +2,25 @@
  * Proves the zone-authority protocol on named faults: each scenario runs in the deterministic simulator
  * (safety checked after every event), its transcript must match the golden file in test/sim/golden/
  * (regenerate with MESH_UPDATE_GOLDEN=1 after reading the diff), and its outcome is asserted: who takes
- * over, how fast (within the liveness bound), and that nothing flaps back once healed.
+ * over, how fast (within the liveness bound), and that nothing flaps back once healed. Zones of seven
+ * (five voters) prove what a zone with members without a seat survives: any two voters down, even with
+ * every seatless member down too; three voters down stops it until one returns; a revoked voter's seat
+ * and a newcomer's seat are each one change, covered by the prior's joint majority; a zone grown one
+ * join at a time keeps no prior and survives losing two of its five voters.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, test } from 'vitest'
 import { authorityProfiles } from '../../src/authority/index.js'
-import { type ScenarioOutcome, scenarios } from './scenarios.js'
+import { boundedVoterScenarios, scenarios as namedScenarios, type ScenarioOutcome } from './scenarios.js'
 import { livenessBoundMs } from './swarm.js'
 
 const goldenDir = join(dirname(fileURLToPath(import.meta.url)), 'golden')
 const update = process.env.MESH_UPDATE_GOLDEN === '1'
 const config = authorityProfiles.test
 const bound = livenessBoundMs(config, 5)
+const scenarios = [...namedScenarios, ...boundedVoterScenarios]
 
 function slug(name: string): string {
   return name
@@ -153,6 +158,60 @@ describe('zone authority scenarios', () => {
     expect(facts.votersAfter).toBe([facts.witness, 'w1', 'w2'].sort().join(','))
     expect(facts.w1Version).toBe(2)
     expect(facts.after).not.toBeNull()
+  })
+
+  test('zone of seven, holder and another voter crash: a remaining voter takes over within the bound', () => {
+    const { facts } = run('zone of seven: the holder and another voter crash')
+    expect(facts.voters!.toString().split(',')).toHaveLength(5)
+    expect(facts.firstIsVoter).toBe(1)
+    expect(Number(facts.takeoverAt) - 3_000).toBeLessThanOrEqual(bound)
+    expect(facts.second).not.toBe(facts.first)
+    expect(facts.secondIsVoter).toBe(1)
+  })
+
+  test('zone of seven, only three voters left: they elect without the members without a seat', () => {
+    const { facts } = run('zone of seven: both members without a seat and two voters crash')
+    expect(Number(facts.takeoverAt) - 3_000).toBeLessThanOrEqual(bound)
+    expect(facts.down!.toString().split(',')).not.toContain(facts.second)
+  })
+
+  test('zone of seven, three voters down: no authority at all, one again when a voter returns', () => {
+    const { facts } = run('zone of seven: three voters crash, then one returns')
+    // The crashed holder's lease runs out within the first TTL; after it nobody holds.
+    expect(Number(facts.heldDuring)).toBeLessThanOrEqual(Math.ceil(config.leaseTtlMs / 50))
+    expect(Number(facts.backAt) - 9_000).toBeLessThanOrEqual(bound)
+    expect(facts.after).not.toBeNull()
+  })
+
+  test('zone of seven, a voter revoked under a partition: one seat moves, the other side may not elect on the new voters alone', () => {
+    const { facts } = run('signed rosters: a voter revoked in a zone of seven, under a partition')
+    const after = facts.votersAfter!.toString().split(',')
+    expect(after).toHaveLength(5)
+    expect(after).toContain(facts.seatTaker)
+    expect(after).not.toContain(facts.gone)
+    expect(Number(facts.heldByCutOff)).toBeGreaterThan(90) // the holder's side keeps it throughout
+    expect(facts.heldByRest).toBe(0)
+    expect(facts.final).not.toBeNull()
+  })
+
+  test('zone of five gains a top-ranked member: it takes one seat, and the zone still fails over', () => {
+    const { facts } = run(
+      'signed rosters: a member joins a zone of five and takes a seat, then the holder crashes',
+    )
+    const before = facts.votersBefore!.toString().split(',')
+    const after = facts.votersAfter!.toString().split(',')
+    expect(before.filter(id => !after.includes(id))).toEqual([facts.displaced])
+    expect(facts.during).not.toBeNull()
+    expect(facts.after).not.toBeNull()
+    expect(facts.after).not.toBe(facts.during)
+  })
+
+  test('zone grown one join at a time: no prior left, so losing two of five voters still elects', () => {
+    const { facts } = run('signed rosters: a zone grown one join at a time loses two of its five voters')
+    expect(facts.first).not.toBeNull()
+    expect(facts.priorVoters).toBe('none')
+    expect(Number(facts.backAt) - 10_000).toBeLessThanOrEqual(bound + 1_000)
+    expect(['w3', 'w4', 'w5']).toContain(facts.final)
   })
 
   test('lossy network: an authority exists again within the bound after heal', () => {

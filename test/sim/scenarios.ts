@@ -413,6 +413,219 @@ export const scenarios: readonly Scenario[] = [
   },
 ]
 
+/** Seven members, one zone: five voters (the top five by HRW) and two candidates without a seat. */
+const SEVEN = ['g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7']
+const SEVEN_RANKED = rankCandidates('big', SEVEN)
+const SEVEN_VOTERS = SEVEN_RANKED.slice(0, 5)
+const SEVEN_SEATLESS = SEVEN_RANKED.slice(5)
+
+/** Named scenarios of bounded voter sets (zones larger than VOTERS_MAX). */
+export const boundedVoterScenarios: readonly Scenario[] = [
+  {
+    name: 'zone of seven: the holder and another voter crash',
+    run: () => {
+      const sim = detectedBuild(nodesOf('big', SEVEN), 24)
+      sim.runUntil(3_000)
+      const first = holder(sim, 'big')!
+      const other = SEVEN_VOTERS.find(id => id !== first)!
+      sim.note(`** crash ${first} and ${other} (two of the five voters)`)
+      sim.crash(first)
+      sim.crash(other)
+      const takeoverAt = sim.runUntilAuthorityOtherThan('big', first, 3_000 + bound)
+      sim.runUntil(7_000)
+      const second = holder(sim, 'big')
+      return {
+        sim,
+        facts: {
+          voters: sim.voters('big').join(','),
+          first,
+          firstIsVoter: SEVEN_VOTERS.includes(first) ? 1 : 0,
+          takeoverAt,
+          second,
+          secondIsVoter: SEVEN_VOTERS.includes(second ?? '') ? 1 : 0,
+        },
+      }
+    },
+  },
+  {
+    name: 'zone of seven: both members without a seat and two voters crash',
+    run: () => {
+      const sim = detectedBuild(nodesOf('big', SEVEN), 25)
+      sim.runUntil(3_000)
+      const first = holder(sim, 'big')!
+      const down = [...SEVEN_SEATLESS, first, SEVEN_VOTERS.find(id => id !== first)!]
+      sim.note(`** crash ${down.join(', ')}: three voters are left`)
+      for (const id of down) sim.crash(id)
+      const takeoverAt = sim.runUntilAuthorityOtherThan('big', first, 3_000 + bound)
+      sim.runUntil(7_000)
+      return { sim, facts: { first, down: down.join(','), takeoverAt, second: holder(sim, 'big') } }
+    },
+  },
+  {
+    name: 'zone of seven: three voters crash, then one returns',
+    run: () => {
+      const sim = detectedBuild(nodesOf('big', SEVEN), 26)
+      sim.runUntil(3_000)
+      const first = holder(sim, 'big')!
+      const down = [first, ...SEVEN_VOTERS.filter(id => id !== first).slice(0, 2)]
+      sim.note(`** crash ${down.join(', ')}: two voters and both members without a seat are left`)
+      for (const id of down) sim.crash(id)
+      let heldDuring = 0
+      for (let t = 3_000; t < 9_000; t += 50) {
+        sim.runUntil(t)
+        if (holder(sim, 'big') !== null) heldDuring++
+      }
+      const back = down[2]!
+      sim.note(`** restart ${back}`)
+      sim.restart(back)
+      const backAt = sim.runUntilAuthority('big', 9_000 + bound)
+      sim.runUntil(12_000)
+      return {
+        sim,
+        facts: { first, down: down.join(','), heldDuring, back, backAt, after: holder(sim, 'big') },
+      }
+    },
+  },
+  {
+    name: 'signed rosters: a voter revoked in a zone of seven, under a partition',
+    run: () => {
+      // One of big's voters is revoked (r2): the next-ranked member takes its seat, one seat change. The
+      // revoked voter is still running, cut off with the holder and one more voter, and none of them hears
+      // of r2: under r1 they are three of the five voters and keep the lease. The other side holds three
+      // of the five new voters, which without the prior would elect a second holder; with it they need
+      // three of the four prior voters still certified and have two.
+      const nodes = [...nodesOf('core', ['c1']), ...nodesOf('big', SEVEN)]
+      const sim = versionedBuild(nodes, 27)
+      sim.runUntil(3_000)
+      const first = holder(sim, 'big')!
+      const kept = SEVEN_VOTERS.find(id => id !== first)!
+      const gone = SEVEN_VOTERS.find(id => id !== first && id !== kept)!
+      const after = nodes.filter(n => n.id !== gone)
+      const cutOff = [first, kept, gone]
+      const rest = ['c1', ...SEVEN.filter(id => !cutOff.includes(id))]
+      sim.note(
+        `** partition ${cutOff.join(',')} | ${rest.join(',')}; r2 (${gone} revoked) reaches ${rest.join(',')}`,
+      )
+      sim.partition([cutOff, rest])
+      sim.changeRoster(after, 100, { gone: [gone], reach: rest })
+      let heldByCutOff = 0
+      let heldByRest = 0
+      for (let t = 3_000; t < 8_000; t += 50) {
+        sim.runUntil(t)
+        const now = holder(sim, 'big') ?? ''
+        if (cutOff.includes(now)) heldByCutOff++
+        if (rest.includes(now)) heldByRest++
+      }
+      sim.note(`** heal; ${gone} stops`)
+      sim.heal()
+      sim.crash(gone)
+      const healedAt = sim.nowMs
+      sim.runUntil(14_000)
+      return {
+        sim,
+        facts: {
+          first,
+          gone,
+          votersAfter: sim.voters('big').join(','),
+          seatTaker: SEVEN_SEATLESS[0]!,
+          heldByCutOff,
+          heldByRest,
+          healedAt,
+          final: holder(sim, 'big'),
+        },
+      }
+    },
+  },
+  {
+    name: 'signed rosters: a member joins a zone of five and takes a seat, then the holder crashes',
+    run: () => {
+      // A newcomer that ranks into big's top five takes the lowest-ranked voter's seat (one seat change).
+      // The displaced voter stays a voter of the prior; the holder keeps the zone, and when it crashes the
+      // next one is elected by a majority of the new voters and of the prior.
+      const five = SEVEN_RANKED.slice(1, 6)
+      const nodes = [...nodesOf('core', ['c1']), ...nodesOf('big', five)]
+      const sim = versionedBuild(nodes, 28)
+      sim.runUntil(3_000)
+      const first = holder(sim, 'big')
+      const newcomer = { id: SEVEN_RANKED[0]!, zone: 'big', driftRate: 0, offsetMs: 8_000_000 }
+      const votersBefore = sim.voters('big').join(',')
+      sim.note(`** roster r2: ${newcomer.id} joins big and ranks first`)
+      sim.changeRoster([...nodes, newcomer], 200)
+      sim.runUntil(6_000)
+      const during = holder(sim, 'big')
+      sim.note(`** crash ${during ?? 'nobody'}`)
+      if (during !== null) sim.crash(during)
+      sim.runUntil(10_000)
+      return {
+        sim,
+        facts: {
+          first,
+          votersBefore,
+          votersAfter: sim.voters('big').join(','),
+          displaced: five[4]!,
+          during,
+          after: holder(sim, 'big'),
+        },
+      }
+    },
+  },
+  {
+    name: 'signed rosters: a zone grown one join at a time loses two of its five voters',
+    run: () => {
+      // Zones are built by joins, one roster version each. Growing to four and to five voters leaves no
+      // prior (every old majority meets every new one), so the zone needs three of its five voters and
+      // nothing else: it survives losing any two, here the first two members.
+      const five = nodesOf('web', ['w1', 'w2', 'w3', 'w4', 'w5'])
+      const core = nodesOf('core', ['c1'])
+      const sim = versionedBuild([...core, five[0]!], 29)
+      for (let k = 2; k <= 5; k++) {
+        sim.runUntil(k * 1_500)
+        sim.note(`** roster r${k}: w${k} joins web`)
+        sim.changeRoster([...core, ...five.slice(0, k)], 100)
+      }
+      sim.runUntil(10_000)
+      const first = holder(sim, 'web')
+      const priorVoters =
+        sim
+          .authority('w3')
+          ?.zones(sim.localMs('w3'))
+          .find(z => z.zone === 'web')
+          ?.priorVoters.join(',') ?? null
+      sim.note('** crash w1 and w2')
+      sim.crash('w1')
+      sim.crash('w2')
+      const backAt = sim.runUntilAuthority('web', 10_000 + bound + 1_000)
+      sim.runUntil(14_000)
+      return {
+        sim,
+        facts: {
+          first,
+          priorVoters: priorVoters === '' ? 'none' : priorVoters,
+          voters: sim.voters('web').join(','),
+          backAt,
+          final: holder(sim, 'web'),
+        },
+      }
+    },
+  },
+]
+
+/**
+ * A simulator as the agent runs: nodes hear of crashes and restarts after 300 ms (connection events)
+ * and save the epochs they grant (so a voter restarted while most voters are down still recovers).
+ */
+function detectedBuild(nodes: SimNodeSpec[], seed: number): Simulator {
+  return new Simulator({
+    seed,
+    nodes,
+    config,
+    transcript: true,
+    wire: true,
+    failureDetectorMs: 300,
+    durableEpochs: true,
+  })
+}
+
 function versionedBuild(nodes: SimNodeSpec[], seed: number): Simulator {
   return new Simulator({
     seed,

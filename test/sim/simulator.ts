@@ -12,6 +12,10 @@
  * version, nodes learn versions at different times (or not at all while cut off or crashed), keep the
  * version they had across a crash, and a node that sees a peer behind (a `roster-mismatch` effect)
  * sends it its version over the network, as the driver republishes its signed roster.
+ *
+ * Timers: by default every node is ticked every `tickMs` of true time; with `timers: 'deadline'` a node
+ * is ticked only at its core's `nextDeadlineMs()` (the first true ms its clock reaches it), re-read after
+ * every step and tick, as the agent's driver arms its one timer. `wakeups` counts each node's ticks.
  */
 import { authorityProfiles } from '../../src/authority/config.js'
 import {
@@ -59,6 +63,8 @@ export interface SimOptions {
   readonly versioned?: boolean
   /** Nodes save the epochs they grant (`persist-epoch`, at once) and keep them across crashes. */
   readonly durableEpochs?: boolean
+  /** `interval` (default): tick every `tickMs`; `deadline`: tick only at each core's next deadline. */
+  readonly timers?: 'interval' | 'deadline'
 }
 
 /** Thrown when a safety invariant breaks; carries the true time and a tail of the transcript. */
@@ -77,11 +83,14 @@ interface SimNode {
   version: number
   /** Epochs saved by `persist-epoch` (durable-epoch simulations): they survive crashes. */
   readonly saved: Record<string, number>
+  /** Deadline timers: the true time of the one live tick event (Infinity: none) and its generation. */
+  tickAtMs: number
+  tickGeneration: number
 }
 
 type SimEvent =
   | { kind: 'deliver'; atMs: number; seq: number; from: string; to: string; message: AuthorityMessage }
-  | { kind: 'tick'; atMs: number; seq: number; node: string }
+  | { kind: 'tick'; atMs: number; seq: number; node: string; generation?: number }
   | { kind: 'call'; atMs: number; seq: number; label: string | null; run: () => void }
 
 /** Largest number of queued events; exceeding it means a message storm (a bug). */
@@ -119,6 +128,13 @@ export class Simulator {
   private nextQuery = 1
   /** Highest epoch each node acquired, per zone. */
   private readonly acquired = new Map<string, Map<string, number>>()
+  private readonly deadlineTimers: boolean
+  /** Ticks each node ran (its timer wake-ups). */
+  readonly wakeups = new Map<string, number>()
+  /** Messages each node sent, by message type. */
+  readonly sent = new Map<string, Map<string, number>>()
+  /** Messages sent to each node (delivered or not). */
+  readonly addressed = new Map<string, number>()
 
   constructor(options: SimOptions) {
     this.config = options.config ?? authorityProfiles.test
@@ -131,11 +147,13 @@ export class Simulator {
     this.roster = options.nodes.map(n => ({ id: n.id, zone: n.zone }))
     this.versioned = options.versioned ?? false
     this.durableEpochs = options.durableEpochs ?? false
+    this.deadlineTimers = options.timers === 'deadline'
     if (this.versioned) this.addVersion(this.roster)
     for (const spec of options.nodes) {
       const node = this.addNode(spec, this.roster, this.versioned ? 1 : 0)
       this.boot(node)
-      this.push({ kind: 'tick', atMs: this.random.int(0, this.tickMs - 1), seq: 0, node: spec.id })
+      const atMs = this.random.int(0, this.tickMs - 1)
+      if (!this.deadlineTimers) this.push({ kind: 'tick', atMs, seq: 0, node: spec.id })
     }
   }
 
@@ -362,12 +380,8 @@ export class Simulator {
         const node = this.addNode(spec, roster, version)
         this.at(this.nowMs + this.random.int(0, spreadMs), `start ${spec.id}`, () => {
           if (node.authority === null) this.boot(node)
-          this.push({
-            kind: 'tick',
-            atMs: this.nowMs + this.random.int(1, this.tickMs),
-            seq: 0,
-            node: spec.id,
-          })
+          const atMs = this.nowMs + this.random.int(1, this.tickMs)
+          if (!this.deadlineTimers) this.push({ kind: 'tick', atMs, seq: 0, node: spec.id })
         })
       }
     }
@@ -403,6 +417,8 @@ export class Simulator {
       roster,
       version,
       saved: {},
+      tickAtMs: Number.POSITIVE_INFINITY,
+      tickGeneration: 0,
     }
     this.nodes.set(spec.id, node)
     return node
@@ -527,11 +543,18 @@ export class Simulator {
     switch (event.kind) {
       case 'tick': {
         const node = this.node(event.node)
+        if (this.deadlineTimers) {
+          if (event.generation !== node.tickGeneration) return // superseded by a re-arm
+          node.tickAtMs = Number.POSITIVE_INFINITY
+        }
         if (node.authority !== null) {
+          this.wakeups.set(node.id, (this.wakeups.get(node.id) ?? 0) + 1)
           node.authority.tick(this.localMs(node.id))
           this.afterStep(node)
         }
-        this.push({ kind: 'tick', atMs: this.nowMs + this.tickMs, seq: 0, node: node.id })
+        if (!this.deadlineTimers) {
+          this.push({ kind: 'tick', atMs: this.nowMs + this.tickMs, seq: 0, node: node.id })
+        }
         break
       }
       case 'deliver': {
@@ -557,13 +580,35 @@ export class Simulator {
     const authority = node.authority
     if (authority === null) return
     for (const effect of authority.drainEffects()) this.onEffect(node, effect)
+    if (this.deadlineTimers) this.armTick(node, authority.nextDeadlineMs())
+  }
+
+  /** Deadline timers: one tick at the first true ms at which the node's clock reaches `deadlineMs`. */
+  private armTick(node: SimNode, deadlineMs: number): void {
+    let atMs = Number.POSITIVE_INFINITY
+    if (Number.isFinite(deadlineMs)) {
+      atMs = Math.max(this.nowMs, Math.ceil((deadlineMs - node.offsetMs) / (1 + node.rate)))
+      while (this.localMs(node.id, atMs) < deadlineMs) atMs++
+      while (atMs > this.nowMs && this.localMs(node.id, atMs - 1) >= deadlineMs) atMs--
+    }
+    if (atMs === node.tickAtMs) return
+    node.tickAtMs = atMs
+    node.tickGeneration++
+    if (Number.isFinite(atMs)) {
+      this.push({ kind: 'tick', atMs, seq: 0, node: node.id, generation: node.tickGeneration })
+    }
   }
 
   private onEffect(node: SimNode, effect: AuthorityEffect): void {
     switch (effect.type) {
-      case 'send':
+      case 'send': {
+        const byType = this.sent.get(node.id) ?? new Map<string, number>()
+        byType.set(effect.message.type, (byType.get(effect.message.type) ?? 0) + 1)
+        this.sent.set(node.id, byType)
+        this.addressed.set(effect.to, (this.addressed.get(effect.to) ?? 0) + 1)
         this.transmit(node.id, effect.to, effect.message)
         return
+      }
       case 'acquired': {
         const last = this.lastEpoch.get(effect.zone)
         if (last !== undefined) {

@@ -4,7 +4,6 @@
  * from presence), as an Icinga 2 satellite forwards to its master. Used by the join service and by
  * renewal alike.
  */
-import { lpStream } from '@libp2p/utils'
 import {
   CA_PROTOCOL,
   decodeJoinAnswer,
@@ -13,6 +12,7 @@ import {
   type JoinAnswer,
   type JoinErrorAnswerCode,
 } from '../../ca/join-wire.js'
+import { countedLpStream } from '../counted-stream.js'
 import { dialTarget } from '../dial.js'
 import type { EnrolmentComponents, EnrolmentCounters } from './types.js'
 import { CA_FORWARD_CANDIDATES_MAX } from './types.js'
@@ -101,7 +101,7 @@ export function createCaClient(components: EnrolmentComponents, counters: Enrolm
           peer => components.host.getConnections(peer).length > 0,
         )
         const stream = await components.host.dialProtocol(target, CA_PROTOCOL, { signal })
-        const lp = lpStream(stream, { maxDataLength: JOIN_ANSWER_BYTES_MAX })
+        const lp = countedLpStream(stream, { maxDataLength: JOIN_ANSWER_BYTES_MAX }, components.traffic, 'ca')
         await lp.write(encodeJoinRequest({ type: 'csr', bytes }), { signal })
         const answer = decodeJoinAnswer((await lp.read({ signal })).subarray())
         await stream.close({ signal }).catch(() => {})

@@ -9,8 +9,8 @@
  * by its own allowance and cannot crowd out everyone else's approval-based joins (security item 6).
  */
 import type { Connection, Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
 import { decodeJoinRequest, encodeJoinAnswer, JOIN_REQUEST_BYTES_MAX } from '../../ca/join-wire.js'
+import { countedLpStream } from '../counted-stream.js'
 import type { KeyedRateLimiter } from '../rate-limit.js'
 import { type CaClient, errorAnswer } from './ca-client.js'
 import { answerAndClose } from './join-service.js'
@@ -33,8 +33,9 @@ export function createCaHandler(
     readonly limiter: KeyedRateLimiter
   },
 ): StreamHandler {
-  const { log, clock } = components
+  const { log, clock, traffic } = components
   const { counters, limiter } = parts
+  const counted = { traffic, protocol: 'ca' } as const
   let caActive = 0
 
   /** The issuer's origin for a request from `peerId`: its certificate name, else the peer id. */
@@ -57,19 +58,20 @@ export function createCaHandler(
         stream,
         errorAnswer('rate-limited', 'too many requests to the CA; retry in a few seconds'),
         signal,
+        counted,
       ).catch(() => stream.abort(new Error('rate limited')))
       return
     }
     if (caActive >= CA_EXCHANGES_CONCURRENT_MAX) {
       counters.caBusy += 1
-      await answerAndClose(stream, errorAnswer('busy', 'the CA is busy; retry later'), signal).catch(() =>
-        stream.abort(new Error('busy')),
+      await answerAndClose(stream, errorAnswer('busy', 'the CA is busy; retry later'), signal, counted).catch(
+        () => stream.abort(new Error('busy')),
       )
       return
     }
     caActive += 1
     try {
-      const lp = lpStream(stream, { maxDataLength: JOIN_REQUEST_BYTES_MAX })
+      const lp = countedLpStream(stream, { maxDataLength: JOIN_REQUEST_BYTES_MAX }, traffic, 'ca')
       const request = decodeJoinRequest((await lp.read({ signal })).subarray())
       const answer =
         request.ok && request.message.type === 'csr'

@@ -11,7 +11,6 @@
  * peer can hold open; a ticket join on loopback takes tens of milliseconds of the 3 to 15 s window.
  */
 import type { Connection, Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
 import type { SigningResult } from '../../ca/issuer.js'
 import {
   decodeJoinRequest,
@@ -19,7 +18,9 @@ import {
   JOIN_REQUEST_BYTES_MAX,
   type JoinAnswer,
 } from '../../ca/join-wire.js'
+import { countedLpStream } from '../counted-stream.js'
 import type { RateLimiter } from '../rate-limit.js'
+import type { Traffic } from '../traffic.js'
 import { type CaClient, errorAnswer, ipOrigin } from './ca-client.js'
 import {
   type EnrolmentComponents,
@@ -32,9 +33,19 @@ import {
   type StreamHandler,
 } from './types.js'
 
-/** Writes one answer and closes the stream. */
-export async function answerAndClose(stream: Stream, answer: JoinAnswer, signal: AbortSignal): Promise<void> {
-  const lp = lpStream(stream, { maxDataLength: JOIN_REQUEST_BYTES_MAX })
+/** Writes one answer (counted on `traffic` as `protocol`) and closes the stream. */
+export async function answerAndClose(
+  stream: Stream,
+  answer: JoinAnswer,
+  signal: AbortSignal,
+  counted: { readonly traffic: Traffic; readonly protocol: 'join' | 'ca' },
+): Promise<void> {
+  const lp = countedLpStream(
+    stream,
+    { maxDataLength: JOIN_REQUEST_BYTES_MAX },
+    counted.traffic,
+    counted.protocol,
+  )
   await lp.write(encodeJoinAnswer(answer), { signal })
   await stream.close({ signal })
 }
@@ -45,8 +56,9 @@ export function createJoinHandler(
   init: EnrolmentInit,
   parts: { readonly counters: EnrolmentCounters; readonly limiter: RateLimiter; readonly ca: CaClient },
 ): StreamHandler {
-  const { log, clock, caPublicKey } = components
+  const { log, clock, caPublicKey, traffic } = components
   const { counters, limiter } = parts
+  const counted = { traffic, protocol: 'join' } as const
   let joinActive = 0
 
   const countReadFailure = (err: unknown): void => {
@@ -70,6 +82,7 @@ export function createJoinHandler(
         stream,
         errorAnswer('rate-limited', 'too many join attempts; retry in a few seconds'),
         signal,
+        counted,
       ).catch(() => stream.abort(new Error('rate limited')))
       return
     }
@@ -79,12 +92,13 @@ export function createJoinHandler(
         stream,
         errorAnswer('busy', 'this member is busy; retry in a few seconds'),
         signal,
+        counted,
       ).catch(() => stream.abort(new Error('busy')))
       return
     }
     joinActive += 1
     try {
-      const lp = lpStream(stream, { maxDataLength: JOIN_REQUEST_BYTES_MAX })
+      const lp = countedLpStream(stream, { maxDataLength: JOIN_REQUEST_BYTES_MAX }, traffic, 'join')
       const first = decodeJoinRequest((await lp.read({ signal })).subarray())
       if (!first.ok || first.message.type !== 'hello') {
         counters.joinMalformed += 1

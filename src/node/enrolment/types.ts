@@ -5,7 +5,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import type { RenewalPolicy } from '../../ca/renewal-schedule.js'
 import type { SignedCertificate } from '../../ca/types.js'
-import type { MemberView } from '../../gossip/membership.js'
+import type { MemberView } from '../../membership/view.js'
 import type { Clock, Random } from '../clock.js'
 import type { Credentials } from '../credentials.js'
 import type { Host } from '../host.js'
@@ -17,6 +17,7 @@ import type {
   RateLimitCounters,
   RateLimitPolicy,
 } from '../rate-limit.js'
+import type { Traffic } from '../traffic.js'
 
 /** Default join rate limit: 20 exchanges/s (burst 60) per node, 2/s (burst 20) per remote IP, 4096 IPs tracked. */
 export const DEFAULT_JOIN_RATE_LIMIT: RateLimitPolicy = {
@@ -120,6 +121,8 @@ export interface EnrolmentComponents {
   readonly clock: Clock
   readonly random: Random
   readonly log: Logger
+  /** Counts every frame of `/mesh/join` (`join`) and `/mesh/ca` (`ca`), both ways. */
+  readonly traffic: Traffic
 }
 
 /** Settings of enrolment. Durations in ms. */
