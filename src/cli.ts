@@ -1,12 +1,15 @@
 /**
  * The `mesh` command line (contract: docs/cli.md), built as a factory so tests run it in process
  * with injected output. Parsing is commander's; each command's work lives in src/cli/<command>.ts and is
- * imported lazily, so commands that only talk to the local agent never load libp2p.
+ * imported lazily, so commands that only talk to the local agent never load libp2p. The commands that
+ * run a node in this process (init, join, agent, demo) are imported through src/cli/node-commands.ts,
+ * which the bundled CLI keeps in a second file (scripts/bundle.mjs): this module and what it imports
+ * at load time must stay small, since every `mesh` run parses them (docs/memory.md).
  */
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { ROLES } from './ca/types.js'
-import { CliError, UsageError } from './cli/errors.js'
+import { isCliError, UsageError } from './cli/errors.js'
 import type { CliIo, GlobalOptions } from './cli/io.js'
 import { parseDuration } from './duration.js'
 import { MESH_VERSION } from './version.js'
@@ -70,7 +73,7 @@ function reportError(io: CliIo, err: unknown): number {
     if (err.exitCode === 0) return 0
     return 2
   }
-  if (err instanceof CliError) {
+  if (isCliError(err)) {
     io.stderr.write(`mesh: ${err.message}\n`)
     return err.exitCode
   }
@@ -122,14 +125,14 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
       'also create a pre-shared network key (pnet): only holders of a copy can connect',
     )
     .action(async (opts, command: Command) => {
-      await run(async () => (await import('./cli/init.js')).init(io, globals(command), opts))()
+      await run(async () => (await import('./cli/node-commands.js')).init(io, globals(command), opts))()
     })
 
   program
     .command('agent')
     .description('run this node in the foreground until SIGINT, SIGTERM or SIGHUP')
     .action(async (_opts, command: Command) => {
-      await run(async () => (await import('./cli/agent.js')).agent(io, globals(command)))()
+      await run(async () => (await import('./cli/node-commands.js')).agent(io, globals(command)))()
     })
 
   const ticket = program.command('ticket').description('join tickets')
@@ -172,7 +175,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .option('--verbose', 'print a progress line per attempt to stderr (always on a TTY)')
     .option('--network-key <file>', "the mesh's pre-shared network key (if it uses one); copied into --home")
     .action(async (opts, command: Command) => {
-      await run(async () => (await import('./cli/join.js')).join(io, globals(command), opts))()
+      await run(async () => (await import('./cli/node-commands.js')).join(io, globals(command), opts))()
     })
 
   const ca = program.command('ca').description('certificate authority: signing requests and revocation')
@@ -250,7 +253,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .option('--nodes <count>', 'number of nodes', integerFlag, 5)
     .option('--exit', 'stop after the first request instead of waiting for Ctrl-C')
     .action(async (opts, command: Command) => {
-      await run(async () => (await import('./cli/demo.js')).demo(io, globals(command), opts))()
+      await run(async () => (await import('./cli/node-commands.js')).demo(io, globals(command), opts))()
     })
 
   return program

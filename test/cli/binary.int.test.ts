@@ -1,6 +1,9 @@
 // Proves the single executable runs where there is no Node.js and no node_modules: copies dist/mesh
 // (built by `npm test` before vitest runs; built here if missing) into an empty temporary directory
-// outside the repository and runs `--version` and `--help` there with an empty PATH.
+// outside the repository and runs `--version` and `--help` there with an empty PATH, then `init` and
+// `agent`, which load the CLI's second file from the binary's own assets (src/cli/node-bundle.ts):
+// nothing is read from dist/, V8 accepts the embedded code caches without a warning, and an error
+// from the second file is still reported as one `mesh:` line.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -48,6 +51,28 @@ describe('dist/mesh, the single executable', () => {
     expect(r.status).toBe(0)
     expect(r.stdout).toContain('Usage: mesh')
     expect(r.stdout).toContain('exec')
+  })
+
+  it('runs init from its embedded second file, silently', () => {
+    const r = runBinary([
+      '--home',
+      join(dir, 'home'),
+      'init',
+      '--name',
+      'n0',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+    ])
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    expect(r.stdout).toMatch(/^created mesh /)
+  })
+
+  it("reports the second file's errors as one line with exit 1", () => {
+    const r = runBinary(['--home', join(dir, 'no-such-home'), 'agent'])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/^mesh: .*no node key/)
+    expect(r.stderr).not.toContain('internal error')
   })
 
   it('reports a usage error with exit 2', () => {
