@@ -61,7 +61,9 @@ export function startAgent(home, { env, onLine, logFile } = {}) {
         resolve(child)
       }
     })
+    let errTail = ''
     child.stderr.on('data', d => {
+      errTail = (errTail + d).slice(-600)
       if (logFile) appendFileSync(logFile, d)
       if (process.env.BENCH_VERBOSE) process.stderr.write(d)
       if (!onLine) return
@@ -72,7 +74,9 @@ export function startAgent(home, { env, onLine, logFile } = {}) {
     })
     child.on('exit', code => {
       clearTimeout(timer)
-      reject(new Error(`agent ${home} exited ${code}: ${out}`))
+      reject(
+        new Error(`agent ${home} exited ${code}: ${out}${errTail.trim().split('\n').slice(-3).join(' | ')}`),
+      )
     })
   })
 }

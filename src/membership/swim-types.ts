@@ -126,6 +126,10 @@ export interface SwimCounters {
   pingRequestsDropped?: number
   /** Updates learnt from a push-pull exchange that were news here (and so disseminated again). Optional as above. */
   updatesFromSync?: number
+  /** Ticks that came late by more than a quarter of the probe timeout (this node's event loop was stalled). Optional as above. */
+  lateTicks?: number
+  /** Probe outcomes and suspicion deadlines given once more time because their tick came late. Optional as above. */
+  graced?: number
 }
 
 /** Timings and limits; defaults are SWIM_DEFAULTS. All durations ms. */
@@ -158,4 +162,11 @@ export interface SwimConfig {
   readonly membersMax: number
   /** Most updates waiting for dissemination. */
   readonly queueMax: number
+  /**
+   * Lifeguard's local health: the largest multiplier of the probe timeout and interval (memberlist
+   * AwarenessMaxMultiplier). The score goes up on a failed probe, a refutation of a suspicion of this
+   * node and a stalled tick, down on every acked probe; 1 turns it off. Optional for configurations
+   * written before it (default 8).
+   */
+  readonly healthMax?: number
 }

@@ -93,6 +93,7 @@ export const SWIM_DEFAULTS: SwimConfig = Object.freeze({
   forgetAfterMs: 300_000,
   membersMax: 4096,
   queueMax: 1024,
+  healthMax: 8,
 })
 
 /** Most rings a configuration may ask for. */
@@ -143,6 +144,8 @@ export interface Swim<R, P> {
   wants(id: string, incarnation: number): boolean
   /** The ids this node keeps connections to: its probe subjects and its observers across the rings. */
   neighbours(): string[]
+  /** Lifeguard's local health score: 0 when healthy; probe timings are stretched (score + 1)-fold. */
+  localHealth(): number
   /** Members held, self included. */
   readonly size: number
   readonly counters: Readonly<SwimCounters>
@@ -196,7 +199,7 @@ export function validateSwimConfig(config: SwimConfig): string[] {
   const problems: string[] = []
   const integer = (key: keyof SwimConfig, min: number, max = Number.MAX_SAFE_INTEGER): void => {
     const value = config[key]
-    if (!Number.isSafeInteger(value) || value < min || value > max)
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
       problems.push(`${key} must be an integer in [${min}, ${max}] (got ${value})`)
   }
   integer('probeIntervalMs', 1)
@@ -212,6 +215,7 @@ export function validateSwimConfig(config: SwimConfig): string[] {
   integer('forgetAfterMs', 1)
   integer('membersMax', 2, 1 << 20)
   integer('queueMax', 1, 1 << 20)
+  if (config.healthMax !== undefined) integer('healthMax', 1, 64)
   if (!Number.isFinite(config.suspicionMult) || config.suspicionMult < 0)
     problems.push(`suspicionMult must be a finite number ≥ 0 (got ${config.suspicionMult})`)
   if (!Number.isFinite(config.suspicionMaxScale) || config.suspicionMaxScale < 1)
@@ -240,6 +244,36 @@ export function suspicionFloorMs(config: SwimConfig, n: number): number {
  * Lifeguard's suspicion timeout: `maxScale` floors with no confirmation, shrinking with the log of the
  * independent confirmations to the floor once `expected` of them came (memberlist suspicion.go).
  */
+/** Every counter at zero (a core's start; a driver's answer before its core exists). */
+export function zeroSwimCounters(): Required<SwimCounters> {
+  return {
+    probes: 0,
+    probesFailed: 0,
+    indirectProbes: 0,
+    suspicionsRaised: 0,
+    refutations: 0,
+    declaredDead: 0,
+    updatesApplied: 0,
+    updatesStale: 0,
+    updatesDropped: 0,
+    tableFull: 0,
+    unknownSenders: 0,
+    syncs: 0,
+    pingRequestsDropped: 0,
+    updatesFromSync: 0,
+    lateTicks: 0,
+    graced: 0,
+  }
+}
+
+/**
+ * How late a tick must come after its deadline to count as a stall of this node's event loop: a
+ * quarter of the probe timeout, at least 50 ms (a busy but healthy event loop is a few ms late).
+ */
+export function lateThresholdMs(config: SwimConfig): number {
+  return Math.max(50, Math.floor(config.probeTimeoutMs / 4))
+}
+
 export function suspicionTimeoutMs(
   floorMs: number,
   maxScale: number,
@@ -331,6 +365,8 @@ interface Fault<R, P> {
   readonly accusers: string[]
   /** The deadline was pushed back once for a dissemination backlog (see backlogMs). */
   extended: boolean
+  /** The deadline was pushed back once because its tick came late (see tick). */
+  graced: boolean
   /** A signed accusation to pass on (sync replies, notices); null until one arrived. */
   proof: SuspectUpdate<R, P> | null
   /** When the member, held dead, was last told of its suspicion. */
@@ -357,9 +393,11 @@ interface Probe {
   readonly seq: number
   readonly target: string
   readonly indirectAtMs: number
-  readonly endAtMs: number
+  endAtMs: number
   /** Null until the helpers were asked. */
   helpers: ReadonlySet<string> | null
+  /** The outcome was put off once because its tick came late (see tick). */
+  graced: boolean
 }
 
 interface Relay {
@@ -517,22 +555,7 @@ export function createSwim<R, P>(init: SwimInit<R, P>): Swim<R, P> {
 }
 
 class SwimCore<R, P> implements Swim<R, P> {
-  readonly counters: Required<SwimCounters> = {
-    probes: 0,
-    probesFailed: 0,
-    indirectProbes: 0,
-    suspicionsRaised: 0,
-    refutations: 0,
-    declaredDead: 0,
-    updatesApplied: 0,
-    updatesStale: 0,
-    updatesDropped: 0,
-    tableFull: 0,
-    unknownSenders: 0,
-    syncs: 0,
-    pingRequestsDropped: 0,
-    updatesFromSync: 0,
-  }
+  readonly counters: Required<SwimCounters> = zeroSwimCounters()
   private readonly config: SwimConfig
   private readonly selfId: string
   private readonly random: () => number
@@ -587,6 +610,9 @@ class SwimCore<R, P> implements Swim<R, P> {
   private readonly pendingSyncs = new Map<string, number>()
   private readonly followUps = new Map<string, number>()
   private lastStrangerSyncMs = -Infinity
+  /** Lifeguard's local health score, 0 (healthy) to healthMax − 1; see adjustHealth. */
+  private healthScore = 0
+  private lastLateMs = -Infinity
   private digestCursor = 0
 
   constructor(init: SwimInit<R, P>) {
@@ -664,6 +690,10 @@ class SwimCore<R, P> implements Swim<R, P> {
     return this.neighbourList().map(member => member.id)
   }
 
+  localHealth(): number {
+    return this.healthScore
+  }
+
   nextDeadlineMs(): number {
     let at = Infinity
     if (this.me.state !== 'left') {
@@ -702,10 +732,26 @@ class SwimCore<R, P> implements Swim<R, P> {
   }
 
   tick(nowMs: number): void {
+    const dueMs = this.nextDeadlineMs()
     this.advance(nowMs)
     const config = this.config
+    const lateMs = lateThresholdMs(config)
+    if (nowMs - dueMs > lateMs) {
+      // The event loop was stalled (CPU starvation, a long GC): what arrived meanwhile waits in socket
+      // buffers behind this tick. This node is the unhealthy one: it probes slower, and outcomes due
+      // while it stalled get once the time it lost (at most a probe interval) to read those messages.
+      this.counters.lateTicks++
+      if (nowMs - this.lastLateMs >= config.probeIntervalMs) {
+        this.lastLateMs = nowMs
+        this.adjustHealth(+1)
+      }
+    }
     for (const probe of this.probes.values()) {
-      if (probe.endAtMs <= nowMs) {
+      if (probe.endAtMs <= nowMs && !probe.graced && nowMs - probe.endAtMs > lateMs) {
+        probe.graced = true
+        probe.endAtMs = nowMs + Math.min(nowMs - probe.endAtMs, config.probeIntervalMs)
+        this.counters.graced++
+      } else if (probe.endAtMs <= nowMs) {
         this.probes.delete(probe.seq)
         this.probeFailed(probe.target, nowMs)
       } else if (probe.helpers === null && probe.indirectAtMs <= nowMs) this.askHelpers(probe)
@@ -718,6 +764,12 @@ class SwimCore<R, P> implements Swim<R, P> {
           if (fault.proof !== null && fault.accusers.length - 1 < fault.expected) this.enqueue(fault.proof, 0)
         }
         if (fault.deadlineMs > nowMs) continue
+        if (!fault.graced && nowMs - fault.deadlineMs > lateMs) {
+          fault.graced = true
+          fault.deadlineMs = nowMs + Math.min(nowMs - fault.deadlineMs, fault.floorMs)
+          this.counters.graced++
+          continue
+        }
         const backlogMs = this.backlogMs()
         if (!fault.extended && backlogMs > 0) {
           fault.extended = true
@@ -732,8 +784,9 @@ class SwimCore<R, P> implements Swim<R, P> {
     this.purgeDead(nowMs)
     this.forget(nowMs)
     if (this.me.state !== 'left' && this.subjectList().length > 0 && this.nextProbeAtMs <= nowMs) {
-      this.nextProbeAtMs += config.probeIntervalMs
-      if (this.nextProbeAtMs <= nowMs) this.nextProbeAtMs = nowMs + config.probeIntervalMs
+      const intervalMs = this.scaled(config.probeIntervalMs)
+      this.nextProbeAtMs += intervalMs
+      if (this.nextProbeAtMs <= nowMs) this.nextProbeAtMs = nowMs + intervalMs
       this.probeRound(nowMs)
     }
     if (this.gossipPossible() && this.lastGossipAtMs + config.gossipIntervalMs <= nowMs)
@@ -846,8 +899,11 @@ class SwimCore<R, P> implements Swim<R, P> {
 
   private onContact(id: string, nowMs: number): void {
     if (!isId(id) || id === this.selfId || this.revoked.has(id) || this.me.state === 'left') return
+    // Alone (a joining node whose first exchange was lost), a contact is tried again after two probe
+    // intervals rather than a whole sync interval: it is the only way in.
+    const gapMs = this.liveOthers === 0 ? 2 * this.config.probeIntervalMs : this.config.syncIntervalMs
     const last = this.lastSync.get(id)
-    if (last !== undefined && nowMs - last < this.config.syncIntervalMs) return
+    if (last !== undefined && nowMs - last < gapMs) return
     this.startSync(id, nowMs)
   }
 
@@ -911,9 +967,10 @@ class SwimCore<R, P> implements Swim<R, P> {
     this.probes.set(seq, {
       seq,
       target: target.id,
-      indirectAtMs: nowMs + this.config.probeTimeoutMs,
-      endAtMs: nowMs + this.config.probeIntervalMs,
+      indirectAtMs: nowMs + this.scaled(this.config.probeTimeoutMs),
+      endAtMs: nowMs + this.scaled(this.config.probeIntervalMs),
       helpers: null,
+      graced: false,
     })
     this.counters.probes++
     this.send(target.id, { type: 'ping', seq, updates: this.piggyback() })
@@ -957,6 +1014,7 @@ class SwimCore<R, P> implements Swim<R, P> {
       if (nowMs >= probe.endAtMs) return
       if (from !== probe.target && !probe.helpers?.has(from)) return
       this.probes.delete(seq)
+      this.adjustHealth(-1)
       const target = this.table.get(probe.target)
       if (target !== undefined && target.state !== 'left') target.lastAliveMs = nowMs
       return
@@ -992,6 +1050,7 @@ class SwimCore<R, P> implements Swim<R, P> {
 
   private probeFailed(targetId: string, nowMs: number): void {
     this.counters.probesFailed++
+    this.adjustHealth(+1)
     const member = this.table.get(targetId)
     if (member === undefined || this.me.state === 'left') return
     if (member.state === 'alive') this.suspect(member, this.selfId, null, nowMs)
@@ -1031,6 +1090,7 @@ class SwimCore<R, P> implements Swim<R, P> {
       noticeAtMs: -Infinity,
       noticeWanted: false,
       extended: false,
+      graced: false,
     }
     this.setState(member, 'suspect', nowMs)
   }
@@ -1060,8 +1120,19 @@ class SwimCore<R, P> implements Swim<R, P> {
    */
   private backlogMs(): number {
     const perRound = this.config.piggybackMax * this.config.gossipFanout
-    if (this.queue.size <= perRound || process.env.SWIM_NOBACKLOG === '1') return 0
+    if (this.queue.size <= perRound) return 0
     return Math.ceil(this.queue.size / perRound) * this.config.gossipIntervalMs
+  }
+
+  /** Moves the local health score by `delta` within [0, healthMax − 1] (Lifeguard's awareness). */
+  private adjustHealth(delta: number): void {
+    const most = (this.config.healthMax ?? SWIM_DEFAULTS.healthMax ?? 8) - 1
+    this.healthScore = Math.min(most, Math.max(0, this.healthScore + delta))
+  }
+
+  /** A probe timing stretched by the local health score: an unhealthy node waits longer and probes less. */
+  private scaled(ms: number): number {
+    return ms * (this.healthScore + 1)
   }
 
   private earliestSuspicionMs(): number {
@@ -1094,6 +1165,8 @@ class SwimCore<R, P> implements Swim<R, P> {
     if (this.refuting === own + 1 || own >= Number.MAX_SAFE_INTEGER) return
     this.refuting = own + 1
     this.counters.refutations++
+    // Lifeguard: being suspected is a hint that this node is the slow one.
+    this.adjustHealth(+1)
     this.emit({ type: 'sign-self', incarnation: own + 1 })
   }
 

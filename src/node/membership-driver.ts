@@ -19,7 +19,13 @@ import {
   verifyRecord,
   verifySuspicion,
 } from '../membership/record.js'
-import { createSwim, SWIM_DEFAULTS, type Swim, suspicionFloorMs } from '../membership/swim.js'
+import {
+  createSwim,
+  SWIM_DEFAULTS,
+  type Swim,
+  suspicionFloorMs,
+  zeroSwimCounters,
+} from '../membership/swim.js'
 import type { SwimConfig, SwimEffect, SwimMessage, SwimUpdate } from '../membership/swim-types.js'
 import type { MemberView } from '../membership/view.js'
 import {
@@ -51,6 +57,8 @@ export const MEMBER_STREAMS_PER_CONNECTION_MAX = 4
 export const MEMBERS_CACHE_MS = 1_000
 /** Facts that move on their own and so never go into the record (receivers derive them). */
 const MOVING_FACTS = ['uptimeSeconds'] as const
+/** Connected peers asked for a push-pull per refresh while this node knows no live member. */
+const LONELY_CONTACTS_MAX = 3
 
 /** A member's record as held in the table: the signed bytes and what they say. */
 export interface HeldRecord {
@@ -107,6 +115,8 @@ export interface MembershipCounters {
   readonly notNews: number
   /** Messages dropped by the stream pool (queue full, peer unreachable). */
   readonly sendDropped: number
+  /** Lifeguard's local health score (0 = healthy; probe timings stretched score + 1 times). */
+  readonly health: number
 }
 
 /** The driver. */
@@ -504,6 +514,14 @@ export function createMembershipDriver(
 
     refresh() {
       if (!running || swim === undefined) return
+      if (swim.neighbours().length === 0) {
+        // Alone although connected (the first exchange with the bootstrap peer was lost): ask the
+        // connected peers again; the core spaces the tries to one per peer per two probe intervals.
+        const core = swim
+        const peers = [...new Set(host.getConnections().map(c => c.remotePeer.toString()))]
+        for (const peer of peers.slice(0, LONELY_CONTACTS_MAX))
+          if (peer !== self) guarded(() => core.step({ type: 'contact', id: peer }, mono()))
+      }
       if (keyOf(content()) === signedKey) return
       const next = incarnation + 1
       const core = swim
@@ -541,6 +559,7 @@ export function createMembershipDriver(
       malformed,
       notNews,
       sendDropped: streams.dropped(),
+      health: swim?.localHealth() ?? 0,
     }),
 
     onChange(listener) {
@@ -555,17 +574,4 @@ function held(bytes: Uint8Array, record: MemberRecord, certificate: SignedCertif
   return { bytes, record, publicKey: cert.publicKey, serial: cert.serial, notAfterMs: cert.notAfterMs }
 }
 
-const emptyCounters = Object.freeze({
-  probes: 0,
-  probesFailed: 0,
-  indirectProbes: 0,
-  suspicionsRaised: 0,
-  refutations: 0,
-  declaredDead: 0,
-  updatesApplied: 0,
-  updatesStale: 0,
-  updatesDropped: 0,
-  tableFull: 0,
-  unknownSenders: 0,
-  syncs: 0,
-})
+const emptyCounters = Object.freeze(zeroSwimCounters())

@@ -351,6 +351,110 @@ describe('probing', () => {
   })
 })
 
+describe('local health (Lifeguard)', () => {
+  const members = ids(30)
+  /** Ticks to the next ping of a new probe (not a probe's second direct ping); returns it. */
+  function nextPing(core: Core, afterSeq = 0): { to: string; seq: number; atMs: number } {
+    for (let guard = 0; guard < 1000; guard++) {
+      const atMs = core.nextDeadlineMs()
+      core.tick(atMs)
+      for (const ping of sends(core.drain(), 'ping'))
+        if (ping.message.type === 'ping' && ping.message.seq > afterSeq)
+          return { to: ping.to, seq: ping.message.seq, atMs }
+    }
+    throw new Error('no ping')
+  }
+
+  test('failed probes raise the score and stretch the next probe; acked probes lower it', () => {
+    const core = makeCore('self', members)
+    expect(core.localHealth()).toBe(0)
+    let ping = nextPing(core)
+    for (let failed = 1; failed <= 3; failed++) {
+      runTo(core, ping.atMs + SWIM_DEFAULTS.probeIntervalMs * failed - 1)
+      expect(core.counters.probesFailed).toBe(failed - 1)
+      // The round (stretched by the score when it began) ends, and the next begins at once.
+      const next = nextPing(core, ping.seq)
+      expect(next.atMs).toBe(ping.atMs + SWIM_DEFAULTS.probeIntervalMs * failed)
+      expect(core.counters.probesFailed).toBe(failed)
+      expect(core.localHealth()).toBe(failed)
+      ping = next
+    }
+    // Score 3: ping-reqs only after 4 × the probe timeout, the round lasts 4 × the interval.
+    expect(sends(runTo(core, ping.atMs + 4 * SWIM_DEFAULTS.probeTimeoutMs - 1), 'ping-req')).toEqual([])
+    expect(sends(runTo(core, ping.atMs + 4 * SWIM_DEFAULTS.probeTimeoutMs), 'ping-req').length).toBe(3)
+    core.step(msg(ping.to, { type: 'ack', seq: ping.seq, updates: [] }), ping.atMs + 3000)
+    expect(core.localHealth()).toBe(2)
+    expect(core.counters.probesFailed).toBe(3)
+    // The next probe comes 4 intervals after this one started (it was scheduled then), not sooner.
+    expect(nextPing(core, ping.seq).atMs).toBeGreaterThanOrEqual(
+      ping.atMs + 4 * SWIM_DEFAULTS.probeIntervalMs,
+    )
+  })
+
+  test('the score is bounded by healthMax (1 turns it off)', () => {
+    for (const [healthMax, most] of [
+      [3, 2],
+      [1, 0],
+    ] as const) {
+      const core = makeCore('self', members, { config: { healthMax } })
+      runTo(core, 60_000)
+      expect(core.counters.probesFailed).toBeGreaterThan(5)
+      expect(core.localHealth()).toBe(most)
+    }
+    expect(validateSwimConfig({ ...SWIM_DEFAULTS, healthMax: 0 })).toEqual([
+      'healthMax must be an integer in [1, 64] (got 0)',
+    ])
+  })
+
+  test('a refutation raises the score', () => {
+    const core = makeCore('self', members)
+    core.step(msg('m1', gossip(suspect('self', 1, 'm1'))), 10)
+    expect(core.drain()).toContainEqual({ type: 'sign-self', incarnation: 2 })
+    expect(core.localHealth()).toBe(1)
+  })
+
+  test('after a stall, a probe whose round ended meanwhile waits once for the messages read after the tick', () => {
+    const core = makeCore('self', members)
+    const ping = nextPing(core)
+    // The process stalled: its next tick comes 2 s late, and the ack sits behind it in the socket.
+    const lateAt = ping.atMs + SWIM_DEFAULTS.probeIntervalMs + 2000
+    core.tick(lateAt)
+    const effects = core.drain()
+    expect(effects.filter(e => e.type === 'sign-suspect')).toEqual([])
+    expect(core.counters.lateTicks).toBe(1)
+    expect(core.counters.graced).toBe(1)
+    core.step(msg(ping.to, { type: 'ack', seq: ping.seq, updates: [] }), lateAt + 5)
+    // A late tick counts once per probe interval against the score, the ack once for it.
+    expect(core.localHealth()).toBe(0)
+    runTo(core, lateAt + 3 * SWIM_DEFAULTS.probeIntervalMs)
+    expect(core.get(ping.to)!.state).toBe('alive')
+    // Without the ack, the grace runs out and the probe fails as usual.
+    const other = makeCore('self', members)
+    const second = nextPing(other)
+    other.tick(second.atMs + SWIM_DEFAULTS.probeIntervalMs + 2000)
+    runTo(other, second.atMs + 2 * SWIM_DEFAULTS.probeIntervalMs + 2000)
+    expect(other.counters.probesFailed).toBeGreaterThanOrEqual(1)
+    expect(other.get(second.to)!.state).toBe('suspect')
+  })
+
+  test('after a stall, a suspicion that ran out meanwhile waits once for a refutation read after the tick', () => {
+    const core = makeCore('self', members)
+    core.step(msg('m1', gossip(suspect('m5', 1, 'm1'))), 10)
+    const longest = Math.ceil(suspicionFloorMs(SWIM_DEFAULTS, 31) * SWIM_DEFAULTS.suspicionMaxScale)
+    const lateAt = 10 + longest + 1500
+    core.tick(lateAt)
+    expect(core.get('m5')!.state).toBe('suspect')
+    core.step(msg('m2', gossip(alive('m5', 2))), lateAt + 3)
+    expect(core.get('m5')!.state).toBe('alive')
+    // Held to its deadline, with no refutation, it is dead after the grace.
+    const other = makeCore('self', members)
+    other.step(msg('m1', gossip(suspect('m5', 1, 'm1'))), 10)
+    other.tick(lateAt)
+    other.tick(lateAt + 2 * longest)
+    expect(other.get('m5')!.state).toBe('dead')
+  })
+})
+
 describe('suspicion', () => {
   const members = ids(20)
 
@@ -442,7 +546,10 @@ describe('suspicion', () => {
     const core = makeCore('self', members)
     const longest = Math.ceil(suspicionFloorMs(SWIM_DEFAULTS, 21) * SWIM_DEFAULTS.suspicionMaxScale)
     core.step(msg('m1', gossip(suspect('m6', 1, 'm1'), suspect('m8', 1, 'm1'))), 10)
-    core.tick(60_000) // one tick: the suspicions are over, and no probe had time to fail
+    // Two late ticks: the first gives what was due once more time (it came late), by the second the
+    // suspicions are over, and no probe failed (late probes get the same grace).
+    core.tick(56_000)
+    core.tick(60_000)
     expect(core.get('m6')!.state).toBe('dead')
     core.step(msg('m1', gossip(suspect('m9', 1, 'm1'))), 60_000) // m9 is suspect from now on
     // A dead accuser, a suspect one (both: a partition's other side speaking)…
@@ -494,9 +601,9 @@ describe('suspicion', () => {
     for (let i = 0; i < accused.length; i += 8)
       core.step(msg('m0', gossip(...accused.slice(i, i + 8).map(id => suspect(id, 1, 'm0')))), now)
     const longest = Math.ceil(suspicionFloorMs(SWIM_DEFAULTS, 251) * SWIM_DEFAULTS.suspicionMaxScale)
-    core.tick(now + longest)
+    runTo(core, now + longest)
     expect(accused.every(id => core.get(id)!.state === 'suspect')).toBe(true)
-    core.tick(now + 2 * longest)
+    runTo(core, now + 2 * longest)
     expect(accused.every(id => core.get(id)!.state === 'dead')).toBe(true)
     // A lone suspicion (short queue) is not pushed back.
     const lone = makeCore('self', all)

@@ -93,6 +93,12 @@ interface SimNode {
   timerAtMs: number
   sent: number
   received: number
+  /** While now < this, the node's process is frozen (see stall). */
+  stalledUntilMs: number
+  /** Messages that arrived during a stall, delivered in order when it ends. */
+  held: { readonly from: string; readonly message: SimMessage }[]
+  /** A timer came due during a stall. */
+  tickDue: boolean
 }
 
 const DELIVER = 0
@@ -213,6 +219,9 @@ export class SwimSim {
       timerAtMs: Infinity,
       sent: 0,
       received: 0,
+      stalledUntilMs: -Infinity,
+      held: [],
+      tickDue: false,
     }))
     for (const node of this.nodes) this.byId.set(node.id, node)
     if ((options.start ?? 'formed') === 'formed') {
@@ -305,6 +314,29 @@ export class SwimSim {
 
   reachable(a: string, b: string): boolean {
     return this.group[this.node(a).index] === this.group[this.node(b).index]
+  }
+
+  /**
+   * The node's process is frozen for `durationMs` (CPU starvation, a long GC): messages to it wait, and
+   * when it runs again its timer fires first and the waiting messages are read after, as in Node's event
+   * loop (timers phase, then poll). It keeps its state.
+   */
+  stall(id: string, durationMs: number): void {
+    const node = this.node(id)
+    if (node.core === null || node.stalledUntilMs > this.nowMs) return
+    node.stalledUntilMs = this.nowMs + durationMs
+    const epoch = node.epoch
+    this.at(node.stalledUntilMs, () => {
+      node.stalledUntilMs = -Infinity
+      const held = node.held
+      node.held = []
+      if (node.core === null || node.epoch !== epoch) return
+      if (node.tickDue) {
+        node.tickDue = false
+        this.tickNode(node)
+      }
+      for (const { from, message } of held) this.deliver(node, from, message)
+    })
   }
 
   /** The node stops at once and forgets everything. */
@@ -456,19 +488,23 @@ export class SwimSim {
       return
     }
     const node = this.nodes[event.node]!
+    const stalled = node.stalledUntilMs > this.nowMs
     if (event.kind === DELIVER) {
-      this.deliver(node, event.from!, event.message!)
+      if (stalled && node.core !== null) node.held.push({ from: event.from!, message: event.message! })
+      else this.deliver(node, event.from!, event.message!)
       return
     }
     if (node.core === null || event.epoch !== node.epoch) return
     if (event.kind === TIMER) {
       if (event.atMs !== node.timerAtMs) return // superseded by an earlier timer
       node.timerAtMs = Infinity
-      this.tickNode(node)
+      if (stalled) node.tickDue = true
+      else this.tickNode(node)
       return
     }
     // POLL
-    this.tickNode(node)
+    if (stalled) node.tickDue = true
+    else this.tickNode(node)
     const pollMs = this.options.pollMs ?? 10
     this.push({
       atMs: event.atMs + pollMs,

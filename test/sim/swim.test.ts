@@ -300,6 +300,40 @@ describe('swim simulation', () => {
     expect(sim.deaths.length).toBeGreaterThan(0)
   })
 
+  test('a CPU-starved mesh (every node stalls 0.3–1.5 s, a third of the time): no death, half the suspicions', () => {
+    // A stalled process reads what arrived only after its late timer fired, and meanwhile others find it
+    // silent. Lifeguard's local health stretches the probes of a node that fails probes, refutes or
+    // stalls, and outcomes due during a stall get once the time the stall took: suspicions (each a
+    // signed refutation every node verifies, CPU a starved mesh lacks) and messages go down.
+    const run = (healthMax: number): { sim: SwimSim; suspicions: number; messages: number } => {
+      const sim = new SwimSim({ seed: 31, n: 30, loss: 0.02, config: { healthMax } })
+      const suspicions = countSuspicions(sim)
+      sim.run(3_000)
+      for (let at = 3_000; at < 90_000; at += 500) {
+        sim.run(at)
+        for (const id of sim.ids) if (sim.random.chance(0.25)) sim.stall(id, sim.random.int(300, 1_500))
+      }
+      sim.run(100_000)
+      const messages = Object.values(sim.sentByType).reduce((a, b) => a + b, 0)
+      return { sim, suspicions: suspicions.count, messages }
+    }
+    const aware = run(SWIM_DEFAULTS.healthMax ?? 8)
+    const blind = run(1)
+    const counters = aware.sim.ids.map(id => aware.sim.core(id)!.counters)
+    const sum = (key: 'lateTicks' | 'graced'): number => counters.reduce((a, c) => a + (c[key] ?? 0), 0)
+    note(
+      `starved n=30: ${aware.suspicions} suspicions, ${aware.messages} messages with local health; ` +
+        `${blind.suspicions}, ${blind.messages} without; late ticks ${sum('lateTicks')}, graced ${sum('graced')}`,
+    )
+    expect(aware.sim.deaths).toEqual([])
+    expect(sum('lateTicks')).toBeGreaterThan(0)
+    expect(sum('graced')).toBeGreaterThan(0)
+    expect(aware.suspicions * 1.5).toBeLessThan(blind.suspicions)
+    expect(aware.messages * 1.2).toBeLessThan(blind.messages)
+    for (const id of aware.sim.upIds())
+      for (const other of aware.sim.ids) expect(aware.sim.state(id, other)).toBe('alive')
+  })
+
   test('a driver ticking only at nextDeadlineMs() runs exactly as one that also ticks every 10 ms', () => {
     const scenario = (driver: 'deadline' | 'deadline+poll' | 'poll'): SwimSim => {
       const sim = new SwimSim({
