@@ -3,8 +3,8 @@
 // loopback carries only the benchmark's traffic, so its packet counters count nothing else. Every
 // process started here is tracked so `stopAll` can stop it by PID.
 import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, existsSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs'
+import { createConnection, createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 
@@ -309,3 +309,139 @@ export const hostBusyPct = (a, b) => (100 * (b.busy - a.busy)) / (b.total - a.to
 
 /** The 1-minute load average. */
 export const loadAvg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0])
+
+/** Open file descriptors of a process (entries of /proc/PID/fd). */
+export function fdCount(pid) {
+  return readdirSync(`/proc/${pid}/fd`).length
+}
+
+/**
+ * Like {@link makeMesh}, with hooks: `roles(i)` lists the roles of node i's ticket (`--role` each;
+ * default none, i.e. the ticket's default `agent`), `prepare(home, i)` runs after node i's home is made
+ * (init or join) and before n0's agent starts (e.g. to append to its config.toml), and `logFile(i)`
+ * names the file n0's agent logs to. n0's agent is left running, as by makeMesh; the others are not
+ * started.
+ */
+export async function makeMeshWith(root, n, { zone, roles = () => [], prepare = () => {}, logFile, env }) {
+  const homes = []
+  for (let i = 0; i < n; i++) {
+    const home = join(root, `n${i}`)
+    const listen = `/ip4/127.0.0.1/tcp/${await freePort()}`
+    if (i === 0) {
+      mesh(['--home', home, 'init', '--name', 'n0', '--zone', zone(0), '--listen', listen], { env })
+      await prepare(home, 0)
+      await startAgent(home, { env, logFile: logFile?.(0) })
+    } else {
+      const roleFlags = roles(i).flatMap(r => ['--role', r])
+      const create = ['--home', homes[0], 'ticket', 'create', `n${i}`, '--zone', zone(i), ...roleFlags]
+      const ticket = mesh(create, { env }).stdout.trim()
+      mesh(['--home', home, 'join', '--ticket', ticket, '--listen', listen], { env })
+      await prepare(home, i)
+    }
+    homes.push(home)
+  }
+  return homes
+}
+
+/**
+ * A connection to the control socket of the agent in `home` (`<home>/agent.sock`: newline-delimited
+ * JSON frames, src/control/protocol.ts), for benches that call an agent faster than one CLI process per
+ * call allows. The socket is a file path, so it works from outside the agents' network namespace.
+ * `call(method, params, { onEvent, timeoutMs })` never rejects: it resolves `{ result }` or
+ * `{ error: { code, message } }`; after `timeoutMs` (default none) it sends a cancel frame and resolves
+ * `{ error: { code: 'bench-timeout' } }`. `inFlight()` counts calls without a final frame, those given
+ * up included until the agent's final frame for them arrives (it holds them until it has read the
+ * cancel); the agent allows 16 per connection (requestsPerClientMax), so open several connections for
+ * more. `close()` resolves every pending call with `{ error: { code: 'connection-closed' } }`.
+ */
+export function controlClient(home) {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(join(home, 'agent.sock'))
+    const pending = new Map()
+    /** Ids given up on (cancel sent) whose final frame has not come yet: the agent still counts them. */
+    const cancelled = new Set()
+    let nextId = 1
+    let buf = ''
+    const finish = (id, value) => {
+      const call = pending.get(id)
+      if (call === undefined) return
+      pending.delete(id)
+      clearTimeout(call.timer)
+      call.resolve(value)
+    }
+    const failAll = code => {
+      for (const id of [...pending.keys()]) finish(id, { error: { code, message: code } })
+    }
+    socket.setEncoding('utf8')
+    socket.on('data', d => {
+      buf += d
+      const lines = buf.split('\n')
+      buf = lines.pop()
+      for (const line of lines) {
+        if (line === '') continue
+        let frame
+        try {
+          frame = JSON.parse(line)
+        } catch {
+          continue
+        }
+        if (frame.id === null && frame.error) {
+          failAll(frame.error.code)
+          continue
+        }
+        if (typeof frame.event !== 'string') cancelled.delete(frame.id)
+        const call = pending.get(frame.id)
+        if (call === undefined) continue
+        if (typeof frame.event === 'string') call.onEvent?.(frame.event, frame.data)
+        else if ('result' in frame) finish(frame.id, { result: frame.result })
+        else finish(frame.id, { error: frame.error ?? { code: 'protocol', message: line.slice(0, 200) } })
+      }
+    })
+    socket.on('close', () => {
+      cancelled.clear()
+      failAll('connection-closed')
+    })
+    socket.once('error', err => {
+      reject(err)
+      failAll('connection-closed')
+    })
+    socket.once('connect', () => {
+      socket.on('error', () => undefined) // 'close' follows and settles the pending calls
+      resolve({
+        call(method, params, { onEvent, timeoutMs } = {}) {
+          const id = nextId++
+          return new Promise(done => {
+            const timer =
+              timeoutMs === undefined
+                ? undefined
+                : setTimeout(() => {
+                    if (!socket.destroyed) socket.write(`${JSON.stringify({ id, cancel: true })}\n`)
+                    cancelled.add(id)
+                    finish(id, {
+                      error: { code: 'bench-timeout', message: `no final frame in ${timeoutMs} ms` },
+                    })
+                  }, timeoutMs)
+            pending.set(id, { resolve: done, onEvent, timer })
+            if (socket.destroyed) finish(id, { error: { code: 'connection-closed', message: 'closed' } })
+            else socket.write(`${JSON.stringify({ id, method, params: params ?? null })}\n`)
+          })
+        },
+        inFlight: () => pending.size + cancelled.size,
+        close() {
+          failAll('connection-closed')
+          socket.destroy()
+        },
+      })
+    })
+  })
+}
+
+/**
+ * Scheduler times of a process's main thread so far (/proc/PID/schedstat): `runNs` on a CPU and
+ * `waitNs` runnable but waiting for one. On a shared host the second says how much a process was
+ * starved: wanted to run, could not.
+ */
+export function schedstat(pid) {
+  const [runNs, waitNs] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number)
+  return { runNs, waitNs }
+}

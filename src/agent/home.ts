@@ -16,25 +16,29 @@
  *   agent.sock           the control socket while `mesh agent` runs
  *
  * Every file is written atomically with mode 0600 inside a 0700 directory. A missing or corrupt file is
- * a clear error naming the file; nothing is ever silently regenerated. The one exception is
- * `zone-roster`: it is CA-signed and any peer hands a newer one over in the hello, so a damaged or
- * unreadable copy is reported ({@link HomeState.zoneRosterProblem}, and by the node when it does not
- * verify) and the agent starts without it. Loading refuses secret files that group or others may
- * access, and a home they may write to (see {@link checkHomeModes}).
+ * a clear one-line error naming the file and what to do; nothing is ever silently regenerated. The
+ * exceptions are the files the mesh gives back by itself: `revocations` and `zone-roster` (CA-signed;
+ * the CA's own state and any peer's hello hold the current ones), `roster` (learnt again from the
+ * members) and `authority-epochs` (recovered as if none were saved, docs/authority.md). A damaged copy
+ * of one of them is reported ({@link HomeState.problems}: the agent logs each, naming the file) and the
+ * agent starts without it. Loading refuses secret files that group or others may access, and a home
+ * they may write to (see {@link checkHomeModes}).
  */
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
-import { decodeCertificate } from '../ca/certificate.js'
+import { decodeCertificate, verifyCertificate } from '../ca/certificate.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
 import { decodeKeyFile, decodeTicketSecretFile, encodeKeyFile } from '../ca/key-file.js'
+import { verifyRevocationList } from '../ca/revocation.js'
 import type { SignedCertificate } from '../ca/types.js'
-import { ZONE_ROSTER_BYTES_MAX } from '../ca/zone-roster.js'
+import { verifyZoneRoster, ZONE_ROSTER_BYTES_MAX } from '../ca/zone-roster.js'
 import { decodeRunLedger } from '../gossip/run-ledger.js'
-import { EPOCHS_BYTES_MAX } from '../node/authority-epochs.js'
+import { decodeEpochs, EPOCHS_BYTES_MAX } from '../node/authority-epochs.js'
 import type { CaMaterial, Identity } from '../node/keys.js'
+import { readRosterFile } from '../node/roster.js'
 import type { SigningKey } from '../wire/ed25519.js'
-import { cleanStaleTempFiles, ensureHomeDir, readStateFile, writeFileAtomic } from './state-file.js'
+import { ensureHomeDir, readStateFile, type StateFileError, writeFileAtomic } from './state-file.js'
 
 /** File name of the optional pnet network key inside a home. */
 export const NETWORK_KEY_FILE = 'network.key'
@@ -89,8 +93,11 @@ export interface HomeState {
   readonly roster?: Uint8Array
   /** The CA-signed zone roster saved by an earlier run, unverified (the node checks it against the CA key). */
   readonly zoneRoster?: Uint8Array
-  /** Why `zone-roster` exists but could not be read (the agent starts without it and logs this). */
-  readonly zoneRosterProblem?: string
+  /**
+   * One line per file the mesh gives back (revocations, roster, zone-roster, authority-epochs) that
+   * exists but is unusable: the file, what is wrong, and how it comes back. The agent logs each.
+   */
+  readonly problems: readonly string[]
   /** The epochs file (`authority-epochs`); empty bytes when it exists but cannot be read. */
   readonly authorityEpochs?: Uint8Array
   /** The run record saved by an earlier run, already checked to decode (see {@link loadRunRecord}). */
@@ -114,14 +121,22 @@ async function readRequired(path: string, what: string, home: string): Promise<U
       `${home} holds no ${what} (${path} is missing); create a mesh with 'mesh init' or join one with 'mesh join'`,
     )
   }
-  throw new HomeError('unreadable', `cannot read ${path}: ${read.error.message}`)
+  throw unreadable(read.error)
 }
 
 async function readOptional(path: string): Promise<Uint8Array | undefined> {
   const read = await readStateFile(path)
   if (read.ok) return read.bytes
   if (read.error.code === 'missing') return undefined
-  throw new HomeError('unreadable', `cannot read ${path}: ${read.error.message}`)
+  throw unreadable(read.error)
+}
+
+/** A file that exists but cannot be read (not a regular file, no permission, too large), and the fix. */
+function unreadable(error: StateFileError): HomeError {
+  return new HomeError(
+    'unreadable',
+    `${error.message}; make it a regular file the agent's user can read, or restore it from a backup`,
+  )
 }
 
 function decodeKey(bytes: Uint8Array, path: string): SigningKey {
@@ -135,20 +150,49 @@ function decodeKey(bytes: Uint8Array, path: string): SigningKey {
   }
 }
 
-function decodeCert(bytes: Uint8Array, path: string, key: SigningKey): SignedCertificate {
+function decodeCert(
+  bytes: Uint8Array,
+  path: string,
+  key: SigningKey,
+  ca: { readonly publicKey: Uint8Array; readonly path: string },
+): SignedCertificate {
   const decoded = decodeCertificate(bytes)
-  if (!decoded.ok) throw new HomeError('corrupt', `${path} is not a certificate (${decoded.detail})`)
+  if (!decoded.ok)
+    throw new HomeError(
+      'corrupt',
+      `${path} is not a certificate (${decoded.detail}); restore it from a backup`,
+    )
   const publicKey = decoded.signed.certificate.publicKey
   if (Buffer.compare(Buffer.from(publicKey), Buffer.from(key.publicKey)) !== 0) {
-    throw new HomeError('corrupt', `${path} does not belong to the key beside it`)
+    throw new HomeError(
+      'corrupt',
+      `${path} does not belong to the key beside it; restore the key and certificate from a backup`,
+    )
+  }
+  // Only the issuer and signature: the dates are the node's to act on (renewal), not a loading error.
+  const signed = verifyCertificate(bytes, {
+    caPublicKey: ca.publicKey,
+    nowMs: decoded.signed.certificate.notBeforeMs,
+  })
+  if (!signed.ok) {
+    throw new HomeError(
+      'corrupt',
+      `${path} was not issued by the mesh CA key in ${ca.path} (${signed.detail}); one of the two is damaged: ` +
+        `restore it from a backup (${ca.path} is the same in every member's home)`,
+    )
   }
   return decoded.signed
 }
 
-/** Permission bits of `path` (following symlinks, as the readers do), or undefined when it cannot be stat'ed. */
-async function modeOf(path: string): Promise<number | undefined> {
+/**
+ * Permission bits of `path` (following symlinks, as the readers do), or undefined when it cannot be
+ * stat'ed (or, with `filesOnly`, is not a regular file).
+ */
+async function modeOf(path: string, options: { filesOnly?: boolean } = {}): Promise<number | undefined> {
   try {
-    return (await stat(path)).mode & 0o777
+    const info = await stat(path)
+    if (options.filesOnly === true && !info.isFile()) return undefined
+    return info.mode & 0o777
   } catch {
     // Missing or unreachable: the reader that follows reports it with the right message.
     return undefined
@@ -199,13 +243,13 @@ export async function checkHomeModes(home: string): Promise<void> {
 
 /**
  * Refuses a secret file that grants group or others any access (see {@link checkHomeModes}); a missing
- * file passes (its reader reports it). For secrets kept outside the home, such as a `pnetKeyFile` that
- * the configuration points elsewhere.
+ * file, or something that is not a regular file, passes (its reader reports it: chmod would not help).
+ * For secrets kept outside the home, such as a `pnetKeyFile` that the configuration points elsewhere.
  * @throws HomeError `insecure-permissions`
  */
 export async function checkSecretFileMode(path: string): Promise<void> {
   if (process.platform === 'win32') return
-  const mode = await modeOf(path)
+  const mode = await modeOf(path, { filesOnly: true })
   if (mode !== undefined && (mode & 0o077) !== 0) {
     throw insecure(path, mode, 'so group or others can access this secret', 0o600)
   }
@@ -214,17 +258,22 @@ export async function checkSecretFileMode(path: string): Promise<void> {
 /** Loads a home. @throws HomeError (`insecure-permissions`: see {@link checkHomeModes}) */
 export async function loadHome(home: string): Promise<HomeState> {
   const p = homePaths(home)
-  // Before anything is read or cleaned: a secret that others can reach is not used at all.
+  // Before anything is read: a secret that others can reach is not used at all. Temporary files are left
+  // alone here: only the agent that holds the home removes them (see startAgent).
   await checkHomeModes(home)
-  await cleanStaleTempFiles(home).catch(() => [])
   const nodeKey = decodeKey(await readRequired(p.nodeKey, 'node key', home), p.nodeKey)
+  const caPublicKey = await readRequired(p.caPublicKey, 'mesh CA key', home)
+  if (caPublicKey.byteLength !== 32) {
+    throw new HomeError(
+      'corrupt',
+      `${p.caPublicKey} is not a 32-byte public key; restore it from a backup or copy it from another member's home (it is the same everywhere)`,
+    )
+  }
+  const ca = { publicKey: caPublicKey, path: p.caPublicKey }
   const node = {
     key: nodeKey,
-    certificate: decodeCert(await readRequired(p.nodeCert, 'certificate', home), p.nodeCert, nodeKey),
+    certificate: decodeCert(await readRequired(p.nodeCert, 'certificate', home), p.nodeCert, nodeKey, ca),
   }
-  const caPublicKey = await readRequired(p.caPublicKey, 'mesh CA key', home)
-  if (caPublicKey.byteLength !== 32)
-    throw new HomeError('corrupt', `${p.caPublicKey} is not a 32-byte public key`)
 
   let operator: Identity | undefined
   const operatorKeyBytes = await readOptional(p.operatorKey)
@@ -236,21 +285,30 @@ export async function loadHome(home: string): Promise<HomeState> {
         await readRequired(p.operatorCert, 'operator certificate', home),
         p.operatorCert,
         key,
+        ca,
       ),
     }
   }
 
-  let ca: CaMaterial | undefined
+  let caMaterial: CaMaterial | undefined
   const caKeyBytes = await readOptional(p.caKey)
   if (caKeyBytes !== undefined) {
-    await cleanStaleTempFiles(p.caDir).catch(() => [])
     const caKey = decodeKey(caKeyBytes, p.caKey)
+    if (Buffer.compare(Buffer.from(caKey.publicKey), Buffer.from(caPublicKey)) !== 0) {
+      throw new HomeError(
+        'corrupt',
+        `${p.caKey} is not the key of the mesh CA in ${p.caPublicKey}; restore both from a backup`,
+      )
+    }
     let ticketSecret: Uint8Array
     try {
       ticketSecret = decodeTicketSecretFile(await readRequired(p.ticketSecret, 'ticket secret', home))
     } catch (err) {
       if (err instanceof HomeError) throw err
-      throw new HomeError('corrupt', `${p.ticketSecret} is unusable (${(err as Error).message})`)
+      throw new HomeError(
+        'corrupt',
+        `${p.ticketSecret} is unusable (${(err as Error).message}); restore it from a backup (without it the CA cannot check the tickets it gave out)`,
+      )
     }
     let issuerState: IssuerState
     try {
@@ -262,19 +320,52 @@ export async function loadHome(home: string): Promise<HomeState> {
         `${p.issuerState} is unusable (${(err as Error).message}); restore it from a backup`,
       )
     }
-    ca = { caKey, ticketSecret, issuerState }
+    caMaterial = { caKey, ticketSecret, issuerState }
   }
 
+  // The files the mesh gives back: a damaged copy is named in `problems` and handed to the node as
+  // before (it refuses what does not verify, counts it, and saves the good copy it gets instead).
+  const problems: string[] = []
+  const check = (path: string, problem: string | undefined, recovery: string): void => {
+    if (problem !== undefined)
+      problems.push(`${path} is unusable (${problem}); the agent starts without it: ${recovery}`)
+  }
+  const fromCa =
+    "the CA's own state or the first peer's hello gives the current one back, and it is saved again"
   const revocations = await readOptional(p.revocations)
+  if (revocations !== undefined)
+    check(p.revocations, verdictProblem(verifyRevocationList(revocations, caPublicKey)), fromCa)
+  // Used even when partly damaged: the node keeps the entries that decode.
   const roster = await readOptional(p.roster)
-  const zone = await readZoneRosterFile(p.zoneRoster)
-  // Unreadable is passed on as empty bytes: the node then recovers its zones as if it had saved none.
+  if (roster !== undefined)
+    check(p.roster, readRosterFile(roster).problem, 'the node learns the members again and saves it again')
+  // Never fails the load: a peer's hello brings the roster anyway.
+  const zoneRosterRead = await readStateFile(p.zoneRoster, ZONE_ROSTER_BYTES_MAX)
+  const zoneRoster = zoneRosterRead.ok ? zoneRosterRead.bytes : undefined
+  if (zoneRoster !== undefined)
+    check(p.zoneRoster, verdictProblem(verifyZoneRoster(zoneRoster, caPublicKey)), fromCa)
+  else if (!zoneRosterRead.ok && zoneRosterRead.error.code !== 'missing')
+    check(p.zoneRoster, zoneRosterRead.error.message, fromCa)
+  // Never fails the load either. Unreadable is passed on as empty bytes: the node then recovers its zones
+  // as if it had saved none.
   const epochsRead = await readStateFile(p.authorityEpochs, EPOCHS_BYTES_MAX)
   const authorityEpochs = epochsRead.ok
     ? epochsRead.bytes
     : epochsRead.error.code === 'missing'
       ? undefined
       : new Uint8Array(0)
+  const epochsProblem = epochsRead.ok
+    ? decodeEpochs(epochsRead.bytes) === undefined
+      ? 'not an epochs file'
+      : undefined
+    : epochsRead.error.code === 'missing'
+      ? undefined
+      : epochsRead.error.message
+  check(
+    p.authorityEpochs,
+    epochsProblem,
+    "this run recovers the zones' epochs as if it had saved none (docs/authority.md)",
+  )
   const runRecord = await loadRunRecord(home)
   const configBytes = await readOptional(p.config)
   const configFile = configBytes === undefined ? {} : parseConfigFile(configBytes, p.config)
@@ -283,27 +374,22 @@ export async function loadHome(home: string): Promise<HomeState> {
     node,
     caPublicKey,
     operator,
-    ca,
+    ca: caMaterial,
     revocations,
     roster,
-    ...zone,
+    zoneRoster,
+    problems,
     authorityEpochs,
     runRecord,
     configFile,
   }
 }
 
-/**
- * Reads `zone-roster` without ever failing the load: a peer's hello brings a newer roster anyway, so a
- * file that cannot be read is reported and left out rather than stopping the agent.
- */
-async function readZoneRosterFile(
-  path: string,
-): Promise<{ zoneRoster?: Uint8Array; zoneRosterProblem?: string }> {
-  const read = await readStateFile(path, ZONE_ROSTER_BYTES_MAX)
-  if (read.ok) return { zoneRoster: read.bytes }
-  if (read.error.code === 'missing') return {}
-  return { zoneRosterProblem: read.error.message }
+/** The detail of a refused CA-signed document, undefined when it verified. */
+function verdictProblem(
+  verdict: { ok: true } | { ok: false; reason: string; detail: string },
+): string | undefined {
+  return verdict.ok ? undefined : `${verdict.reason}: ${verdict.detail}`
 }
 
 /**
@@ -360,7 +446,12 @@ export async function writeConfigFile(home: string, values: Record<string, unkno
   await writeFileAtomic(homePaths(home).config, new TextEncoder().encode(text))
 }
 
-/** Saves a node identity (key then certificate) and the CA public key. */
+/**
+ * Saves a node identity and the CA public key, the node key last: its presence marks the home as
+ * initialised ({@link isInitialised}), so a crash before it leaves a home that `mesh init` or `mesh join`
+ * simply writes again, never a key without its certificate (which `mesh agent` and a new join would
+ * both refuse).
+ */
 export async function saveNodeIdentity(
   home: string,
   identity: Identity,
@@ -368,9 +459,9 @@ export async function saveNodeIdentity(
 ): Promise<void> {
   const p = homePaths(home)
   await ensureHomeDir(home)
-  await writeFileAtomic(p.nodeKey, encodeKeyFile(identity.key))
   await writeFileAtomic(p.caPublicKey, caPublicKey)
   await writeFileAtomic(p.nodeCert, identity.certificate.bytes)
+  await writeFileAtomic(p.nodeKey, encodeKeyFile(identity.key))
 }
 
 /** Replaces the node certificate (renewal). */

@@ -24,7 +24,7 @@ import {
   saveRunRecord,
   saveZoneRoster,
 } from './home.js'
-import { readStateFile } from './state-file.js'
+import { cleanStaleTempFiles, readStateFile } from './state-file.js'
 
 /** A running agent. */
 export interface RunningAgent {
@@ -69,12 +69,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     pnetKey = read.bytes
   }
   const home = options.home
-  if (state.zoneRosterProblem !== undefined) {
-    log.warn(
-      { problem: state.zoneRosterProblem },
-      'zone roster in the home left out; a peer will send a newer one',
-    )
-  }
+  for (const problem of state.problems) log.warn({ problem }, 'state file in the home left out')
   const node = await createMeshNode({
     node: state.node,
     caPublicKey: state.caPublicKey,
@@ -106,6 +101,14 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   })
   // The socket first: a second agent on the same home fails here, before it touches the network.
   await control.start()
+  // Only now that this process holds the home: a second agent started by mistake must not delete the
+  // temporary file of a write the running one has in progress (its rename would fail, and a CA whose
+  // state cannot be saved stops issuing).
+  const removed = [
+    ...(await cleanStaleTempFiles(home).catch(() => [])),
+    ...(state.ca !== undefined ? await cleanStaleTempFiles(homePaths(home).caDir).catch(() => []) : []),
+  ]
+  if (removed.length > 0) log.info({ removed }, 'removed temporary files of writes a crash interrupted')
   try {
     await node.start()
   } catch (err) {

@@ -12,6 +12,7 @@
  * it directly in a child process.
  */
 import { randomBytes } from 'node:crypto'
+import { constants } from 'node:fs'
 import { chmod, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 
@@ -25,6 +26,12 @@ export const STATE_FILE_BYTES_MAX = 16 * 1024 * 1024
 /** Suffix of temporary files; together with the leading dot and the random tag it makes the name shape. */
 const TEMP_SUFFIX = '.mesh-tmp'
 const TEMP_NAME = /^\..+\.[0-9a-f]{12}\.mesh-tmp$/
+/**
+ * Temporary files (absolute paths) of the writes this process has in progress. {@link cleanStaleTempFiles}
+ * leaves them alone: the agent starts writing (its node adopts the home's documents) before it holds
+ * the home and cleans, and removing such a file would make its rename fail.
+ */
+const writesInProgress = new Set<string>()
 
 /** Why a state file could not be read or written. A closed set; callers switch on it. */
 export type StateFileErrorCode = 'missing' | 'unreadable' | 'too-large' | 'unwritable' | 'not-a-directory'
@@ -105,6 +112,9 @@ async function ensureOneDirectory(home: string, directory: string): Promise<void
   }
   try {
     await mkdir(directory, { mode: HOME_DIRECTORY_MODE })
+    // The new entry must reach the disk too, or a power cut could take the directory and every file
+    // written (and synced) inside it since. Best effort: a parent we may not open for reading is left.
+    await syncDirectory(dirname(directory)).catch(() => undefined)
     return
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
@@ -133,8 +143,18 @@ async function statOrUndefined(
 }
 
 /**
+ * The last write this process started to each target (absolute path). Writes to one file land in the
+ * order they were called: two in flight could otherwise finish out of order (a big one started first, a
+ * small one after) and leave the older content on disk, which a restart would then load; the node's
+ * savers fire and forget (a revocation list adopted while the last one is still being saved).
+ */
+const lastWrites = new Map<string, Promise<void>>()
+
+/**
  * Replaces the file at `path` with `bytes` so that a crash at any moment leaves either the old or the new
- * content (see the module note). The caller keeps ownership of `bytes`; they are not retained.
+ * content (see the module note). Writes to the same file from this process land in call order. The
+ * caller keeps ownership of `bytes`; they are not retained (a write that waits for an earlier one to the
+ * same file copies them).
  * @throws StateFileError `unwritable` (the target is then unchanged and no temporary file is left,
  *   unless the process dies first).
  */
@@ -143,10 +163,30 @@ export async function writeFileAtomic(
   bytes: Uint8Array | string,
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
+  const key = resolve(path)
+  const previous = lastWrites.get(key)
+  const content = previous === undefined || typeof bytes === 'string' ? bytes : bytes.slice()
+  const write = (previous ?? Promise.resolve())
+    .catch(() => undefined)
+    .then(() => writeOnce(path, content, options))
+  lastWrites.set(key, write)
+  try {
+    await write
+  } finally {
+    if (lastWrites.get(key) === write) lastWrites.delete(key)
+  }
+}
+
+async function writeOnce(
+  path: string,
+  bytes: Uint8Array | string,
+  options: WriteFileAtomicOptions,
+): Promise<void> {
   const mode = options.mode ?? STATE_FILE_MODE
   const directory = dirname(path)
   const temp = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`)
   let created = false
+  writesInProgress.add(resolve(temp))
   try {
     // 'wx' refuses to follow or reuse an existing name, so a planted symlink cannot redirect the write.
     const handle = await open(temp, 'wx', mode)
@@ -164,6 +204,8 @@ export async function writeFileAtomic(
   } catch (err) {
     if (created) await unlink(temp).catch(() => undefined)
     throw new StateFileError('unwritable', path, `cannot write ${path}: ${(err as Error).message}`)
+  } finally {
+    writesInProgress.delete(resolve(temp))
   }
 }
 
@@ -174,7 +216,9 @@ export async function writeFileAtomic(
 export async function readStateFile(path: string, bytesMax = STATE_FILE_BYTES_MAX): Promise<StateFileRead> {
   let handle: Awaited<ReturnType<typeof open>>
   try {
-    handle = await open(path, 'r')
+    // Non-blocking, so that a FIFO in place of the file is reported below instead of waiting forever for
+    // a writer (regular files ignore the flag).
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return failure('missing', path, `${path} does not exist`)
@@ -206,9 +250,10 @@ export async function readStateFile(path: string, bytesMax = STATE_FILE_BYTES_MA
 }
 
 /**
- * Removes temporary files left in `directory` by writes that a crash interrupted, and returns their names.
- * Call it at start-up, once this process holds the home (the control socket is the lock): a write in
- * progress in another process would lose its temporary file.
+ * Removes temporary files left in `directory` by writes that a crash interrupted, and returns their names;
+ * those of this process's writes in progress are kept. Call it at start-up, once this process holds the
+ * home (the control socket is the lock): a write in progress in another process would lose its
+ * temporary file.
  * @throws StateFileError `unreadable` when the directory cannot be listed.
  */
 export async function cleanStaleTempFiles(directory: string): Promise<string[]> {
@@ -220,7 +265,7 @@ export async function cleanStaleTempFiles(directory: string): Promise<string[]> 
   }
   const removed: string[] = []
   for (const name of names) {
-    if (!isStateTempFileName(name)) continue
+    if (!isStateTempFileName(name) || writesInProgress.has(resolve(directory, name))) continue
     try {
       await unlink(join(directory, name))
       removed.push(name)

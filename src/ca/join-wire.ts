@@ -46,6 +46,11 @@ export const JOIN_ANSWER_BYTES_MAX =
 export const JOIN_MESSAGE_CHARS_MAX = 512
 /** Longest pending request id, in characters. */
 const PENDING_ID_CHARS_MAX = 64
+/**
+ * Most CBOR items a join message is decoded with: the largest, an issued result, is a map of three
+ * fields holding a map of four; certificates and lists travel as byte strings.
+ */
+const JOIN_MESSAGE_ITEMS_MAX = 32
 
 /** Why a member answered with an error instead of a result. A closed set. */
 export type JoinErrorAnswerCode =
@@ -116,7 +121,7 @@ export function encodeJoinAnswer(answer: JoinAnswer): Uint8Array {
 }
 
 function decodeRecord(bytes: Uint8Array, bytesMax: number): Record<string, unknown> {
-  const value = decodeCbor(bytes, bytesMax)
+  const value = decodeCbor(bytes, bytesMax, JOIN_MESSAGE_ITEMS_MAX)
   if (!isRecord(value) || value.v !== 1) throw new DecodeError('malformed', 'not a version 1 message')
   return value
 }

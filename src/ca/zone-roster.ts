@@ -13,7 +13,7 @@
  */
 
 import { majoritySize } from '../authority/quorum.js'
-import { rosterZones, sameVoters, zoneVoters } from '../authority/voters.js'
+import { rosterZones, sameVoters, VOTERS_MAX, zoneVoters } from '../authority/voters.js'
 import { type CborValue, DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
 import { DOMAIN_ZONE_ROSTER } from '../wire/domains.js'
 import type { SigningKey } from '../wire/ed25519.js'
@@ -40,6 +40,14 @@ export const ZONE_ROSTER_MEMBERS_MAX = 4096
  * 64-character names, in zones of two whose voters all changed (priors of three) — is 1.08 MB.
  */
 export const ZONE_ROSTER_BYTES_MAX = 1_572_864
+/**
+ * Most CBOR items of a roster's body: its fields, seven per member (a map of three fields) and for
+ * each zone's prior thirteen at most (a map of three fields whose voters, a bounded voter set of
+ * src/authority/voters.ts and a witness, are at most six). A roster is decoded before its signature is
+ * checked; the bound keeps a hostile one as cheap as the largest real one (docs/fuzz.md).
+ */
+const ZONE_ROSTER_ITEMS_MAX = 16 + (7 + 7 + VOTERS_MAX + 1) * ZONE_ROSTER_MEMBERS_MAX
+
 /** Highest roster version accepted (as the authority's epochs: far beyond any real count, far below 2^53). */
 export const ZONE_ROSTER_VERSION_MAX = 2 ** 40
 
@@ -157,6 +165,7 @@ export function verifyZoneRoster(bytes: Uint8Array, caPublicKey: Uint8Array): Zo
   const opened = openCaDocument(bytes, caPublicKey, {
     domain: DOMAIN_ZONE_ROSTER,
     bytesMax: ZONE_ROSTER_BYTES_MAX,
+    itemsMax: ZONE_ROSTER_ITEMS_MAX,
     read: readZoneRoster,
     what: 'roster',
   })

@@ -52,10 +52,12 @@ export const MATCH_SUBJECT_CHARS_MAX = 256
  * Largest estimated backtracking cost of one filter regex: the product of its choice points, where an
  * unbounded quantifier (`*`, `+`, `{n,}`) counts {@link MATCH_SUBJECT_CHARS_MAX}, `?` 2, `{n,m}`
  * m-n+1, each `|` 2, and an unanchored regex (no leading `^`) another {@link MATCH_SUBJECT_CHARS_MAX}
- * for its start positions. 256^3 lets `^a*a*a*b` and `a*a*b` pass (about 26 ms worst case on a
- * 256-character subject on the dev machine) and refuses `a*a*a*b` (1.5 s) and `a*a*a*a*b` (100 s).
+ * for its start positions. 256² × 16 lets `a*b`, `a.*b` and `^a*a*b` pass (about 0.1 ms on a
+ * 256-character subject; a cost-256² regex measured 0.08-0.12 ms of CPU) and refuses `a*a*b`,
+ * `^a*a*a*b` and `.*.*x` (cost 256³: 8-12 ms each, found by the fuzz campaign, docs/fuzz.md), so the
+ * {@link REGEX_PATTERNS_MAX} regexes of one filter stay within a few ms on every node.
  */
-export const REGEX_COST_MAX = 256 ** 3
+export const REGEX_COST_MAX = 256 ** 2 * 16
 /** Most regex patterns in one filter (node, facts and `--where` together), bounding per-request work. */
 export const REGEX_PATTERNS_MAX = 8
 
@@ -559,13 +561,15 @@ export function filterFromCbor(value: unknown): TargetFilter {
     if (typeof v !== 'string') throw new FilterParseError('malformed', `filter.${field} must be text`)
     return v
   }
-  if (once !== undefined && typeof once !== 'boolean') {
-    throw new FilterParseError('malformed', 'filter.once must be a boolean')
+  // Only the spelling filterToCbor writes: `once` only when true, `facts` only when not empty, so one
+  // filter has one signed encoding.
+  if (once !== undefined && once !== true) {
+    throw new FilterParseError('malformed', 'filter.once must be true when present')
   }
   let factList: FactFilter[] | undefined
   if (facts !== undefined) {
-    if (!Array.isArray(facts) || facts.length > FACT_FILTERS_MAX) {
-      throw new FilterParseError('malformed', `filter.facts must be a list of at most ${FACT_FILTERS_MAX}`)
+    if (!Array.isArray(facts) || facts.length === 0 || facts.length > FACT_FILTERS_MAX) {
+      throw new FilterParseError('malformed', `filter.facts must be a list of 1 to ${FACT_FILTERS_MAX}`)
     }
     factList = facts.map(f => {
       const entry = f as Record<string, unknown> | null

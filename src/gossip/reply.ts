@@ -33,6 +33,8 @@ export const REPLY_BYTES_MAX = 32 * 1024
 export const REPLY_BATCH_BYTES_MAX = 1024 * 1024
 /** Most replies in one batch frame. */
 export const REPLY_BATCH_REPLIES_MAX = 256
+/** Most CBOR items a batch frame is decoded with: `{ v, replies: [bytes…] }` (a dense 1 MB frame took 100-150 ms). */
+const REPLY_BATCH_ITEMS_MAX = REPLY_BATCH_REPLIES_MAX + 8
 
 /**
  * How an action ended. `denied`: refused by policy; `failed`: ran and failed (non-zero exit, signal, or
@@ -358,7 +360,7 @@ export function packReplyBatches(replies: readonly Uint8Array[]): { frames: Uint
  * @throws DecodeError `too-large` or `malformed`
  */
 export function decodeReplyBatch(bytes: Uint8Array): Uint8Array[] {
-  const frame = decodeCbor(bytes, REPLY_BATCH_BYTES_MAX)
+  const frame = decodeCbor(bytes, REPLY_BATCH_BYTES_MAX, REPLY_BATCH_ITEMS_MAX)
   if (!isRecord(frame) || frame.v !== 1)
     throw new DecodeError('malformed', 'reply batch must be { v: 1, replies }')
   onlyKeys(frame, ['v', 'replies'], 'reply batch')

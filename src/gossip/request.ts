@@ -12,7 +12,15 @@ import { type CborValue, DecodeError } from '../wire/cbor.js'
 import { DOMAIN_REQUEST } from '../wire/domains.js'
 import type { SigningKey } from '../wire/ed25519.js'
 import { type OpenedEnvelope, openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
-import { onlyKeys, readBytes, readInteger, readRecord, readText, readTextList } from '../wire/fields.js'
+import {
+  describeValue,
+  onlyKeys,
+  readBytes,
+  readInteger,
+  readRecord,
+  readText,
+  readTextList,
+} from '../wire/fields.js'
 import { toHex } from '../wire/hash.js'
 import { ACTION_CHARS_MAX, isValidActionName } from './action-name.js'
 import {
@@ -136,7 +144,7 @@ export function decodeRequest(bytes: Uint8Array, bytesMax = REQUEST_BYTES_MAX): 
   if (b.v !== 1) {
     throw new RequestDecodeError(
       typeof b.v === 'number' ? 'unsupported-version' : 'malformed',
-      `request version ${String(b.v)} is not supported`,
+      `request version ${describeValue(b.v)} is not supported`,
     )
   }
   let body: RequestBody

@@ -25,6 +25,7 @@ import { DOMAIN_MEMBER, DOMAIN_SUSPICION } from '../wire/domains.js'
 import type { SigningKey } from '../wire/ed25519.js'
 import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
 import {
+  describeValue,
   NAME_CHARS_MAX,
   onlyKeys,
   readBytes,
@@ -183,8 +184,9 @@ export function verifyRecord(bytes: Uint8Array, verifier: CertificateVerifier, n
     return { ok: false, reason: 'bad-certificate', detail: verdict.detail, certificateReason: verdict.reason }
   }
   const cert = verdict.signed.certificate
+  // In the certificate's (canonical) order too, so one record has one signed encoding.
   const sameRoles =
-    cert.roles.length === record.roles.length && cert.roles.every(r => record.roles.includes(r))
+    cert.roles.length === record.roles.length && cert.roles.every((r, i) => record.roles[i] === r)
   if (cert.name !== record.name || cert.zone !== record.zone || cert.peerId !== record.peerId || !sameRoles) {
     return refuse(
       'identity-mismatch',
@@ -268,7 +270,8 @@ export function createSuspicion(
 export function openSuspicion(bytes: Uint8Array): OpenedSuspicion {
   const envelope = openEnvelope(bytes, SUSPICION_BYTES_MAX)
   const b = envelope.body
-  if (b.v !== 1) throw new DecodeError('malformed', `suspicion version ${String(b.v)} is not supported`)
+  if (b.v !== 1)
+    throw new DecodeError('malformed', `suspicion version ${describeValue(b.v)} is not supported`)
   onlyKeys(b, ['v', 'subject', 'incarnation', 'from'], 'suspicion')
   return {
     suspicion: {

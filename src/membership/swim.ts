@@ -901,7 +901,14 @@ class SwimCore<R, P> implements Swim<R, P> {
     if (!isId(id) || id === this.selfId || this.revoked.has(id) || this.me.state === 'left') return
     // Alone (a joining node whose first exchange was lost), a contact is tried again after two probe
     // intervals rather than a whole sync interval: it is the only way in.
-    const gapMs = this.liveOthers === 0 ? 2 * this.config.probeIntervalMs : this.config.syncIntervalMs
+    // So is a member held dead that connects again (a healed partition): only an exchange tells it of
+    // its suspicion, which it then refutes; waiting for a sync interval kept it dead here for 22 s
+    // while it held us alive (test/hosts).
+    const held = this.table.get(id)
+    const gapMs =
+      this.liveOthers === 0 || held?.state === 'dead'
+        ? 2 * this.config.probeIntervalMs
+        : this.config.syncIntervalMs
     const last = this.lastSync.get(id)
     if (last !== undefined && nowMs - last < gapMs) return
     this.startSync(id, nowMs)

@@ -25,8 +25,10 @@ export interface MemberView {
 }
 
 /**
- * The nodes a requester should expect to answer: alive members with the `agent` role that match the
- * filter. For `once` filters, pass the names currently holding their zone's authority.
+ * The nodes a requester should expect to answer: live members (alive or suspect: a suspicion is not a
+ * death, and a live node under suspicion still answers) with the `agent` role that match the filter.
+ * A member that really failed and is still suspect is then reported missing, which it is. For `once`
+ * filters, pass the names currently holding their zone's authority.
  * @throws FilterParseError only when given an uncompiled, invalid filter
  */
 export function expectedNodes(
@@ -36,7 +38,7 @@ export function expectedNodes(
 ): string[] {
   const compiled = 'source' in filter ? filter : compileFilter(filter)
   return members
-    .filter(m => m.state === 'alive' && m.roles.includes('agent'))
+    .filter(m => (m.state === 'alive' || m.state === 'suspect') && m.roles.includes('agent'))
     .filter(m =>
       matchesFilter(compiled, {
         name: m.name,

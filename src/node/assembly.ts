@@ -11,7 +11,7 @@ import type { Clock, Random } from './clock.js'
 import { createCredentials } from './credentials.js'
 import { createFactsProvider } from './facts.js'
 import { gossipsubTrafficMetrics } from './gossip-traffic.js'
-import { createHost, TOPICS } from './host.js'
+import { createHost } from './host.js'
 import { createIssuerDriver } from './issuer-driver.js'
 import { libp2pKeyOf } from './keys.js'
 import type { Logger } from './log.js'
@@ -341,10 +341,10 @@ export function buildIssuer(base: Base, trust: ReturnType<typeof buildTrust>, pu
     clock,
     log,
   })
-  if (trust.revocations.current() === undefined)
-    trust.revocations.offer(core.revocationList().bytes, 'issuer')
-  // Unless the home held a newer one (the CA state restored from an older backup): offer adopts only a
-  // higher version.
+  // Both, also when the home held a list or roster: the issuer state is saved before the files are (a
+  // crash in between leaves the files one version behind), and offer adopts only a higher version, so
+  // a newer file (the CA state restored from an older backup) is kept.
+  trust.revocations.offer(core.revocationList().bytes, 'issuer')
   trust.zoneRosters.offer(core.zoneRoster().bytes, 'issuer')
   return issuer
 }

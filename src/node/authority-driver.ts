@@ -11,9 +11,9 @@
  * Only a node with no such roster (a mesh whose certificates were not issued by a mesh CA node, or a
  * node whose roster predates its own certificate) falls back to the roster it learns from heartbeats
  * (version 0): every member seen with a valid certificate, shrinking only by revocation or expiry,
- * persisted and restored at start. Such a node, when it knows no one else of its zone, waits
- * `rosterSettleMs` of heartbeats before it gives the core any roster, so it cannot crown itself a zone
- * of one while the real zone is still unknown to it.
+ * persisted and restored at start. Such a node, when it knows no one else of its zone, waits until it
+ * has heard peers for `rosterSettleMs` before it gives the core any roster (never, while it hears no
+ * one), so it cannot crown itself a zone of one while the real zone is still unknown to it.
  *
  * Epochs the node grants are saved (`epochs`) before the grant leaves, so that a restarted voter
  * recovers from fewer peers (authority.ts, `durableEpochs`): a zone of three with one member gone and
@@ -130,7 +130,7 @@ export function createAuthorityDriver(init: {
   roster?: readonly RosterEntry[]
   /** Persists the roster after each change. */
   saveRoster?: (bytes: Uint8Array) => Promise<void>
-  /** How long a node that knows no one else of its zone listens before it feeds a roster to the core. */
+  /** How long a node that knows no one else of its zone hears peers before it feeds a roster to the core. */
   rosterSettleMs: number
   /**
    * The newest CA-signed zone roster this node holds (src/ca/zone-roster.ts), if any. When it lists this
@@ -157,6 +157,8 @@ export function createAuthorityDriver(init: {
     log.warn({}, 'authority epochs file unreadable: this run recovers zones as if it had none')
   }
   const savedEpochs = new Map<string, number>(Object.entries(restored ?? {}))
+  /** What the last save that resolved holds (the restored file at start): the epochs on disk. */
+  const durableEpochs = new Map<string, number>(savedEpochs)
   const core: Authority = createAuthority({
     self,
     config: authorityConfigFor(init.config),
@@ -170,7 +172,13 @@ export function createAuthorityDriver(init: {
   const listeners = new Set<AuthorityListener>()
   let rosterKey = ''
   const roster = createRoster({ initial: init.roster, save: init.saveRoster, log })
-  const startedAtMs = mono()
+  /**
+   * When this node first heard another peer (an admitted connection or an alive member), monotonic ms.
+   * The unsigned roster's settle period counts from then, not from start: a node that reaches nobody
+   * for longer than the period (a slow bootstrap dial on a loaded machine took 3 s) must not crown
+   * itself a zone of one, as three joiners of one zone did at once on the hosts rig (test/hosts/).
+   */
+  let heardAtMs: number | undefined
   const membershipState = new Map<string, 'alive' | 'dead'>()
   let timer: Timer | undefined
   let coreTimer: { readonly timer: Timer; readonly atMs: number } | undefined
@@ -247,11 +255,20 @@ export function createAuthorityDriver(init: {
       saveFailed = false
     }
   }
+  /**
+   * True while our own hold of `epoch` is not on disk yet. A zone whose only voter is this node grants
+   * itself the lease within one step, before the driver has saved the epoch: acting on it then (an
+   * `exec --once`) and crashing before the save would let the next run grant the same epoch again.
+   */
+  const undurable = (zone: string, epoch: number): boolean =>
+    init.epochs !== undefined && epoch > (durableEpochs.get(zone) ?? 0)
   const persistEpoch = async (zone: string, epoch: number): Promise<boolean> => {
     if (init.epochs === undefined) return true
     savedEpochs.set(zone, Math.max(epoch, savedEpochs.get(zone) ?? 0))
+    const saving = new Map(savedEpochs)
     try {
-      await init.epochs.save(encodeEpochs(savedEpochs))
+      await init.epochs.save(encodeEpochs(saving))
+      for (const [z, e] of saving) durableEpochs.set(z, Math.max(e, durableEpochs.get(z) ?? 0))
       return true
     } catch (err) {
       limited.log('error', 'epochs', { err: String(err) }, 'cannot save authority epochs; grant not sent')
@@ -316,6 +333,7 @@ export function createAuthorityDriver(init: {
 
   const hint = (id: string, state: 'alive' | 'dead'): void => {
     if (id === self || stopped) return
+    if (state === 'alive') heardAtMs ??= mono()
     if (state === 'dead') {
       // Its connections are gone, and with them any stream we were writing to.
       streams.drop(id, 'peer disconnected')
@@ -365,7 +383,7 @@ export function createAuthorityDriver(init: {
       }
     } else {
       const others = roster.entries().filter(e => e.peerId !== self && e.zone === selfEntry.zone)
-      if (others.length === 0 && mono() - startedAtMs < init.rosterSettleMs) return
+      if (others.length === 0 && (heardAtMs === undefined || mono() - heardAtMs < init.rosterSettleMs)) return
       const members = roster
         .entries()
         .map(e => ({ id: e.peerId, zone: e.zone }))
@@ -451,18 +469,22 @@ export function createAuthorityDriver(init: {
     },
 
     isAuthority(zone) {
-      return core.isAuthority(zone, mono())
+      const held = core.isAuthority(zone, mono())
+      return held !== null && undurable(zone, held.epoch) ? null : held
     },
 
     zones() {
-      return core.zones(mono()).map(z => ({
-        zone: z.zone,
-        members: z.members.map(id => nameOf(id) ?? id).sort(),
-        authority: nameOf(z.authority),
-        epoch: z.epoch,
-        // No holder, no lease to time.
-        leaseRemainingMs: z.authority === null ? null : z.leaseRemainingMs,
-      }))
+      return core.zones(mono()).map(z => {
+        const authority = z.authority === self && undurable(z.zone, z.epoch) ? null : z.authority
+        return {
+          zone: z.zone,
+          members: z.members.map(id => nameOf(id) ?? id).sort(),
+          authority: nameOf(authority),
+          epoch: z.epoch,
+          // No holder, no lease to time.
+          leaseRemainingMs: authority === null ? null : z.leaseRemainingMs,
+        }
+      })
     },
 
     onChange(listener) {

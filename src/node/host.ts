@@ -18,7 +18,7 @@ import {
   type InboundLimits,
   limitInbound,
 } from './inbound-limits.js'
-import { connectionStack } from './transport.js'
+import { connectionStack, type TransportChoice } from './transport.js'
 
 /** Topics mesh uses; every node subscribes to all of them. */
 export const TOPICS = {
@@ -57,7 +57,7 @@ export interface HostInit {
   readonly bootstrap?: readonly string[]
   readonly mdns?: boolean
   /** `memory` uses @libp2p/memory (in-process tests); default `tcp`. */
-  readonly transport?: 'tcp' | 'memory'
+  readonly transport?: TransportChoice
   readonly connectionsMax: number
   readonly gater: ConnectionGater
   /** The pnet pre-shared key file contents; absent = no outer fence. */

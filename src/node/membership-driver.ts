@@ -6,6 +6,7 @@
  * per incarnation, not on every message), and sets one timer for the core's next deadline: no polling.
  */
 import type { Connection, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { CertificateVerifier, SignedCertificate } from '../ca/types.js'
 import {
@@ -261,6 +262,14 @@ export function createMembershipDriver(
     guarded(() => swim?.tick(mono()))
   }
 
+  const hangUp = (id: string): void => {
+    try {
+      void host.hangUp(peerIdFromString(id)).catch(() => {})
+    } catch {
+      // not a peer id (cores in tests use other ids): nothing to hang up
+    }
+  }
+
   /** The member list as last built; rebuilt after the core changed or once it is a second old. */
   let cached: { list: MemberView[]; atMs: number } | undefined
 
@@ -329,6 +338,11 @@ export function createMembershipDriver(
             changed = true
             log.info({ member: nameOf(effect.id), from: effect.from, to: effect.to }, 'member state changed')
             if (effect.to === 'dead' || effect.to === 'left') streams.drop(effect.id, `member ${effect.to}`)
+            // A member dead here may sit behind a partition: a connection to it then holds unacked
+            // data in TCP's retransmit queue, its timer backed off to seconds, and after the heal
+            // nothing would flow on it until that timer fires (test/hosts saw 12 s). Closed now, the
+            // first contact after the heal is a fresh dial.
+            if (effect.to === 'dead') hangUp(effect.id)
             break
           case 'removed':
             changed = true

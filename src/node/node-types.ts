@@ -19,6 +19,7 @@ import type { Logger } from './log.js'
 import type { MembershipCounters } from './membership-driver.js'
 import type { RunRecordCounters } from './run-record.js'
 import type { TrafficSnapshot } from './traffic.js'
+import type { TransportChoice } from './transport.js'
 import type { ZoneRosterCounters } from './zone-rosters.js'
 import type { ZoneView } from './zone-view.js'
 
@@ -75,8 +76,8 @@ export interface MeshNodeInit {
   /** The epochs last given to NodeStore.saveAuthorityEpochs (undefined: none saved yet). */
   readonly authorityEpochs?: Uint8Array
   readonly config: AgentConfig
-  /** `memory` for in-process tests; default `tcp`. */
-  readonly transport?: 'tcp' | 'memory'
+  /** `memory` for in-process tests, or a libp2p transport factory of one's own; default `tcp`. */
+  readonly transport?: TransportChoice
   readonly store?: NodeStore
   readonly logger?: Logger
   /** Time and timers; default the system clock. Tests pass a manual or shifted one. */

@@ -62,6 +62,9 @@ export const REASON_ALREADY_RAN = 'already ran before this agent restarted; not 
 export const REASON_RUN_RECORD_FULL =
   'overloaded: the record of requests run on this node is full; not run (try again in a few minutes)'
 
+/** Reason of the `error` done for a request whose deadline had passed (by this node's clock) when its turn came. */
+export const REASON_EXPIRED_BEFORE_START = 'the request expired before it could start on this node; not run'
+
 /** Reason of the `error` done for a request not run because the run record could not be stored. */
 export const REASON_RUN_RECORD_UNSAVED =
   'could not record the run durably on this node (see its log); not run'
@@ -200,8 +203,12 @@ export function createRequestExecutor(
       if (held === null) return notRun(request, 'no longer the zone authority; not run')
       epoch = held.epoch
     }
+    const remainingMs = request.body.expiresAtMs - clock.nowMs()
+    // Past its deadline by our clock (accepted within the skew tolerance, or queued behind a backlog):
+    // the requester has stopped waiting, so the action is not started only to be killed at once. Under
+    // load this sheds the backlog instead of running it after the load is gone.
+    if (remainingMs <= 0) return notRun(request, REASON_EXPIRED_BEFORE_START)
     log.info(context, 'running request')
-    const remainingMs = Math.max(1, request.body.expiresAtMs - clock.nowMs())
     const result = await actions.run(request.body.action, request.body.args, {
       timeoutMs: remainingMs,
       request: { id: request.idHex, operator: request.issuer.certificate.name },

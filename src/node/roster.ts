@@ -43,26 +43,38 @@ export function encodeRoster(entries: readonly RosterEntry[]): Uint8Array {
 
 /** Decodes a roster file; anything malformed yields an empty roster (the node then re-learns it). */
 export function decodeRoster(bytes: Uint8Array): RosterEntry[] {
+  return readRosterFile(bytes).entries
+}
+
+/**
+ * Decodes a roster file and says what was wrong with it (`problem`, one phrase) when it is not a whole
+ * roster: undecodable bytes give no entries, malformed entries are left out.
+ */
+export function readRosterFile(bytes: Uint8Array): { entries: RosterEntry[]; problem?: string } {
+  let value: { v?: unknown; members?: unknown }
   try {
-    const value = decodeCbor(bytes, ROSTER_BYTES_MAX) as { v?: unknown; members?: unknown }
-    if (value.v !== 1 || !Array.isArray(value.members)) return []
-    return value.members
-      .filter(
-        (m): m is RosterEntry =>
-          typeof m?.peerId === 'string' && typeof m?.zone === 'string' && Number.isSafeInteger(m?.notAfterMs),
-      )
-      .map(m => ({
-        peerId: m.peerId,
-        zone: m.zone,
-        notAfterMs: m.notAfterMs,
-        addrs: Array.isArray(m.addrs)
-          ? m.addrs.filter((a: unknown) => typeof a === 'string').slice(0, ROSTER_ADDRS_MAX)
-          : [],
-      }))
-      .slice(0, ROSTER_ENTRIES_MAX)
-  } catch {
-    return []
+    value = decodeCbor(bytes, ROSTER_BYTES_MAX) as { v?: unknown; members?: unknown }
+  } catch (err) {
+    return { entries: [], problem: (err as Error).message }
   }
+  if (value?.v !== 1 || !Array.isArray(value.members))
+    return { entries: [], problem: 'not a version 1 roster' }
+  const valid = value.members
+    .filter(
+      (m): m is RosterEntry =>
+        typeof m?.peerId === 'string' && typeof m?.zone === 'string' && Number.isSafeInteger(m?.notAfterMs),
+    )
+    .map(m => ({
+      peerId: m.peerId,
+      zone: m.zone,
+      notAfterMs: m.notAfterMs,
+      addrs: Array.isArray(m.addrs)
+        ? m.addrs.filter((a: unknown) => typeof a === 'string').slice(0, ROSTER_ADDRS_MAX)
+        : [],
+    }))
+  const entries = valid.slice(0, ROSTER_ENTRIES_MAX)
+  const malformed = value.members.length - valid.length
+  return malformed > 0 ? { entries, problem: `${malformed} malformed entries` } : { entries }
 }
 
 /** The roster a node keeps in memory. */

@@ -31,6 +31,8 @@ export const ZONE_ROSTER_REPUBLISH_INTERVAL_MS = 2_000
 export const ZONE_ROSTER_NONCE_BYTES = 8
 /** Largest gossip roster message: a roster of the largest allowed size plus the wrapper. */
 export const ZONE_ROSTER_MESSAGE_BYTES_MAX = ZONE_ROSTER_BYTES_MAX + 1_024
+/** Most CBOR items a gossip roster message is decoded with (a map of three fields). */
+const ZONE_ROSTER_MESSAGE_ITEMS_MAX = 16
 
 /** Called with each newly adopted roster. */
 export type ZoneRosterListener = (signed: SignedZoneRoster) => void
@@ -81,7 +83,8 @@ export function encodeZoneRosterMessage(roster: Uint8Array, nonce: Uint8Array): 
 export function decodeZoneRosterMessage(data: Uint8Array): Uint8Array | undefined {
   let message: unknown
   try {
-    message = decodeCbor(data, ZONE_ROSTER_MESSAGE_BYTES_MAX)
+    // `{ v, roster, nonce }`: a handful of items, whatever the size of the roster's bytes.
+    message = decodeCbor(data, ZONE_ROSTER_MESSAGE_BYTES_MAX, ZONE_ROSTER_MESSAGE_ITEMS_MAX)
   } catch {
     return undefined
   }

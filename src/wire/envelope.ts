@@ -45,11 +45,16 @@ export function sealMacEnvelope(domain: MacDomain, secret: Uint8Array, body: Cbo
 }
 
 /**
- * Decodes a signed envelope of at most `bytesMax` bytes and its body. Does not verify the signature.
+ * Decodes a signed envelope of at most `bytesMax` bytes and its body (of at most `bodyItemsMax` CBOR
+ * items, see decodeCbor). Does not verify the signature.
  * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map or body)
  */
-export function openEnvelope(bytes: Uint8Array, bytesMax: number): OpenedEnvelope {
-  const { tag, ...opened } = open(bytes, bytesMax, 'sig', SIGNATURE_BYTES)
+export function openEnvelope(
+  bytes: Uint8Array,
+  bytesMax: number,
+  bodyItemsMax = Number.POSITIVE_INFINITY,
+): OpenedEnvelope {
+  const { tag, ...opened } = open(bytes, bytesMax, 'sig', SIGNATURE_BYTES, bodyItemsMax)
   return { ...opened, sig: tag }
 }
 
@@ -58,7 +63,7 @@ export function openEnvelope(bytes: Uint8Array, bytesMax: number): OpenedEnvelop
  * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map or body)
  */
 export function openMacEnvelope(bytes: Uint8Array, bytesMax: number): OpenedMacEnvelope {
-  const { tag, ...opened } = open(bytes, bytesMax, 'mac', MAC_BYTES)
+  const { tag, ...opened } = open(bytes, bytesMax, 'mac', MAC_BYTES, Number.POSITIVE_INFINITY)
   return { ...opened, mac: tag }
 }
 
@@ -91,6 +96,12 @@ export function authenticatedMessage(domain: SignatureDomain | MacDomain, bodyBy
   return message
 }
 
+/**
+ * Most items the outer map is decoded with: a real one has five (the map, two keys, two byte strings);
+ * a few more, so that a stray field is still refused as `malformed` by the shape check, not as too large.
+ */
+const ENVELOPE_ITEMS_MAX = 16
+
 function seal(
   domain: SignatureDomain | MacDomain,
   body: CborValue,
@@ -101,16 +112,46 @@ function seal(
   return encodeCbor({ body: bodyBytes, [tagKey]: authenticate(authenticatedMessage(domain, bodyBytes)) })
 }
 
+/**
+ * Decodes only the outer map of a signed envelope of at most `bytesMax` bytes, leaving the body
+ * undecoded: for documents whose signer is known beforehand, so their signature can be checked before
+ * their body is parsed (src/ca/ca-document.ts).
+ * @throws DecodeError `too-large`, or `malformed` (including a non-canonical outer map)
+ */
+export function openEnvelopeHead(
+  bytes: Uint8Array,
+  bytesMax: number,
+): Pick<OpenedEnvelope, 'bodyBytes' | 'sig'> {
+  const { bodyBytes, tag } = openHead(bytes, bytesMax, 'sig', SIGNATURE_BYTES)
+  return { bodyBytes, sig: tag }
+}
+
+function openHead(
+  bytes: Uint8Array,
+  bytesMax: number,
+  tagKey: 'sig' | 'mac',
+  tagBytes: number,
+): { bodyBytes: Uint8Array; tag: Uint8Array } {
+  // The outer map is two fields: a large structure in their place is refused before it is decoded.
+  const outer = readRecord(decodeCanonicalCbor(bytes, bytesMax, ENVELOPE_ITEMS_MAX), 'envelope', [
+    'body',
+    tagKey,
+  ])
+  return {
+    bodyBytes: readBytes(outer, 'body', { bytesMax }),
+    tag: readBytes(outer, tagKey, { length: tagBytes }),
+  }
+}
+
 function open(
   bytes: Uint8Array,
   bytesMax: number,
   tagKey: 'sig' | 'mac',
   tagBytes: number,
+  bodyItemsMax: number,
 ): OpenedBody & { tag: Uint8Array } {
-  const outer = readRecord(decodeCanonicalCbor(bytes, bytesMax), 'envelope', ['body', tagKey])
-  const bodyBytes = readBytes(outer, 'body', { bytesMax })
-  const tag = readBytes(outer, tagKey, { length: tagBytes })
-  const body = decodeCanonicalCbor(bodyBytes, bytesMax)
+  const { bodyBytes, tag } = openHead(bytes, bytesMax, tagKey, tagBytes)
+  const body = decodeCanonicalCbor(bodyBytes, bytesMax, bodyItemsMax)
   if (!isRecord(body)) throw new DecodeError('malformed', 'envelope body is not a map')
   return { body, bodyBytes, tag }
 }

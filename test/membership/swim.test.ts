@@ -801,6 +801,27 @@ describe('push-pull', () => {
     expect(sends(core.drain(), 'sync').length).toBe(1)
   })
 
+  test('a member held dead that connects again gets an exchange within two probe periods, not a sync interval', () => {
+    const core = makeCore('self', ['a', 'b', 'c'])
+    core.step({ type: 'contact', id: 'a' }, 10)
+    expect(sends(core.drain(), 'sync').map(s => s.to)).toEqual(['a'])
+    // a is then declared dead (a partition): suspected by b, the timeout runs out.
+    core.step(msg('b', gossip(suspect('a', 1, 'b'))), 20)
+    core.tick(20 + 10_000)
+    core.tick(20 + 20_000)
+    expect(core.get('a')!.state).toBe('dead')
+    core.drain()
+    // The partition heals and a connects again, long before a sync interval has passed.
+    const at = 20 + 20_000 + 2 * SWIM_DEFAULTS.probeIntervalMs
+    core.step({ type: 'contact', id: 'a' }, at)
+    expect(sends(core.drain(), 'sync').map(s => s.to)).toEqual(['a'])
+    // A live member synced as recently is still left alone.
+    core.step({ type: 'contact', id: 'b' }, at)
+    expect(sends(core.drain(), 'sync').map(s => s.to)).toEqual(['b'])
+    core.step({ type: 'contact', id: 'b' }, at + 2 * SWIM_DEFAULTS.probeIntervalMs)
+    expect(sends(core.drain(), 'sync')).toEqual([])
+  })
+
   test('the responder sends what the digest lacks or holds older, and suspicions; the closing leg is not answered', () => {
     const core = makeCore('self', ['a', 'b', 'c'])
     core.step(msg('a', gossip(alive('b', 3), suspect('c', 1, 'a'))), 1)

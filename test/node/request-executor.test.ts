@@ -25,6 +25,7 @@ import { type Logger, silentLogger } from '../../src/node/log.js'
 import {
   createRequestExecutor,
   REASON_ALREADY_RAN,
+  REASON_EXPIRED_BEFORE_START,
   REASON_RUN_RECORD_FULL,
   REASON_RUN_RECORD_UNSAVED,
 } from '../../src/node/request-executor.js'
@@ -162,6 +163,19 @@ describe('request executor', () => {
       request: { id: idHex(1), operator: 'alice' },
     })
     expect(executor.notRunBeforeStart()).toBe(0)
+  })
+
+  it('does not start a request whose deadline has passed by its turn, answering error expired', async () => {
+    const { executor, request, sent, run, kinds } = setup()
+    executor.markStarted(NOW - 10_000)
+    // Accepted within the skew tolerance, but already past its deadline here.
+    expect(
+      executor.handle(request({ issuedAtMs: NOW - 5_000, expiresAtMs: NOW - 1_000 }), undefined).kind,
+    ).toBe('accept-execute')
+    await flush()
+    expect(run).not.toHaveBeenCalled()
+    expect(kinds()).toEqual(['ack', 'done:error'])
+    expect(sent[1]?.reply).toMatchObject({ status: 'error', reason: REASON_EXPIRED_BEFORE_START })
   })
 
   it('sends the ack before the action finishes', async () => {
