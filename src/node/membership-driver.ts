@@ -270,6 +270,9 @@ export function createMembershipDriver(
     }
   }
 
+  /** Most updates the core takes from a message other than a sync (its piggyback limit). */
+  const piggybackMax = init.swim?.piggybackMax ?? SWIM_DEFAULTS.piggybackMax
+
   /** The member list as last built; rebuilt after the core changed or once it is a second old. */
   let cached: { list: MemberView[]; atMs: number } | undefined
 
@@ -362,21 +365,28 @@ export function createMembershipDriver(
   }
 
   /** Turns wire updates into verified core updates; drops (and counts) what does not verify. */
-  const verifyUpdates = (from: string, updates: readonly WireUpdate[]): Update[] => {
+  const verifyUpdates = (from: string, updates: readonly WireUpdate[], most: number): Update[] => {
     const out: Update[] = []
     const core = swim
     if (core === undefined) return out
+    // Only as many as the core takes from this kind of message are verified (a sync's whole list, a
+    // piggyback's piggybackMax), and each record or suspicion once per frame: 512 copies of one valid
+    // record cost 512 signature checks before (the fuzz campaign, docs/fuzz.md).
+    const seen = new Set<string>()
     for (const u of updates) {
+      if (out.length >= most) break
       if (u.kind === 'record') {
         const head = peekRecord(u.bytes)
         if (head === undefined) {
           count('malformed')
           continue
         }
-        if (!core.wants(head.peerId, head.incarnation)) {
+        const key = `r:${head.peerId}@${head.incarnation}`
+        if (seen.has(key) || !core.wants(head.peerId, head.incarnation)) {
           notNews++
           continue
         }
+        seen.add(key)
         const verdict = verifyRecord(u.bytes, components.verifier, clock.nowMs())
         if (!verdict.ok) {
           count(verdict.reason)
@@ -405,6 +415,9 @@ export function createMembershipDriver(
           count('bad-suspicion')
           continue
         }
+        const key = `s:${opened.suspicion.subject}@${opened.suspicion.incarnation}/${opened.suspicion.from}`
+        if (seen.has(key)) continue
+        seen.add(key)
         const accuser = core.get(opened.suspicion.from)
         if (accuser === undefined) {
           count('unknown-accuser')
@@ -438,7 +451,8 @@ export function createMembershipDriver(
       return
     }
     guarded(() => {
-      const message: Message = { ...wire, updates: verifyUpdates(from, wire.updates) }
+      const most = wire.type === 'sync' ? Number.POSITIVE_INFINITY : piggybackMax
+      const message: Message = { ...wire, updates: verifyUpdates(from, wire.updates, most) }
       swim?.step({ type: 'message', from, message }, mono())
     })
   }
