@@ -115,6 +115,21 @@ function quiet(core: Core, fromMs: number): number {
   return at
 }
 
+/**
+ * Ticks at each deadline until a ping of a new probe goes out (seq above `afterSeq`: not the second
+ * direct ping of a probe already seen); returns it with the time it was sent.
+ */
+function nextPing(core: Core, afterSeq = 0): { to: string; seq: number; atMs: number } {
+  for (let guard = 0; guard < 1000; guard++) {
+    const atMs = core.nextDeadlineMs()
+    core.tick(atMs)
+    for (const ping of sends(core.drain(), 'ping'))
+      if (ping.message.type === 'ping' && ping.message.seq > afterSeq)
+        return { to: ping.to, seq: ping.message.seq, atMs }
+  }
+  throw new Error('no ping')
+}
+
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `m${i}`)
 
 describe('arithmetic', () => {
@@ -243,19 +258,9 @@ describe('rings', () => {
 describe('probing', () => {
   const members = ids(8)
 
-  function firstPing(core: Core): { to: string; seq: number; atMs: number } {
-    for (let guard = 0; guard < 1000; guard++) {
-      const atMs = core.nextDeadlineMs()
-      core.tick(atMs)
-      const ping = sends(core.drain(), 'ping')[0]
-      if (ping?.message.type === 'ping') return { to: ping.to, seq: ping.message.seq, atMs }
-    }
-    throw new Error('no ping')
-  }
-
   test('no ack: a second ping and ping-reqs to 3 other neighbours at the timeout, suspicion at the end', () => {
     const core = makeCore('self', members)
-    const ping = firstPing(core)
+    const ping = nextPing(core)
     expect(core.neighbours()).toContain(ping.to)
     const atTimeout = runTo(core, ping.atMs + SWIM_DEFAULTS.probeTimeoutMs)
     const requests = sends(atTimeout, 'ping-req')
@@ -281,7 +286,7 @@ describe('probing', () => {
   test('a direct ack, or an ack relayed by a helper, before the end keeps the member alive', () => {
     for (const via of ['target', 'helper'] as const) {
       const core = makeCore('self', members)
-      const ping = firstPing(core)
+      const ping = nextPing(core)
       const requests = sends(runTo(core, ping.atMs + SWIM_DEFAULTS.probeTimeoutMs), 'ping-req')
       const from = via === 'target' ? ping.to : requests[0]!.to
       core.step(msg(from, { type: 'ack', seq: ping.seq, updates: [] }), ping.atMs + 900)
@@ -294,7 +299,7 @@ describe('probing', () => {
 
   test('an ack from anyone else, or arriving at the end of the round, does not count', () => {
     const core = makeCore('self', members)
-    const ping = firstPing(core)
+    const ping = nextPing(core)
     const stranger = members.find(id => id !== ping.to && !core.neighbours().includes(id))!
     core.step(msg(stranger, { type: 'ack', seq: ping.seq, updates: [] }), ping.atMs + 10)
     runTo(core, ping.atMs + SWIM_DEFAULTS.probeIntervalMs - 1)
@@ -311,7 +316,7 @@ describe('probing', () => {
     const order: string[] = []
     const times: number[] = []
     for (let round = 0; round < 6; round++) {
-      const ping = firstPing(core)
+      const ping = nextPing(core)
       order.push(ping.to)
       times.push(ping.atMs)
       core.step(msg(ping.to, { type: 'ack', seq: ping.seq, updates: [] }), ping.atMs)
@@ -353,18 +358,6 @@ describe('probing', () => {
 
 describe('local health (Lifeguard)', () => {
   const members = ids(30)
-  /** Ticks to the next ping of a new probe (not a probe's second direct ping); returns it. */
-  function nextPing(core: Core, afterSeq = 0): { to: string; seq: number; atMs: number } {
-    for (let guard = 0; guard < 1000; guard++) {
-      const atMs = core.nextDeadlineMs()
-      core.tick(atMs)
-      for (const ping of sends(core.drain(), 'ping'))
-        if (ping.message.type === 'ping' && ping.message.seq > afterSeq)
-          return { to: ping.to, seq: ping.message.seq, atMs }
-    }
-    throw new Error('no ping')
-  }
-
   test('failed probes raise the score and stretch the next probe; acked probes lower it', () => {
     const core = makeCore('self', members)
     expect(core.localHealth()).toBe(0)
