@@ -9,6 +9,7 @@ import { createAdmission } from './admission.js'
 import { createAuthorityDriver } from './authority-driver.js'
 import type { Clock, Random } from './clock.js'
 import { createCredentials } from './credentials.js'
+import type { EventBus } from './events.js'
 import { createFactsProvider } from './facts.js'
 import { gossipsubTrafficMetrics } from './gossip-traffic.js'
 import { createHost } from './host.js'
@@ -36,6 +37,8 @@ export interface Base {
   readonly store: NodeStore
   /** Messages and bytes per protocol (traffic.ts): every component that sends or receives counts here. */
   readonly traffic: Traffic
+  /** What happened (events.ts), for the job store, the audit log and metrics. */
+  readonly events: EventBus
 }
 
 /** Stage 1: who we are and whom we trust (no I/O yet). */
@@ -304,6 +307,7 @@ export function buildRequests(
       clock,
       log,
       runRecord,
+      events: base.events,
     },
     { clockSkewToleranceMs: config.clockSkewToleranceMs },
   )

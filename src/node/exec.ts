@@ -15,6 +15,7 @@ import type { MemberView } from '../membership/view.js'
 import { expectedNodes } from '../membership/view.js'
 import type { Clock, Random } from './clock.js'
 import type { Signer } from './credentials.js'
+import type { EventBus } from './events.js'
 import { createLogLimiter, type Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
 
@@ -31,6 +32,11 @@ export interface ExecOptions {
   /** How long to wait for replies; also the request's lifetime. */
   readonly timeoutMs: number
   readonly signal?: AbortSignal
+  /**
+   * The job this request belongs to (16 bytes): the waves of one rollout share it. Default: a job of
+   * its own, whose id is the request's id.
+   */
+  readonly job?: Uint8Array
   /** Called for each ack, completion, duplicate or stray reply as it arrives. */
   readonly onEvent?: (
     event: CollectEvent | { kind: 'published'; id: string; expected: readonly string[] },
@@ -95,6 +101,8 @@ export interface ExecComponents {
   readonly publish: (bytes: Uint8Array) => Promise<unknown>
   readonly router: Pick<ReplyRouter, 'consume' | 'remember'>
   readonly verifier: CertificateVerifier
+  /** Where a finished exec is reported (metrics: latency as the requester sees it); optional. */
+  readonly events?: Pick<EventBus, 'emit'>
   readonly clock: Clock
   readonly random: Random
   readonly log: Logger
@@ -220,7 +228,22 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
         })
       }
       collector.tick(clock.nowMs())
-      return collector.result()
+      const result = collector.result()
+      const expectedSet = new Set(result.expected)
+      const answered = result.replies.filter(r => expectedSet.has(r.node))
+      const lastAtMs = Math.max(issuedAtMs, ...answered.map(r => r.receivedAtMs))
+      components.events?.emit({
+        type: 'exec-finished',
+        id: result.id,
+        action: result.action,
+        expected: result.expected.length,
+        ok: answered.filter(r => r.status === 'ok').length,
+        failed: answered.filter(r => r.status !== 'ok').length,
+        missing: result.missing.length,
+        durationMs: (result.missing.length > 0 ? clock.nowMs() : lastAtMs) - issuedAtMs,
+        atMs: clock.nowMs(),
+      })
+      return result
     } finally {
       unconsume()
     }

@@ -12,6 +12,7 @@ import type { MemberView } from '../membership/view.js'
 import type { ActionHandler, ActionHandlerOptions } from './actions/index.js'
 import type { Clock, Random } from './clock.js'
 import type { AgentConfig } from './config.js'
+import type { NodeEventListener } from './events.js'
 import type { ExecOptions } from './exec.js'
 import type { IssuerDriver } from './issuer-driver.js'
 import type { CaMaterial, Identity } from './keys.js'
@@ -158,4 +159,9 @@ export interface MeshNode {
   counters(): NodeCounters
   /** Whether `serial` is on the newest revocation list this node has. */
   isRevoked(serial: string): boolean
+  /**
+   * Calls `listener` for every event (events.ts: requests validated, replies sent, execs finished),
+   * synchronously; it must not block. Returns an unsubscribe function.
+   */
+  observe(listener: NodeEventListener): () => void
 }

@@ -11,6 +11,7 @@ import type { AuthorityDriver } from './authority-driver.js'
 import { every, systemClock, systemRandom, type Timer } from './clock.js'
 import { type Connections, createConnections } from './connections.js'
 import { createEnrolment, type Enrolment } from './enrolment/index.js'
+import { createEventBus } from './events.js'
 import { createExec, type Exec } from './exec.js'
 import { countedPublish } from './gossip-traffic.js'
 import { type Host, TOPICS } from './host.js'
@@ -52,16 +53,18 @@ export function internalsOf(node: MeshNode): NodeInternals {
 /** Creates (but does not start) a mesh node. */
 export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const clock = init.clock ?? systemClock
+  const log = init.logger ?? silentLogger()
   const base: Base = {
     init,
     config: init.config,
-    log: init.logger ?? silentLogger(),
+    log,
     clock,
     random: init.random ?? systemRandom,
     store: init.store ?? {},
     traffic: createTraffic({ clock }),
+    events: createEventBus(log),
   }
-  const { config, random, log } = base
+  const { config, random } = base
   const trust = buildTrust(base)
   let connections: Connections | undefined
   let members: ReturnType<typeof buildMembership> | undefined
@@ -153,6 +156,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       publish: bytes => publish(TOPICS.request, bytes),
       router: requests.router,
       verifier: trust.verifier,
+      events: base.events,
       clock,
       random,
       log,
@@ -295,5 +299,6 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
       traffic: base.traffic.snapshot(),
     }),
     isRevoked: trust.revocations.isRevoked,
+    observe: listener => base.events.on(listener),
   }
 }

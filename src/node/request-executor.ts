@@ -30,6 +30,7 @@ import {
 import type { ActionRegistry, ActionResult } from './actions/index.js'
 import type { Clock } from './clock.js'
 import type { Signer } from './credentials.js'
+import type { EventBus } from './events.js'
 import { createLogLimiter, type Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
 import type { RunRecord, RunRecordCounters } from './run-record.js'
@@ -54,6 +55,8 @@ export interface RequestExecutorComponents {
    * and the entry stored, before its action starts; one found there is not run again.
    */
   readonly runRecord: RunRecord
+  /** Where validations and sent replies are reported (job store, audit log, metrics); optional. */
+  readonly events?: Pick<EventBus, 'emit'>
 }
 
 /** Reason of the `error` done for a request whose key is in the run record. */
@@ -148,17 +151,33 @@ export function createRequestExecutor(
   /** Executions that have not sent their done yet (queued to start, or running). */
   const inFlight = new Set<Promise<void>>()
 
+  const events = components.events
   const sendAck = (request: VerifiedRequest): void => {
-    router.send(
-      request.idHex,
-      createReply(signer, { kind: 'ack', requestId: request.body.id, sentAtMs: clock.nowMs() }),
-    )
+    const atMs = clock.nowMs()
+    const bytes = createReply(signer, { kind: 'ack', requestId: request.body.id, sentAtMs: atMs })
+    router.send(request.idHex, bytes)
+    events?.emit({ type: 'reply-sent', request, kind: 'ack', bytes, atMs })
   }
-  const sendDone = (request: VerifiedRequest, done: Done): void => {
-    router.send(
-      request.idHex,
-      createReply(signer, { kind: 'done', requestId: request.body.id, sentAtMs: clock.nowMs(), ...done }),
-    )
+  /** `ran`: the action really started here (false for denials and requests not run). */
+  const sendDone = (request: VerifiedRequest, done: Done, ran = false): void => {
+    const atMs = clock.nowMs()
+    const bytes = createReply(signer, { kind: 'done', requestId: request.body.id, sentAtMs: atMs, ...done })
+    router.send(request.idHex, bytes)
+    events?.emit({
+      type: 'reply-sent',
+      request,
+      kind: 'done',
+      bytes,
+      done: {
+        status: done.status,
+        exitCode: done.exitCode,
+        durationMs: done.durationMs,
+        output: done.output,
+        ...(done.reason === undefined ? {} : { reason: done.reason }),
+        ran,
+      },
+      atMs,
+    })
   }
   const notRun = (request: VerifiedRequest, reason: string): void => {
     sendDone(request, { status: 'error', exitCode: null, output: '', durationMs: 0, reason })
@@ -213,13 +232,17 @@ export function createRequestExecutor(
       timeoutMs: remainingMs,
       request: { id: request.idHex, operator: request.issuer.certificate.name },
     })
-    sendDone(request, {
-      exitCode: result.exitCode,
-      output: result.output,
-      durationMs: result.durationMs,
-      epoch,
-      ...doneOfResult(result),
-    })
+    sendDone(
+      request,
+      {
+        exitCode: result.exitCode,
+        output: result.output,
+        durationMs: result.durationMs,
+        epoch,
+        ...doneOfResult(result),
+      },
+      true,
+    )
   }
 
   /** Runs `execute` and keeps it in {@link inFlight} until its done is sent. */
@@ -251,6 +274,13 @@ export function createRequestExecutor(
         { code: outcome.code, upstream, detail: outcome.detail },
         'request refused',
       )
+      events?.emit({
+        type: 'request-refused',
+        code: outcome.code,
+        detail: outcome.detail,
+        upstream,
+        atMs: clock.nowMs(),
+      })
       return outcome
     }
     const request = outcome.request
@@ -265,16 +295,36 @@ export function createRequestExecutor(
       action: request.body.action,
       operator: request.issuer.certificate.name,
     }
+    const accepted = (verdict: 'execute' | 'denied' | 'not-for-us' | 'unknown-action'): void =>
+      events?.emit({
+        type: 'request-accepted',
+        request,
+        verdict,
+        code: outcomeCode(outcome),
+        upstream,
+        atMs: clock.nowMs(),
+      })
     if (outcome.kind !== 'accept-not-for-us' && !actions.has(request.body.action)) {
       // Before policy: "no such action" reveals nothing about who may run what, and is what a typo is.
       log.info(context, 'request for an unknown action')
+      accepted('unknown-action')
       queueMicrotask(() => unknown(request))
     } else if (outcome.kind === 'accept-execute') {
       // "running request" is logged by execute, only once the action really starts.
+      accepted('execute')
       queueMicrotask(() => track(request, context))
     } else if (outcome.kind === 'accept-denied') {
-      log.warn({ ...context, reason: outcome.reason }, 'request denied')
+      // One line per operator and action per window: a script retrying a denied action must not flood the log.
+      limited.log(
+        'warn',
+        `denied:${context.operator}:${context.action}`,
+        { ...context, reason: outcome.reason },
+        'request denied',
+      )
+      accepted('denied')
       queueMicrotask(() => deny(request, outcome.reason))
+    } else {
+      accepted('not-for-us')
     }
     return outcome
   }
