@@ -223,6 +223,30 @@ async function runMesh(N, deadlineAt, formDeadlineAt) {
         expected.length === res.expected &&
         ok.size === res.expected
       runs.push({ ms: r.ms, complete, code: r.code, expected: expected.length, ok: ok.size, stages: st })
+      if (summary?.id !== undefined) res.lastJob = summary.id
+    }
+    // Job lookup (issue 11): `mesh jobs show ID --mesh` asks every node for what it stored about the
+    // last exec's job and verifies each piece; timed spawn → exit like exec, with the replies found.
+    res.lookups = []
+    for (let k = 0; k < Math.min(5, K) && res.lastJob !== undefined; k++) {
+      if (deadlineAt - Date.now() < 15_000) break
+      const r = await timedRun(
+        meshArgv(['--home', homes[0], '--json', 'jobs', 'show', res.lastJob, '--mesh']),
+        {
+          env,
+          timeoutMs: 25_000,
+        },
+      )
+      let doc
+      try {
+        doc = JSON.parse(r.lines.map(l => l.line).join('\n'))
+      } catch {}
+      res.lookups.push({
+        ms: r.ms,
+        replies: doc?.replies?.length,
+        answered: doc?.answered,
+        refused: doc?.refused,
+      })
     }
     const runS = (Date.now() - wall0) / 1000
     res.requesterCpuPct = (cpuTicks(requester.pid) - cpu0) / runS // ticks are 1/100 s: % of one core
@@ -247,6 +271,12 @@ async function runMesh(N, deadlineAt, formDeadlineAt) {
 
 function printMesh(r) {
   if (r.deadline) console.log(`mesh: ${r.deadline}; the numbers below are what was measured before`)
+  if (r.lookups?.length > 0) {
+    const l = r.lookups
+    console.log(
+      `job lookup ('mesh jobs show ID --mesh', spawn → exit): p50 ${fmt(med(l.map(x => x.ms)))} ms over ${l.length}; replies found ${l.map(x => x.replies ?? '?').join('/')} of ${r.expected}, nodes answered ${l.map(x => x.answered ?? '?').join('/')}, pieces refused ${l.map(x => x.refused ?? '?').join('/')}`,
+    )
+  }
   const t = r.times
   console.log(
     `mesh exec spawn → exit (last expected reply in; ${r.expected} web nodes): p50 ${fmt(med(t))} ms, p95 ${fmt(q95(t))} ms, max ${fmt(mx(t))} ms; complete ${r.complete}/${r.runs.length}`,

@@ -6,9 +6,46 @@
 //   dist/mesh-node.cjs  init, join, agent and demo with libp2p, noble, pino, zod …: about 1.4 MB, loaded
 //                       by src/cli/node-bundle.ts only when one of those commands runs.
 // A command that only asks the agent thus starts without reading the second file (docs/memory.md).
+import { execFileSync } from 'node:child_process'
+import { realpathSync } from 'node:fs'
 import { chmod, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { build } from 'esbuild'
+
+/**
+ * The build every bundle carries (src/version.ts, `mesh --version`, `mesh status`): the short commit of
+ * this checkout, with `-dirty` when tracked files differ from it, and the time of the build
+ * (SOURCE_DATE_EPOCH instead, when set, for reproducible builds). Without git, or outside a git checkout
+ * of this repository (a copy inside some other repository), the commit is 'unknown'. Read-only:
+ * GIT_OPTIONAL_LOCKS=0 keeps `git status` from rewriting the index.
+ */
+function buildInfo() {
+  const root = realpathSync(resolve(import.meta.dirname, '..'))
+  const git = args =>
+    execFileSync('git', ['-C', root, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+      env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' },
+    }).trim()
+  let commit = 'unknown'
+  try {
+    if (realpathSync(git(['rev-parse', '--show-toplevel'])) === root) {
+      commit = git(['rev-parse', '--short', 'HEAD'])
+      if (git(['status', '--porcelain', '--untracked-files=no']) !== '') commit += '-dirty'
+    }
+  } catch {
+    // no git, or not a checkout: the commit stays unknown
+  }
+  const epochS = /^\d+$/.test(process.env.SOURCE_DATE_EPOCH ?? '')
+    ? Number(process.env.SOURCE_DATE_EPOCH)
+    : undefined
+  const date = new Date(epochS !== undefined ? epochS * 1000 : Date.now())
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+  return { commit, date }
+}
+const meshBuild = buildInfo()
 
 const common = {
   bundle: true,
@@ -18,6 +55,11 @@ const common = {
   keepNames: true, // libp2p errors are matched by `.name`
   legalComments: 'none',
   logLevel: 'warning',
+  // The names src/version.ts reads (BUILD_COMMIT_GLOBAL, BUILD_DATE_GLOBAL).
+  define: {
+    __MESH_BUILD_COMMIT__: JSON.stringify(meshBuild.commit),
+    __MESH_BUILD_DATE__: JSON.stringify(meshBuild.date),
+  },
 }
 
 /** The second file of the CLI, next to the first (and an SEA asset of that name, scripts/binary.mjs). */
@@ -103,12 +145,17 @@ await writeFile(
 )
 await chmod('dist/mesh.cjs', 0o755)
 
-// The library for embedding programs: ESM, dependencies left to the consumer's node_modules.
+// The library for embedding programs: ESM, self-contained like the CLI. The npm package has no runtime
+// dependencies (test/cli/pack.int.test.ts), so nothing would be in the consumer's node_modules, and
+// bundled the library carries the fixes of patches/. Bundled CommonJS dependencies (pino …) call
+// require() for Node built-ins, which an ES module does not have: the banner gives it one.
 await build({
   ...common,
   minify: false,
   entryPoints: ['src/index.ts'],
   format: 'esm',
-  packages: 'external',
+  banner: {
+    js: "import { createRequire as __meshCreateRequire } from 'node:module'; const require = __meshCreateRequire(import.meta.url);",
+  },
   outfile: 'dist/lib.js',
 })

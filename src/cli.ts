@@ -7,12 +7,13 @@
  * at load time must stay small, since every `mesh` run parses them (docs/memory.md).
  */
 import { join } from 'node:path'
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { ROLES } from './ca/types.js'
+import { COMPLETION_SHELLS } from './cli/completion.js'
 import { isCliError, UsageError } from './cli/errors.js'
 import type { CliIo, GlobalOptions } from './cli/io.js'
 import { parseDuration } from './duration.js'
-import { MESH_VERSION } from './version.js'
+import { MESH_VERSION_LINE } from './version.js'
 
 export { CliError, UsageError } from './cli/errors.js'
 export type { CliIo, GlobalOptions, Output } from './cli/io.js'
@@ -87,7 +88,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('mesh')
   program
     .description('Peer-to-peer command and control: signed requests over gossip, no broker.')
-    .version(MESH_VERSION, '-V, --version', 'print the version')
+    .version(MESH_VERSION_LINE, '-V, --version', 'print the version and build (commit, date)')
     .helpOption('-h, --help', 'show help')
     .addOption(new Option('--home <dir>', 'state directory of this node (default: $MESH_HOME, else ~/.mesh)'))
     .option('--json', 'print one JSON document on stdout')
@@ -208,6 +209,14 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
       await run(async () => (await import('./cli/ca.js')).caRevoke(io, globals(command), target))()
     })
 
+  const api = program.command('api').description('the HTTP/JSON API (apiListen)')
+  api
+    .command('token')
+    .description('print the API bearer token, creating it in --home if needed')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/api.js')).apiToken(io, globals(command)))()
+    })
+
   program
     .command('status')
     .description('this node: identity, addresses, certificate expiry, request counters')
@@ -220,6 +229,53 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .description('members of the mesh as this node sees them')
     .action(async (_o, command: Command) => {
       await run(async () => (await import('./cli/members.js')).members(io, globals(command)))()
+    })
+
+  program
+    .command('proposals')
+    .description('proposals (two-person rule) this node knows')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/proposals.js')).proposals(io, globals(command)))()
+    })
+  program
+    .command('approve <id>')
+    .description("add this operator's signature to a proposal")
+    .action(async (id: string, _o, command: Command) => {
+      await run(async () => (await import('./cli/proposals.js')).approve(io, globals(command), id))()
+    })
+
+  const jobs = program
+    .command('jobs')
+    .description('recent jobs this node ran or issued')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/jobs.js')).jobsList(io, globals(command)))()
+    })
+  jobs
+    .command('show <id>')
+    .description("a job's results, fetched from the mesh if this node did not issue it")
+    .option('--mesh', 'ask the nodes for what they stored even for a job issued here')
+    .action(async (id: string, o: { mesh?: boolean }, command: Command) => {
+      await run(async () => (await import('./cli/jobs.js')).jobsShow(io, globals(command), id, o))()
+    })
+  jobs
+    .command('wait <id>')
+    .description('wait until every expected node answered (or --timeout), then print the results')
+    .addOption(
+      new Option('--timeout <duration>', 'how long to wait').argParser(durationFlag).default(60_000, '60s'),
+    )
+    .action(async (id: string, o: { timeout: number }, command: Command) => {
+      await run(async () => (await import('./cli/jobs.js')).jobsWait(io, globals(command), id, o.timeout))()
+    })
+
+  program
+    .command('audit')
+    .description("this node's audit log: requests validated, actions run, admissions, revocations")
+    .option('--since <duration>', 'only records of the last DURATION', durationFlag)
+    .option('--verify', 'check the chain and signatures; name the first broken record')
+    .option('--dir <dir>', 'with --verify: check a copy of an audit directory here, without an agent')
+    .option('--cert <file>', "with --dir: the certificate of the node whose log it is (default: --home's)")
+    .action(async (opts, command: Command) => {
+      await run(async () => (await import('./cli/audit.js')).audit(io, globals(command), opts))()
     })
 
   program
@@ -242,6 +298,20 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
         .argParser(durationFlag)
         .default(10_000, '10s'),
     )
+    .option('--batch <n|n%>', 'run in waves of this many nodes (or percent of them), one after the other')
+    .option('--batch-sleep <duration>', 'pause between waves', durationFlag)
+    .option('--max-failures <n|n%>', 'start no further wave once more nodes than this failed or went missing')
+    .option('--limit <n|n%>', 'run on a random subset of this size of the matching nodes')
+    .option('--limit-seed <seed>', 'make the --limit choice reproducible')
+    .option('--one', 'run on one matching node (--limit 1)')
+    .option('--display <which>', 'replies to show: ok, failed, all (default) or none')
+    .option('--table', 'print the replies as a table sorted by node name')
+    .option('--async', "print the job id and return at once; results with 'mesh jobs wait ID'")
+    .option('--propose', 'sign a proposal for other operators to approve (two-person rule); runs nothing')
+    .option(
+      '--retarget <job:outcome>',
+      'run on exactly the nodes of an earlier job that were ok, failed or missing',
+    )
     .addHelpText('after', EXEC_HELP)
     .action(async (action: string, args: string[], opts, command: Command) => {
       await run(async () => (await import('./cli/exec.js')).exec(io, globals(command), action, args, opts))()
@@ -254,6 +324,14 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .option('--exit', 'stop after the first request instead of waiting for Ctrl-C')
     .action(async (opts, command: Command) => {
       await run(async () => (await import('./cli/node-commands.js')).demo(io, globals(command), opts))()
+    })
+
+  program
+    .command('completion')
+    .description('print a completion script for bash or zsh: source <(mesh completion bash)')
+    .addArgument(new Argument('<shell>', 'the shell').choices(COMPLETION_SHELLS))
+    .action(async (shell: string) => {
+      await run(async () => (await import('./cli/completion.js')).completion(io, program, shell))()
     })
 
   return program

@@ -12,6 +12,9 @@
  *   zone-roster          the newest CA-signed zone roster seen (the voters' roster; see src/ca/zone-roster.ts)
  *   authority-epochs     the highest zone-lease epoch this node granted per zone (saved before each grant)
  *   run-record           the requests this node started recently (at most once across restarts)
+ *   jobs.log             the job store: requests run or issued here and their signed replies
+ *                        (append-only, checksummed records; a torn tail is cut off at start)
+ *   audit/               the audit log: signed, hash-chained records in rotated segments (docs/audit.md)
  *   ca/                  only on CA nodes: ca.key, ticket.secret, issuer.state
  *   agent.sock           the control socket while `mesh agent` runs
  *
@@ -74,6 +77,8 @@ export function homePaths(home: string) {
     zoneRoster: join(home, 'zone-roster'),
     authorityEpochs: join(home, 'authority-epochs'),
     runRecord: join(home, 'run-record'),
+    jobsLog: join(home, 'jobs.log'),
+    auditDir: join(home, 'audit'),
     caDir: join(home, 'ca'),
     caKey: join(home, 'ca', 'ca.key'),
     ticketSecret: join(home, 'ca', 'ticket.secret'),

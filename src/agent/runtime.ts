@@ -3,6 +3,7 @@
  * flags), starts the node with file persistence, and serves the control socket. Used by `mesh agent`
  * and by `mesh demo` (which runs several in one process).
  */
+
 import { isAbsolute, join } from 'node:path'
 import { fingerprintOf, formatFingerprint } from '../ca/fingerprint.js'
 import { type ControlServer, controlSocketPath, createControlServer } from '../control/index.js'
@@ -10,6 +11,8 @@ import { type AgentConfig, resolveConfig } from '../node/config.js'
 import { createLogger, type Logger } from '../node/log.js'
 import { createMeshNode } from '../node/node.js'
 import type { MeshNode } from '../node/node-types.js'
+import type { AgentHttp } from './api/servers.js'
+import { type AuditFile, openAuditFile } from './audit-file.js'
 import { controlHandlers } from './control-methods.js'
 import {
   checkSecretFileMode,
@@ -24,6 +27,7 @@ import {
   saveRunRecord,
   saveZoneRoster,
 } from './home.js'
+import { createFileJobLog } from './job-log.js'
 import { cleanStaleTempFiles, readStateFile } from './state-file.js'
 
 /** A running agent. */
@@ -32,6 +36,8 @@ export interface RunningAgent {
   readonly config: AgentConfig
   readonly control: ControlServer
   readonly fingerprint: string
+  /** The HTTP API and metrics listeners (`apiListen`, `metricsListen`); empty when both are off. */
+  readonly http: AgentHttp
   /** Stops the control socket, then the node. Idempotent. */
   stop(): Promise<void>
 }
@@ -70,6 +76,12 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   }
   const home = options.home
   for (const problem of state.problems) log.warn({ problem }, 'state file in the home left out')
+  // Opened once this process holds the home (below); the node reads the head when it starts.
+  let audit: AuditFile | undefined
+  const auditFile = (): AuditFile => {
+    if (audit === undefined) throw new Error('assertion: the audit log is not open yet')
+    return audit
+  }
   const node = await createMeshNode({
     node: state.node,
     caPublicKey: state.caPublicKey,
@@ -92,11 +104,16 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       // Read and checked by loadHome (a damaged record stops the agent before it starts the network).
       loadRunRecord: async () => state.runRecord,
       saveRunRecord: bytes => saveRunRecord(home, bytes),
+      openJobLog: () => createFileJobLog(homePaths(home).jobsLog, log.child({ component: 'jobs' })),
+      appendAudit: records => auditFile().append(records),
+      loadAuditHead: async () => auditFile().head(),
+      readAuditTail: (sinceMs, bytesMax) => auditFile().tail(sinceMs, bytesMax),
     },
   })
+  const handlers = controlHandlers(node, state.caPublicKey, { audit: () => audit })
   const control = createControlServer({
     path: controlSocketPath(home),
-    handlers: controlHandlers(node, state.caPublicKey),
+    handlers,
     log: (level, message, context) => log[level]({ component: 'control', ...context }, message),
   })
   // The socket first: a second agent on the same home fails here, before it touches the network.
@@ -109,10 +126,29 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     ...(state.ca !== undefined ? await cleanStaleTempFiles(homePaths(home).caDir).catch(() => []) : []),
   ]
   if (removed.length > 0) log.info({ removed }, 'removed temporary files of writes a crash interrupted')
+  let http: AgentHttp = { stop: async () => undefined }
   try {
+    // Also only now: cutting a torn tail must never race the running agent's write.
+    audit = await openAuditFile({
+      directory: homePaths(home).auditDir,
+      segmentBytesMax: config.auditSegmentBytesMax,
+      segmentsMax: config.auditSegmentsMax,
+      publicKey: state.node.certificate.certificate.publicKey,
+      log: (level, message, context) => log[level]({ component: 'audit', ...context }, message),
+    })
     await node.start()
+    // -- HTTP API, web view and metrics (src/agent/api/servers.ts): loaded only when configured --
+    if (config.apiListen !== '' || config.metricsListen !== '') {
+      const { startHttpServers } = await import('./api/servers.js')
+      http = await startHttpServers({ node, config, home, handlers, log }).catch(async (err: unknown) => {
+        await node.stop()
+        throw err
+      })
+    }
+    // -- end of the HTTP block --
   } catch (err) {
     await control.stop()
+    await audit?.close()
     throw err
   }
   let stopping: Promise<void> | undefined
@@ -121,10 +157,13 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     config,
     control,
     fingerprint: formatFingerprint(fingerprintOf(state.caPublicKey)),
+    http,
     stop() {
       stopping ??= (async () => {
+        await http.stop()
         await control.stop()
         await node.stop()
+        await audit?.close()
       })()
       return stopping
     },

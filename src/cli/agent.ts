@@ -25,6 +25,8 @@ export async function agent(io: CliIo, globals: GlobalOptions): Promise<number> 
   } else {
     io.stdout.write(`mesh agent ${node.name} (zone ${node.zone}) running; mesh ${running.fingerprint}\n`)
     for (const addr of node.addrs()) io.stdout.write(`  listening on ${addr}\n`)
+    if (running.http.api) io.stdout.write(`  HTTP API and web view on ${running.http.api.url}/\n`)
+    if (running.http.metrics) io.stdout.write(`  metrics on ${running.http.metrics.url}/metrics\n`)
   }
   await new Promise<void>(resolve => {
     if (io.signal === undefined) return

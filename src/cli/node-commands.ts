@@ -7,6 +7,7 @@
  * reading 1.4 MB of JavaScript it never runs (docs/memory.md).
  */
 export { agent } from './agent.js'
+export { auditVerifyCopy } from './audit-copy.js'
 export { demo } from './demo.js'
 export { init } from './init.js'
 export { join } from './join.js'

@@ -3,6 +3,7 @@
  * the traffic per protocol over the last window).
  */
 import { TRAFFIC_BREAKDOWN_PREFIX, type TrafficSnapshot } from '../node/traffic.js'
+import { formatVersion, type MeshBuild } from '../version.js'
 import { isoTime, table, withAgent } from './agent-client.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
 
@@ -14,6 +15,8 @@ interface Status {
   addrs: string[]
   fingerprint: string
   version: string
+  /** The agent's build (commit, date); absent from older agents. */
+  build?: MeshBuild
   ca: boolean
   certificateExpiresAtMs: number
   /** `revoked` once the CA's signed list names this node's certificate; absent from older agents. */
@@ -44,7 +47,7 @@ export async function status(io: CliIo, globals: GlobalOptions): Promise<number>
       ['peer id', s.peerId],
       ['mesh', s.fingerprint],
       ['certificate', certificate],
-      ['version', s.version],
+      ['version', formatVersion(s.version, s.build)],
       ['requests', requests === '' ? 'none yet' : requests],
       ...s.addrs.map((a, i) => [i === 0 ? 'addresses' : '', a]),
     ])}\n`,

@@ -6,6 +6,15 @@
  * itself; the requester evaluates it against the membership table to know whom to expect. All parts
  * combine with AND.
  *
+ * `names` is the one part no flag writes: a rollout (src/node/rollout.ts) sends each wave as its own
+ * request whose filter is the operator's filter AND "the name is exactly one of these", so a node
+ * outside the wave does not run it even though the rest of the filter matches it, and still decides
+ * that from the signed filter itself. The list is sorted and free of duplicates on the wire (one
+ * signed encoding per filter), holds 1 to {@link NAMES_MAX} valid node names, and so stays within the
+ * request size limit: 512 names of the longest length (64 characters) take 33.8 KB of the 64 KiB
+ * request, leaving room for the largest certificate, reply addresses, facts and `--where`; 1,024 would
+ * not fit.
+ *
  * Patterns (`--node`, `--fact` values, `--where` values): `/regex/` (unanchored search, compiled
  * with the `u` flag), a glob when the text contains `*` or `?` (anchored, `*` any run, `?` one
  * character), otherwise exact text. In `--where`, a quoted value is always exact text, so quotes are
@@ -28,6 +37,8 @@
  * ```
  * `KEY!=VALUE` is exactly `not KEY=VALUE`; a fact the node does not have never equals anything.
  */
+
+import { isValidName, NAME_CHARS_MAX } from '../wire/fields.js'
 
 /** Longest pattern text (exact, glob or `/regex/` including slashes), in characters. */
 export const PATTERN_CHARS_MAX = 256
@@ -60,6 +71,11 @@ export const MATCH_SUBJECT_CHARS_MAX = 256
 export const REGEX_COST_MAX = 256 ** 2 * 16
 /** Most regex patterns in one filter (node, facts and `--where` together), bounding per-request work. */
 export const REGEX_PATTERNS_MAX = 8
+/**
+ * Most node names in a filter's `names` list (one rollout wave). 512 × 66 CBOR bytes (a 64-character
+ * name and its header) = 33.8 KB, about half of the 64 KiB request limit (request.ts REQUEST_BYTES_MAX).
+ */
+export const NAMES_MAX = 512
 
 const KEY_PATTERN = /^[A-Za-z0-9_.:-]+$/
 
@@ -103,6 +119,11 @@ export interface TargetFilter {
   readonly where?: string
   /** Only the zone authority of each matching zone runs the request. */
   readonly once?: boolean
+  /**
+   * The node's name must be exactly one of these (a rollout wave): 1 to {@link NAMES_MAX} valid node
+   * names. Sent sorted, without duplicates.
+   */
+  readonly names?: readonly string[]
 }
 
 /** What a filter is evaluated against: one node as it sees itself, or a member as the requester sees it. */
@@ -140,6 +161,8 @@ export interface CompiledFilter {
   readonly facts: readonly { readonly key: string; readonly pattern: CompiledPattern }[]
   readonly where: WhereExpr | undefined
   readonly once: boolean
+  /** The `names` list as a set, or undefined when the filter has none. */
+  readonly names: ReadonlySet<string> | undefined
 }
 
 /**
@@ -505,12 +528,36 @@ export function compileFilter(filter: TargetFilter): CompiledFilter {
     }),
     where: filter.where === undefined ? undefined : parseWhere(filter.where),
     once: filter.once === true,
+    names: filter.names === undefined ? undefined : checkNames(filter.names),
   }
   const patterns = [compiled.node, ...compiled.facts.map(f => f.pattern), ...wherePatterns(compiled.where)]
   if (patterns.filter(p => p?.kind === 'regex').length > REGEX_PATTERNS_MAX) {
     throw new FilterParseError('too-complex', `more than ${REGEX_PATTERNS_MAX} regexes in one filter`)
   }
   return compiled
+}
+
+/**
+ * The set of a `names` list: 1 to {@link NAMES_MAX} valid node names (duplicates count once).
+ * @throws FilterParseError `too-complex` for too many, `bad-key` for an empty list or a bad name
+ */
+function checkNames(names: readonly string[]): ReadonlySet<string> {
+  if (!Array.isArray(names) || names.length === 0) {
+    throw new FilterParseError('bad-key', 'filter.names must list at least one node name')
+  }
+  if (names.length > NAMES_MAX) {
+    throw new FilterParseError('too-complex', `more than ${NAMES_MAX} names in one filter`)
+  }
+  for (const name of names) {
+    if (typeof name !== 'string' || !isValidName(name)) {
+      const shown = typeof name === 'string' ? name.slice(0, NAME_CHARS_MAX) : typeof name
+      throw new FilterParseError(
+        'bad-key',
+        `'${shown}' is not a node name (1-${NAME_CHARS_MAX} characters of A-Z a-z 0-9 . _ -, starting with a letter or digit)`,
+      )
+    }
+  }
+  return new Set(names)
 }
 
 function wherePatterns(expr: WhereExpr | undefined): CompiledPattern[] {
@@ -534,6 +581,7 @@ export function matchesFilter(filter: TargetFilter | CompiledFilter, subject: Fi
   }
   if (compiled.where !== undefined && !evaluateWhere(compiled.where, subject)) return false
   if (compiled.once && subject.authority !== true) return false
+  if (compiled.names !== undefined && !compiled.names.has(subject.name)) return false
   return true
 }
 
@@ -551,11 +599,11 @@ export function filterFromCbor(value: unknown): TargetFilter {
   }
   const record = value as Record<string, unknown>
   for (const key of Object.keys(record)) {
-    if (!['zone', 'node', 'facts', 'where', 'once'].includes(key)) {
+    if (!['zone', 'node', 'facts', 'where', 'once', 'names'].includes(key)) {
       throw new FilterParseError('malformed', `unknown filter field '${key}'`)
     }
   }
-  const { zone, node, facts, where, once } = record
+  const { zone, node, facts, where, once, names } = record
   const optionalString = (v: unknown, field: string): string | undefined => {
     if (v === undefined) return undefined
     if (typeof v !== 'string') throw new FilterParseError('malformed', `filter.${field} must be text`)
@@ -585,6 +633,27 @@ export function filterFromCbor(value: unknown): TargetFilter {
       return { key: entry.key, pattern: entry.pattern }
     })
   }
+  let nameList: string[] | undefined
+  if (names !== undefined) {
+    // Only filterToCbor's spelling: 1 to NAMES_MAX texts in strictly ascending order (sorted, no
+    // duplicates). Whether each is a valid node name is compileFilter's check.
+    if (!Array.isArray(names) || names.length === 0 || names.length > NAMES_MAX) {
+      throw new FilterParseError('malformed', `filter.names must be a list of 1 to ${NAMES_MAX}`)
+    }
+    nameList = names.map((n, i) => {
+      if (typeof n !== 'string' || n.length > NAME_CHARS_MAX) {
+        throw new FilterParseError(
+          'malformed',
+          `filter.names entries must be text of at most ${NAME_CHARS_MAX}`,
+        )
+      }
+      const previous = names[i - 1] as string | undefined
+      if (previous !== undefined && !(previous < n)) {
+        throw new FilterParseError('malformed', 'filter.names must be sorted and without duplicates')
+      }
+      return n
+    })
+  }
   const out: { -readonly [K in keyof TargetFilter]: TargetFilter[K] } = {}
   const z = optionalString(zone, 'zone')
   const n = optionalString(node, 'node')
@@ -594,12 +663,18 @@ export function filterFromCbor(value: unknown): TargetFilter {
   if (factList !== undefined) out.facts = factList
   if (w !== undefined) out.where = w
   if (once === true) out.once = true
+  if (nameList !== undefined) out.names = nameList
   return out
 }
 
-/** The CBOR form of a filter (absent parts omitted, `once` only when true). */
-export function filterToCbor(filter: TargetFilter): { [key: string]: string | boolean | FactFilter[] } {
-  const out: { [key: string]: string | boolean | FactFilter[] } = {}
+/**
+ * The CBOR form of a filter (absent parts omitted, `once` only when true, `names` sorted by code unit
+ * and without duplicates).
+ */
+export function filterToCbor(filter: TargetFilter): {
+  [key: string]: string | boolean | FactFilter[] | string[]
+} {
+  const out: { [key: string]: string | boolean | FactFilter[] | string[] } = {}
   if (filter.zone !== undefined) out.zone = filter.zone
   if (filter.node !== undefined) out.node = filter.node
   if (filter.facts !== undefined && filter.facts.length > 0) {
@@ -607,5 +682,6 @@ export function filterToCbor(filter: TargetFilter): { [key: string]: string | bo
   }
   if (filter.where !== undefined) out.where = filter.where
   if (filter.once === true) out.once = true
+  if (filter.names !== undefined) out.names = [...new Set(filter.names)].sort()
   return out
 }

@@ -7,8 +7,12 @@
  * at each hop ({@link encodeReplyBatch}), with a direct dial only as the fallback: forwarders pass
  * the signed bytes on untouched and need not be trusted.
  *
- * Kinds: `ack` (the node accepted the request; a `done` follows, whether it ran or was refused) and `done` (status, exit code,
- * bounded output, duration, and for `--once` the authority epoch).
+ * Kinds: `ack` (the node accepted the request; a `done` follows, whether it ran or was refused), `done` (status, exit code,
+ * bounded output, duration, and for `--once` the authority epoch) and `output` (one chunk of an action's stdout or stderr
+ * while it runs: `stream`, `seq` 0, 1, 2… per request per node, `data` of at most {@link OUTPUT_CHUNK_BYTES_MAX} UTF-8
+ * bytes). Chunks are signed like the others, since every hop may be hostile; they are best effort (a
+ * lost one is not resent) and the `done` alone is the complete answer. Producers bound how many they send
+ * (src/node/live-output.ts), so verifying them costs the requester a bounded rate per node.
  */
 
 import { CERTIFICATE_BYTES_MAX } from '../ca/certificate.js'
@@ -33,6 +37,19 @@ export const REPLY_BYTES_MAX = 32 * 1024
 export const REPLY_BATCH_BYTES_MAX = 1024 * 1024
 /** Most replies in one batch frame. */
 export const REPLY_BATCH_REPLIES_MAX = 256
+/** Most UTF-8 bytes of text in one `output` chunk. */
+export const OUTPUT_CHUNK_BYTES_MAX = 4 * 1024
+/** Highest `seq` of an `output` chunk (at 10 chunks/s, 29 h: beyond any request's lifetime). */
+export const OUTPUT_SEQ_MAX = 2 ** 20 - 1
+/**
+ * Most live-output bytes one node sends for one request, and the most a requester passes on from one
+ * node; equal to the largest output limit an action may declare (ACTION_OUTPUT_BYTES_CEILING).
+ */
+export const OUTPUT_STREAM_BYTES_MAX = 16 * 1024 * 1024
+/** Which of an action's output streams a chunk comes from. */
+export type OutputStream = 'stdout' | 'stderr'
+/** Every {@link OutputStream}. */
+export const OUTPUT_STREAMS: readonly OutputStream[] = ['stdout', 'stderr']
 /** Most CBOR items a batch frame is decoded with: `{ v, replies: [bytes…] }` (a dense 1 MB frame took 100-150 ms). */
 const REPLY_BATCH_ITEMS_MAX = REPLY_BATCH_REPLIES_MAX + 8
 
@@ -94,8 +111,18 @@ export interface DoneReply extends ReplyCommon {
   readonly reason?: string
 }
 
+/** One chunk of an action's output while it runs (best effort; the `done` carries the bounded whole). */
+export interface OutputReply extends ReplyCommon {
+  readonly kind: 'output'
+  readonly stream: OutputStream
+  /** 0, 1, 2… per request per node, in the order the node sent them; at most {@link OUTPUT_SEQ_MAX}. */
+  readonly seq: number
+  /** 1 to {@link OUTPUT_CHUNK_BYTES_MAX} UTF-8 bytes of text. */
+  readonly data: string
+}
+
 /** A reply body. */
-export type Reply = AckReply | DoneReply
+export type Reply = AckReply | DoneReply | OutputReply
 
 /** Content of an ack, as the node creates it. */
 export interface AckInit {
@@ -117,6 +144,16 @@ export interface DoneInit {
   readonly reason?: string
 }
 
+/** Content of an output chunk, as the node creates it; the data must already fit (see {@link createReply}). */
+export interface OutputInit {
+  readonly kind: 'output'
+  readonly requestId: Uint8Array
+  readonly sentAtMs: number
+  readonly stream: OutputStream
+  readonly seq: number
+  readonly data: string
+}
+
 /** The signing node: its key and certificate (name and zone are taken from the certificate). */
 export interface ReplySigner {
   readonly key: SigningKey
@@ -136,12 +173,32 @@ export function truncateUtf8(text: string, bytesMax: number): { text: string; tr
   return { text: new TextDecoder().decode(bytes.subarray(0, end)), truncated: true }
 }
 
+/** Length of `text` in UTF-8 bytes. Pure. */
+export function utf8ByteLength(text: string): number {
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit < 0x80) bytes += 1
+    else if (unit < 0x800) bytes += 2
+    else if (unit >= 0xd800 && unit < 0xdc00 && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      // A surrogate pair is one 4-byte character; a lone surrogate encodes as U+FFFD (3 bytes).
+      if (next >= 0xdc00 && next < 0xe000) {
+        bytes += 4
+        i++
+      } else bytes += 3
+    } else bytes += 3
+  }
+  return bytes
+}
+
 /**
  * Creates a signed reply; output beyond {@link REPLY_OUTPUT_BYTES_MAX} is cut and flagged, the reason
- * beyond {@link REPLY_REASON_CHARS_MAX} is cut.
- * @throws TypeError on an invalid request id, exit code or duration (caller bugs)
+ * beyond {@link REPLY_REASON_CHARS_MAX} is cut. An output chunk is never cut: its producer sizes it.
+ * @throws TypeError on an invalid request id, exit code or duration, or an output chunk that is empty,
+ *   larger than {@link OUTPUT_CHUNK_BYTES_MAX}, of an unknown stream or with a seq out of range (caller bugs)
  */
-export function createReply(signer: ReplySigner, init: AckInit | DoneInit): Uint8Array {
+export function createReply(signer: ReplySigner, init: AckInit | DoneInit | OutputInit): Uint8Array {
   if (init.requestId.byteLength !== REQUEST_ID_BYTES) throw new TypeError('requestId must be 16 bytes')
   const cert = signer.certificate
   const common = {
@@ -154,6 +211,16 @@ export function createReply(signer: ReplySigner, init: AckInit | DoneInit): Uint
     sentAtMs: init.sentAtMs,
   }
   if (init.kind === 'ack') return sealEnvelope(DOMAIN_REPLY, signer.key, common)
+  if (init.kind === 'output') {
+    if (!OUTPUT_STREAMS.includes(init.stream)) throw new TypeError('bad output stream')
+    if (!Number.isSafeInteger(init.seq) || init.seq < 0 || init.seq > OUTPUT_SEQ_MAX) {
+      throw new TypeError('bad output seq')
+    }
+    const bytes = utf8ByteLength(init.data)
+    if (bytes === 0 || bytes > OUTPUT_CHUNK_BYTES_MAX) throw new TypeError('bad output chunk size')
+    const body: CborValue = { ...common, stream: init.stream, seq: init.seq, data: init.data }
+    return sealEnvelope(DOMAIN_REPLY, signer.key, body)
+  }
   if (init.exitCode !== null && !Number.isSafeInteger(init.exitCode)) throw new TypeError('bad exitCode')
   if (!Number.isSafeInteger(init.durationMs) || init.durationMs < 0) throw new TypeError('bad durationMs')
   const output = truncateUtf8(init.output, REPLY_OUTPUT_BYTES_MAX)
@@ -267,7 +334,8 @@ function replyFromBody(b: Record<string, unknown>): Reply {
     onlyKeys(b, ['v', 'kind', 'requestId', 'node', 'zone', 'cert', 'sentAtMs'], 'ack')
     return { ...common, kind: 'ack' }
   }
-  if (b.kind !== 'done') throw new DecodeError('malformed', 'reply kind must be ack or done')
+  if (b.kind === 'output') return outputFromBody(b, common)
+  if (b.kind !== 'done') throw new DecodeError('malformed', 'reply kind must be ack, done or output')
   onlyKeys(
     b,
     [
@@ -307,6 +375,27 @@ function replyFromBody(b: Record<string, unknown>): Reply {
   const reason = readOptionalText(b, 'reason', REPLY_REASON_CHARS_MAX)
   if (reason !== undefined) done.reason = reason
   return done
+}
+
+/** The `output` fields of a reply body whose common fields are read. */
+function outputFromBody(b: Record<string, unknown>, common: ReplyCommon): OutputReply {
+  onlyKeys(
+    b,
+    ['v', 'kind', 'requestId', 'node', 'zone', 'cert', 'sentAtMs', 'stream', 'seq', 'data'],
+    'output',
+  )
+  const stream = b.stream
+  if (typeof stream !== 'string' || !OUTPUT_STREAMS.includes(stream as OutputStream)) {
+    throw new DecodeError('malformed', `stream must be one of ${OUTPUT_STREAMS.join(', ')}`)
+  }
+  const seq = readInteger(b, 'seq', { max: OUTPUT_SEQ_MAX })
+  // UTF-16 units never outnumber UTF-8 bytes, so the cheap character bound comes first.
+  const data = readText(b, 'data', OUTPUT_CHUNK_BYTES_MAX)
+  const bytes = utf8ByteLength(data)
+  if (bytes === 0 || bytes > OUTPUT_CHUNK_BYTES_MAX) {
+    throw new DecodeError('malformed', `data must be 1..${OUTPUT_CHUNK_BYTES_MAX} UTF-8 bytes`)
+  }
+  return { ...common, kind: 'output', stream: stream as OutputStream, seq, data }
 }
 
 /**

@@ -2,13 +2,22 @@
  * The request envelope published on the request topic.
  *
  * Deterministic CBOR `{ body, sig }` (see src/wire/envelope.ts, domain `DOMAIN_REQUEST`) with body
- * `{ v: 1, id, issuer, issuedAtMs, expiresAtMs, filter, action, args, replyTo: { peerId, addrs } }`,
+ * `{ v: 1, id, issuer, issuedAtMs, expiresAtMs, filter, action, args, replyTo: { peerId, addrs }, job? }`,
  * signed by the operator key whose certificate is `issuer`. Decoding checks shape and limits only;
  * the certificate, signature, time window and everything else are checked by validate.ts.
+ *
+ * `job` (16 bytes, optional) names the job the request belongs to: the waves of one rollout are
+ * separate requests of one job. Absent, the job is the request itself (its id is the request id), and
+ * the encoding is the same as before the field existed.
+ *
+ * `holders` (optional, `--once` only) names the zone authorities the requester expects to answer. A
+ * node named there that no longer holds its zone's lease answers "no longer the zone authority"
+ * instead of staying silent, so the requester learns it at once rather than at its timeout. Naming a
+ * node gives it nothing: it runs the request only if it holds the lease when the action starts.
  */
 
 import { CERTIFICATE_BYTES_MAX } from '../ca/certificate.js'
-import { type CborValue, DecodeError } from '../wire/cbor.js'
+import { type CborValue, DecodeError, decodeCanonicalCbor, isRecord } from '../wire/cbor.js'
 import { DOMAIN_REQUEST } from '../wire/domains.js'
 import type { SigningKey } from '../wire/ed25519.js'
 import { type OpenedEnvelope, openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
@@ -23,6 +32,7 @@ import {
 } from '../wire/fields.js'
 import { toHex } from '../wire/hash.js'
 import { ACTION_CHARS_MAX, isValidActionName } from './action-name.js'
+import { APPROVALS_MAX, type Approval, readApprovedRequest } from './approval.js'
 import {
   type CompiledFilter,
   compileFilter,
@@ -64,18 +74,36 @@ export interface RequestBody {
   readonly action: string
   readonly args: readonly string[]
   readonly replyTo: ReplyTo
+  /** The job this request is part of; absent: a job of its own. */
+  readonly job?: Uint8Array
+  /** For `--once`: the authorities the requester expects to answer (see the module note). */
+  readonly holders?: readonly string[]
 }
+
+/** Most names in `holders` (one authority per zone a `--once` request matches). */
+export const HOLDERS_MAX = 256
+/** Longest name in `holders`. */
+export const HOLDER_CHARS_MAX = 64
 
 /** A decoded request: shape and limits checked, filter compiled, signature NOT yet verified. */
 export interface DecodedRequest {
   readonly body: RequestBody
   /** Lower-case hex of `body.id`. */
   readonly idHex: string
+  /** Lower-case hex of the job id: `body.job`, else the request id. */
+  readonly jobHex: string
   readonly filter: CompiledFilter
-  /** The whole envelope as received. */
+  /** The whole message as received (the envelope, or the approved form wrapping it). */
   readonly bytes: Uint8Array
   readonly envelope: OpenedEnvelope
+  /** The proposer's signed envelope alone (equal to `bytes` without approvals). */
+  readonly envelopeBytes: Uint8Array
+  /** Other operators' approvals carried with it (unverified; validate.ts checks them). */
+  readonly approvals: readonly Approval[]
 }
+
+/** Most CBOR items of the outer map: the approved form with {@link APPROVALS_MAX} approvals. */
+const OUTER_ITEMS_MAX = 8 + 5 * APPROVALS_MAX
 
 /** Why a request could not be decoded. A closed set. */
 export type RequestDecodeCode = 'too-large' | 'malformed' | 'unsupported-version' | 'bad-filter'
@@ -103,6 +131,10 @@ export interface RequestInit {
   readonly action: string
   readonly args?: readonly string[]
   readonly replyTo: ReplyTo
+  /** The job (16 bytes) when the request is one of several of a job. */
+  readonly job?: Uint8Array
+  /** For `--once`: the authorities expected to answer. */
+  readonly holders?: readonly string[]
 }
 
 /**
@@ -121,6 +153,8 @@ export function createRequest(init: RequestInit): DecodedRequest {
     action: init.action,
     args: [...(init.args ?? [])],
     replyTo: { peerId: init.replyTo.peerId, addrs: [...init.replyTo.addrs] },
+    ...(init.job === undefined ? {} : { job: init.job }),
+    ...(init.holders === undefined || init.holders.length === 0 ? {} : { holders: [...init.holders].sort() }),
   }
   return decodeRequest(sealEnvelope(DOMAIN_REQUEST, init.key, body))
 }
@@ -134,8 +168,17 @@ export function decodeRequest(bytes: Uint8Array, bytesMax = REQUEST_BYTES_MAX): 
     throw new RequestDecodeError('too-large', `request of ${bytes.byteLength} bytes exceeds ${bytesMax}`)
   }
   let envelope: OpenedEnvelope
+  let approvals: Approval[] = []
+  let envelopeBytes = bytes
   try {
-    envelope = openEnvelope(bytes, bytesMax)
+    // The approved form wraps the proposer's envelope: { request, approvals } (approval.ts).
+    const outer = decodeCanonicalCbor(bytes, bytesMax, OUTER_ITEMS_MAX)
+    if (isRecord(outer) && Object.hasOwn(outer, 'request')) {
+      const approved = readApprovedRequest(outer)
+      envelopeBytes = approved.envelope
+      approvals = approved.approvals
+    }
+    envelope = openEnvelope(envelopeBytes, bytesMax)
   } catch (err) {
     if (err instanceof DecodeError) throw new RequestDecodeError(err.code, err.message)
     throw err
@@ -151,7 +194,19 @@ export function decodeRequest(bytes: Uint8Array, bytesMax = REQUEST_BYTES_MAX): 
   try {
     onlyKeys(
       b,
-      ['v', 'id', 'issuer', 'issuedAtMs', 'expiresAtMs', 'filter', 'action', 'args', 'replyTo'],
+      [
+        'v',
+        'id',
+        'issuer',
+        'issuedAtMs',
+        'expiresAtMs',
+        'filter',
+        'action',
+        'args',
+        'replyTo',
+        'job',
+        'holders',
+      ],
       'request',
     )
     const action = readText(b, 'action', ACTION_CHARS_MAX)
@@ -171,6 +226,10 @@ export function decodeRequest(bytes: Uint8Array, bytesMax = REQUEST_BYTES_MAX): 
         peerId: readText(r, 'peerId', ADDRESS_CHARS_MAX),
         addrs: readTextList(r, 'addrs', REPLY_ADDRS_MAX, ADDRESS_CHARS_MAX),
       },
+      ...(b.job === undefined ? {} : { job: readBytes(b, 'job', { length: REQUEST_ID_BYTES }) }),
+      ...(b.holders === undefined
+        ? {}
+        : { holders: readTextList(b, 'holders', HOLDERS_MAX, HOLDER_CHARS_MAX) }),
     }
   } catch (err) {
     if (err instanceof DecodeError) throw new RequestDecodeError('malformed', err.message)
@@ -184,7 +243,17 @@ export function decodeRequest(bytes: Uint8Array, bytesMax = REQUEST_BYTES_MAX): 
     if (err instanceof FilterParseError) throw new RequestDecodeError('bad-filter', err.message)
     throw err
   }
-  return { body, idHex: toHex(body.id), filter, bytes, envelope }
+  const idHex = toHex(body.id)
+  return {
+    body,
+    idHex,
+    jobHex: body.job === undefined ? idHex : toHex(body.job),
+    filter,
+    bytes,
+    envelope,
+    envelopeBytes,
+    approvals,
+  }
 }
 
 /** True when the request is signed by `publicKey` (the issuer certificate's key). Never throws. */

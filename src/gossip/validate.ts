@@ -6,6 +6,9 @@
  * 3. issuer certificate    → `certificate-*` (chain and revocation via the injected verifier)
  * 4. issuer role           → `not-operator`                                reject
  * 5. signature             → `bad-signature`                               reject
+ *    approvals (approval.ts) → `bad-approval` (forged, the proposer's own, a repeat, not an operator)
+ *                              reject; an approver whose certificate does not verify (revoked,
+ *                              expired) is dropped and named in the denial if the policy then fails
  * 6. validity window       → `bad-window`, `lifetime-too-long` reject; `issued-in-future`, `expired` ignore
  * 7. replay cache          → `replayed`, `overloaded`                      ignore
  * 8. target filter         → outcome `accept-not-for-us` (still forwarded)
@@ -29,9 +32,18 @@
  * its own request before publishing (gossipsub does not deliver our own messages), which marks the id
  * on the requester too. The mark happens only after the signature and window checks, so nobody can
  * burn an id without holding an operator key. The replay key is the id together with the issuer's
- * certificate serial, so one operator cannot pre-empt another's request by reusing its id.
+ * certificate serial, so one operator cannot pre-empt another's request by reusing its id. For a
+ * request carrying approvals the replay key also names the approvers, so a copy stripped of some
+ * approvals (and denied) does not burn the id for the complete one; the run record uses the id and
+ * serial alone (`runKey`), so the action still runs at most once per request.
  */
-import type { CertificateRejection, CertificateVerifier, SignedCertificate } from '../ca/types.js'
+import type {
+  Certificate,
+  CertificateRejection,
+  CertificateVerifier,
+  SignedCertificate,
+} from '../ca/types.js'
+import { verifyApprovals } from './approval.js'
 import { type AuthorizationPolicy, authorize } from './authorize.js'
 import { type FilterSubject, matchesFilter } from './filter.js'
 import type { ReplayCache } from './replay.js'
@@ -52,6 +64,7 @@ export type RequestRefusalCode =
   | `certificate-${CertificateRejection}`
   | 'not-operator'
   | 'bad-signature'
+  | 'bad-approval'
   | 'bad-window'
   | 'lifetime-too-long'
   | 'issued-in-future'
@@ -78,6 +91,7 @@ export const REFUSAL_ACTIONS: Readonly<Record<RequestRefusalCode, RefusalAction>
   'certificate-revoked': 'ignore',
   'not-operator': 'reject',
   'bad-signature': 'reject',
+  'bad-approval': 'reject',
   'bad-window': 'reject',
   'lifetime-too-long': 'reject',
   'issued-in-future': 'ignore',
@@ -91,8 +105,12 @@ export const REFUSAL_ACTIONS: Readonly<Record<RequestRefusalCode, RefusalAction>
 export interface VerifiedRequest extends DecodedRequest {
   /** The issuer's verified certificate. */
   readonly issuer: SignedCertificate
-  /** The replay-cache key (`idHex:serial`). */
+  /** The replay-cache key (`idHex:serial`, and the approvers' names when there are approvals). */
   readonly replayKey: string
+  /** The run-record key (`idHex:serial`): at most one run per request, whatever its approvals. */
+  readonly runKey: string
+  /** Verified approvers (distinct operators, not the issuer), in the order carried. */
+  readonly approvers: readonly Certificate[]
 }
 
 /** The outcome of {@link RequestValidator.validate}. */
@@ -218,24 +236,58 @@ export function createRequestValidator(
     if (!verifyRequestSignature(decoded, cert.publicKey)) {
       return refuse('bad-signature', `request ${decoded.idHex} is not signed by ${cert.name}'s key`)
     }
+    // 5b. Approvals: each a signature over the same body by another operator.
+    let approvers: readonly Certificate[] = []
+    let dropped = ''
+    if (decoded.approvals.length > 0) {
+      const check = verifyApprovals(
+        decoded.approvals,
+        decoded.envelope.bodyBytes,
+        cert,
+        components.verifier,
+        nowMs,
+      )
+      const forged = check.rejected.find(r => r.reason !== 'bad-certificate')
+      if (forged !== undefined) return refuse('bad-approval', `request ${decoded.idHex}: ${forged.detail}`)
+      approvers = check.approvers
+      if (check.rejected.length > 0)
+        dropped = `; approvals dropped: ${check.rejected.map(r => r.detail).join('; ')}`
+    }
     // 6. Within its window, with a bounded lifetime so the replay cache stays bounded in time.
     const window = checkValidityWindow(body.issuedAtMs, body.expiresAtMs, nowMs, init)
     if (window !== undefined) return refuse(window, `request ${decoded.idHex}: ${window} at ${nowMs}`)
     // 7. At most once per node; marks the id (see the module comment for why here).
-    const replayKey = `${decoded.idHex}:${cert.serial}`
+    const runKey = `${decoded.idHex}:${cert.serial}`
+    const replayKey =
+      approvers.length === 0
+        ? runKey
+        : `${runKey}:${approvers
+            .map(a => a.name)
+            .sort()
+            .join(',')}`
     const replay = components.replay.admit(replayKey, body.expiresAtMs, nowMs)
     if (!replay.ok) return refuse(replay.code, `request ${decoded.idHex} ${replay.code}`)
-    const request: VerifiedRequest = { ...decoded, issuer: verdict.signed, replayKey }
-    // 8. Not for us: still valid, so still forwarded.
+    const request: VerifiedRequest = { ...decoded, issuer: verdict.signed, replayKey, runKey, approvers }
+    // 8. Not for us: still valid, so still forwarded. A `--once` request that names this node among the
+    // holders it expects, and would match it if it held the lease, is still ours to answer: the
+    // executor says "no longer the zone authority" unless it holds the lease when the action starts.
     const self = components.self()
-    if (!matchesFilter(decoded.filter, self)) return { kind: 'accept-not-for-us', request }
+    if (!matchesFilter(decoded.filter, self)) {
+      const namedHolder =
+        body.filter.once === true &&
+        !self.authority &&
+        body.holders?.includes(self.name) === true &&
+        matchesFilter(decoded.filter, { ...self, authority: true })
+      if (!namedHolder) return { kind: 'accept-not-for-us', request }
+    }
     // 9. Ours to answer, possibly with `denied`.
     const decision = authorize(components.policy(), {
       action: body.action,
       operator: cert,
       nodeZone: self.zone,
+      approvers,
     })
-    if (!decision.allow) return { kind: 'accept-denied', request, reason: decision.reason }
+    if (!decision.allow) return { kind: 'accept-denied', request, reason: `${decision.reason}${dropped}` }
     return { kind: 'accept-execute', request }
   }
 

@@ -17,6 +17,7 @@
 import type { Connection, ConnectionGater, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { SignedCertificate } from '../ca/types.js'
 import { createDenyList, DENY_TTL_MS } from './deny-list.js'
+import type { EventBus } from './events.js'
 import { useGossipsubGate } from './gated-chain.js'
 import { createHello, HELLO_PROTOCOL, type HelloConfig } from './hello.js'
 
@@ -28,6 +29,8 @@ export { HELLO_BYTES_MAX, HELLO_PROTOCOL, type RevocationPort } from './hello.js
 export interface AdmissionInit extends HelloConfig {
   /** Called once a peer is verified (e.g. to feed membership). */
   readonly onAdmitted?: (peerId: string, certificate: SignedCertificate) => void
+  /** Where admissions and refusals are reported (the audit log); optional. */
+  readonly events?: Pick<EventBus, 'emit'>
 }
 
 /** Counters of admission outcomes, for `mesh members --debug` style introspection and tests. */
@@ -116,13 +119,16 @@ export function createAdmission(init: AdmissionInit): Admission {
       if (first) {
         counters.admitted += 1
         log.debug({ peer: peerId, name: certificate.certificate.name }, 'peer admitted')
+        init.events?.emit({ type: 'peer-admitted', peer: peerId, certificate, atMs: clock.nowMs() })
         init.onAdmitted?.(peerId, certificate)
       }
     },
     refuse(connection, reason) {
       const peerId = connection.remotePeer.toString()
       counters.refused += 1
-      log.warn({ peer: peerId, addr: connection.remoteAddr.toString(), reason }, 'peer refused')
+      const addr = connection.remoteAddr.toString()
+      log.warn({ peer: peerId, addr, reason }, 'peer refused')
+      init.events?.emit({ type: 'peer-refused', peer: peerId, addr, reason, atMs: clock.nowMs() })
       api.deny(peerId, reason, DENY_TTL_MS)
     },
     fail: peerId => settle(peerId, undefined),

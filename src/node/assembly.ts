@@ -50,6 +50,7 @@ export function buildTrust(base: Base) {
     save: store.saveRevocations?.bind(store),
     log,
     clock: base.clock,
+    events: base.events,
   })
   const zoneRosters = createZoneRosters({
     caPublicKey: init.caPublicKey,
@@ -106,6 +107,7 @@ export async function buildHost(
     log: log.child({ component: 'admission' }),
     traffic: base.traffic,
     onAdmitted: peer => events.admitted(peer),
+    events: base.events,
   })
   const host = await createHost({
     privateKey: libp2pKeyOf(init.node.key),
@@ -311,7 +313,7 @@ export function buildRequests(
     },
     { clockSkewToleranceMs: config.clockSkewToleranceMs },
   )
-  return { actions, replay, router, executor }
+  return { actions, replay, router, executor, policy }
 }
 
 /** Gossip publishers the issuer's effects need (each one a no-op while the node is not running). */
@@ -344,6 +346,7 @@ export function buildIssuer(base: Base, trust: ReturnType<typeof buildTrust>, pu
     },
     clock,
     log,
+    events: base.events,
   })
   // Both, also when the home held a list or roster: the issuer state is saved before the files are (a
   // crash in between leaves the files one version behind), and offer adopts only a higher version, so

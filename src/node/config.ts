@@ -6,6 +6,7 @@
  * Timing keys have per-profile defaults: `lan` (the default: fast failure detection on a LAN), `wan`
  * (tolerant of latency and loss) and `test` (short timers for in-process tests).
  */
+import { isIP } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { CLOCK_SKEW_TOLERANCE_MS_DEFAULT } from '../ca/certificate.js'
@@ -18,11 +19,14 @@ import type { DeclaredActionSpec } from './actions/types.js'
 /** Where a node listens unless told otherwise (the one owner of the default port). */
 export const DEFAULT_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/7600']
 
+/** Smallest audit segment allowed: one record of the largest size (64 KiB) and its frame. */
+export const AUDIT_SEGMENT_BYTES_MIN = 64 * 1024 + 4
+
 /** Named timing profiles. */
 export type Profile = 'lan' | 'wan' | 'test'
 export const PROFILES: readonly Profile[] = ['lan', 'wan', 'test']
 
-type Kind = 'duration' | 'integer' | 'boolean' | 'string' | 'multiaddrs' | 'enum'
+type Kind = 'duration' | 'integer' | 'boolean' | 'string' | 'multiaddrs' | 'enum' | 'listenAddress'
 
 /** One entry of the schema. */
 export interface ConfigKey {
@@ -183,6 +187,22 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     doc: 'longest validity a request may carry',
   },
   {
+    key: 'jobsMax',
+    kind: 'integer',
+    fallback: 10_000,
+    env: 'MESH_JOBS_MAX',
+    unit: 'count',
+    doc: 'most jobs kept in the job store (jobs.log in the home); the oldest go first',
+  },
+  {
+    key: 'jobsAgeMsMax',
+    kind: 'duration',
+    fallback: 7 * 86_400_000,
+    env: 'MESH_JOBS_MAX_AGE',
+    unit: 'ms',
+    doc: 'longest a job is kept in the job store',
+  },
+  {
     key: 'certificateTtlMs',
     kind: 'duration',
     fallback: 30 * 86_400_000,
@@ -231,11 +251,41 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     doc: 'libp2p connection limit',
   },
   {
+    key: 'auditSegmentBytesMax',
+    kind: 'integer',
+    fallback: 8 * 1024 * 1024,
+    env: 'MESH_AUDIT_SEGMENT_BYTES_MAX',
+    unit: 'bytes',
+    doc: 'size at which the audit log (audit/ in the home) starts a new segment file (docs/audit.md)',
+  },
+  {
+    key: 'auditSegmentsMax',
+    kind: 'integer',
+    fallback: 4,
+    env: 'MESH_AUDIT_SEGMENTS_MAX',
+    unit: 'count',
+    doc: 'audit segment files kept; the oldest is deleted when one more starts',
+  },
+  {
     key: 'pnetKeyFile',
     kind: 'string',
     fallback: '',
     env: 'MESH_PNET_KEY_FILE',
     doc: 'pre-shared network key file (libp2p pnet); empty = off',
+  },
+  {
+    key: 'metricsListen',
+    kind: 'listenAddress',
+    fallback: '',
+    env: 'MESH_METRICS_LISTEN',
+    doc: 'HOST:PORT serving Prometheus metrics at /metrics (docs/metrics.md); empty = off',
+  },
+  {
+    key: 'apiListen',
+    kind: 'listenAddress',
+    fallback: '',
+    env: 'MESH_API_LISTEN',
+    doc: 'HOST:PORT serving the HTTP/JSON API under /v1/ and the web view at / (docs/api.md); empty = off',
   },
 ]
 
@@ -259,12 +309,20 @@ export interface AgentConfig {
   readonly inboundUpgradeTimeoutMs: number
   readonly requestLifetimeMsMax: number
   readonly certificateTtlMs: number
+  readonly jobsMax: number
+  readonly jobsAgeMsMax: number
   readonly actionTimeoutMs: number
   readonly actionOutputBytesMax: number
   readonly actionConcurrencyMax: number
   readonly requestBytesMax: number
   readonly connectionsMax: number
+  readonly auditSegmentBytesMax: number
+  readonly auditSegmentsMax: number
   readonly pnetKeyFile: string
+  /** Where Prometheus metrics are served (`HOST:PORT`, see {@link parseListenAddress}); '' = off. */
+  readonly metricsListen: string
+  /** Where the HTTP/JSON API and the web view are served (`HOST:PORT`); '' = off. */
+  readonly apiListen: string
   /** User-defined facts published in presence (`[tags]` in the file). */
   readonly tags: Readonly<Record<string, string>>
   /** Actions declared in `[actions.NAME]`. */
@@ -317,6 +375,10 @@ const policySchema = z.array(
     operators: z.array(z.string()).optional(),
     roles: z.array(z.enum(ROLES)).optional(),
     zones: z.array(z.string()).optional(),
+    // The two-person rule (authorize.ts): distinct operators who must have signed.
+    signatures: z.number().int().min(1).max(16).optional(),
+    weights: z.record(z.string().min(1).max(128), z.number().int().min(0).max(100)).optional(),
+    minWeight: z.number().int().min(1).max(1600).optional(),
   }),
 )
 
@@ -403,7 +465,52 @@ export function checkRelationships(c: AgentConfig): string[] {
     problems.push(`deadAfterMs (${c.deadAfterMs}) must exceed suspectAfterMs (${c.suspectAfterMs})`)
   }
   if (c.listen.length === 0) problems.push('listen must name at least one address')
+  // A segment must hold at least one record of the largest size (src/audit/record.ts).
+  if (c.auditSegmentBytesMax < AUDIT_SEGMENT_BYTES_MIN)
+    problems.push(
+      `auditSegmentBytesMax (${c.auditSegmentBytesMax}) must be at least ${AUDIT_SEGMENT_BYTES_MIN}`,
+    )
+  const metrics = parseListenAddress(c.metricsListen)
+  const api = parseListenAddress(c.apiListen)
+  if (metrics.ok && api.ok && metrics.value !== undefined && api.value !== undefined) {
+    if (
+      metrics.value.port !== 0 &&
+      metrics.value.port === api.value.port &&
+      metrics.value.host === api.value.host
+    )
+      problems.push(`metricsListen and apiListen must differ (both are ${c.apiListen})`)
+  }
   return problems
+}
+
+/** A parsed `HOST:PORT` listen address (port 0: any free port, for tests). */
+export interface ListenAddress {
+  /** An IPv4 or IPv6 literal (IPv6 without brackets), or `localhost`. */
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * Parses a `metricsListen`/`apiListen` value: `HOST:PORT` with an IPv4 literal, `[IPv6]` or
+ * `localhost`; '' means off (value undefined). No name is resolved, so a typo is reported at start-up
+ * rather than bound to whatever the name resolves to later.
+ */
+export function parseListenAddress(
+  text: string,
+): { ok: true; value: ListenAddress | undefined } | { ok: false; problem: string } {
+  if (text === '') return { ok: true, value: undefined }
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)|(localhost)):(\d{1,5})$/.exec(text)
+  const host = match?.[1] ?? match?.[2] ?? match?.[3]
+  const port = Number(match?.[4])
+  const bad = (why: string) => ({
+    ok: false as const,
+    problem: `'${text}' is not HOST:PORT (${why}), e.g. 127.0.0.1:9464 or [::1]:9464`,
+  })
+  if (match === null || host === undefined) return bad('an IP address or localhost, a colon, a port')
+  if (!Number.isSafeInteger(port) || port > 65_535) return bad('port above 65535')
+  if (match[2] !== undefined && isIP(host) !== 4) return bad(`${host} is not an IPv4 address`)
+  if (match[1] !== undefined && isIP(host) !== 6) return bad(`${host} is not an IPv6 address`)
+  return { ok: true, value: { host, port } }
 }
 
 /** The config of a profile with no file, environment or flags (for libraries and tests). */
@@ -534,6 +641,11 @@ function parseValue(entry: ConfigKey, value: unknown, fromEnv: boolean): Parsed 
         if (problem !== undefined) problems.push({ index, problem })
       })
       return problems.length === 0 ? { ok: true, value: items } : { ok: false, problems }
+    }
+    case 'listenAddress': {
+      if (typeof value !== 'string') return fail('must be a string like 127.0.0.1:9464')
+      const parsed = parseListenAddress(value.trim())
+      return parsed.ok ? { ok: true, value: value.trim() } : fail(parsed.problem)
     }
     case 'enum': {
       if (typeof value === 'string' && entry.values?.includes(value)) return { ok: true, value }

@@ -1,11 +1,15 @@
 /**
  * The node's event stream: what happened, for observers that keep their own books (the job store,
- * the audit log, metrics). Components emit; nothing decides on an event, and a listener that throws
+ * the audit log, metrics): requests validated, replies sent, execs finished, peers admitted or refused,
+ * revocation lists adopted, the CA issuer's decisions. Components emit; nothing decides on an event, and a listener that throws
  * is logged and left registered, never allowed to break the emitter.
  *
  * Events are synchronous and carry references, not copies: a listener must not change them and must
  * hand slow work (disk, network) to its own queue.
  */
+import type { IssuerEffect, IssuerInput } from '../ca/issuer.js'
+import type { SignedRevocationList } from '../ca/revocation.js'
+import type { SignedCertificate } from '../ca/types.js'
 import type { ReplyStatus } from '../gossip/reply.js'
 import type { OutcomeCode, RequestRefusalCode, VerifiedRequest } from '../gossip/validate.js'
 import type { Logger } from './log.js'
@@ -60,6 +64,43 @@ export type NodeEvent =
       readonly missing: number
       /** From issue to the last reply or the deadline, by this node's clock. */
       readonly durationMs: number
+      readonly atMs: number
+    }
+  /** A peer's certificate passed the hello (admission.ts): the first of its connections, not every one. */
+  | {
+      readonly type: 'peer-admitted'
+      readonly peer: string
+      readonly certificate: SignedCertificate
+      readonly atMs: number
+    }
+  /** A peer's hello failed verification: it is hung up on and denied for a while (admission.ts). */
+  | {
+      readonly type: 'peer-refused'
+      readonly peer: string
+      readonly addr: string
+      readonly reason: string
+      readonly atMs: number
+    }
+  /**
+   * A newer CA-signed revocation list was adopted (revocations.ts) from `origin` (hello, gossip,
+   * issuer, renewal); `previous` is the list it replaces. Not emitted for the list read from the home.
+   */
+  | {
+      readonly type: 'revocation-adopted'
+      readonly list: SignedRevocationList
+      readonly previous: SignedRevocationList | undefined
+      readonly origin: string
+      readonly atMs: number
+    }
+  /**
+   * The CA issuer carried out `input` (issuer-driver.ts): `answers` are the replies and command replies
+   * it gave; `saved` is false when its state could not be persisted (the CA then stops).
+   */
+  | {
+      readonly type: 'issuer-decision'
+      readonly input: IssuerInput
+      readonly answers: readonly IssuerEffect[]
+      readonly saved: boolean
       readonly atMs: number
     }
 

@@ -9,13 +9,16 @@ import type { CertificateVerifier } from '../ca/types.js'
 import type { TargetFilter } from '../gossip/filter.js'
 import { verifyReply } from '../gossip/reply.js'
 import { type CollectEvent, createReplyCollector, type ExecResult } from '../gossip/reply-collector.js'
-import { createRequest } from '../gossip/request.js'
+import { createRequest, type DecodedRequest, HOLDERS_MAX, type RequestInit } from '../gossip/request.js'
 import type { RequestOutcome, RequestRefusalCode } from '../gossip/validate.js'
 import type { MemberView } from '../membership/view.js'
 import { expectedNodes } from '../membership/view.js'
+import { hash, toHex } from '../wire/hash.js'
 import type { Clock, Random } from './clock.js'
 import type { Signer } from './credentials.js'
 import type { EventBus } from './events.js'
+import { JOB_LOOKUP_ACTION } from './job-lookup.js'
+import type { JobStore } from './jobs.js'
 import { createLogLimiter, type Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
 
@@ -103,6 +106,8 @@ export interface ExecComponents {
   readonly verifier: CertificateVerifier
   /** Where a finished exec is reported (metrics: latency as the requester sees it); optional. */
   readonly events?: Pick<EventBus, 'emit'>
+  /** The job store: what was issued, collected, and what arrived late (after exec returned). */
+  readonly jobs?: Pick<JobStore, 'issued' | 'collected' | 'late'>
   readonly clock: Clock
   readonly random: Random
   readonly log: Logger
@@ -116,8 +121,24 @@ export interface ExecInit {
 /** The exec component. */
 export interface Exec {
   exec(options: ExecOptions): Promise<ExecResult>
+  /**
+   * Signs a request as exec would, without running or publishing it (a proposal of the two-person
+   * rule, proposals.ts), and the names expected to answer it now.
+   * @throws as exec does for a missing operator identity or a bad filter
+   */
+  sign(options: Pick<ExecOptions, 'action' | 'args' | 'filter' | 'timeoutMs'>): {
+    request: DecodedRequest
+    expected: string[]
+  }
   /** Replies that failed verification. */
   repliesRefused(): number
+  /** Byte-identical copies of a done already accepted, dropped without verifying them again. */
+  duplicatesSkipped(): number
+}
+
+/** The key of a reply for spotting byte-identical copies: the hash of its bytes (cheap beside a verification). */
+function copyKey(bytes: Uint8Array): string {
+  return toHex(hash(bytes))
 }
 
 /** Creates the exec component. */
@@ -125,6 +146,7 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
   const { clock, log, router } = components
   const limited = createLogLimiter(log, clock)
   let repliesRefused = 0
+  let duplicatesSkipped = 0
 
   const refusalMessage = (
     outcome: Extract<RequestOutcome, { kind: 'refused' }>,
@@ -135,6 +157,26 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
     }
     return `request refused by this node's own checks (${outcome.code}): ${outcome.detail}`
   }
+
+  /** A request signed by `operator`, valid from `issuedAtMs` for `options.timeoutMs`, replies to us. */
+  const signRequest = (
+    operator: Signer,
+    issuedAtMs: number,
+    options: Pick<ExecOptions, 'action' | 'args' | 'filter' | 'timeoutMs'>,
+    extra: Pick<RequestInit, 'job' | 'holders'>,
+  ): DecodedRequest =>
+    createRequest({
+      id: components.random.bytes(REQUEST_ID_BYTES),
+      issuer: operator.certificate.bytes,
+      key: operator.key,
+      issuedAtMs,
+      expiresAtMs: issuedAtMs + options.timeoutMs,
+      filter: options.filter ?? {},
+      action: options.action,
+      args: options.args ?? [],
+      replyTo: { peerId: components.peerId, addrs: components.addrs().slice(0, REPLY_TO_ADDRS_MAX) },
+      ...extra,
+    })
 
   /** Resolves when `isDone()` after a wake, at the deadline, or on abort. */
   const waitUntil = (
@@ -162,24 +204,13 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
     }
     if (!components.isRunning()) throw new Error('the node is not running')
     const issuedAtMs = clock.nowMs()
-    const request = createRequest({
-      id: components.random.bytes(REQUEST_ID_BYTES),
-      issuer: operator.certificate.bytes,
-      key: operator.key,
-      issuedAtMs,
-      expiresAtMs: issuedAtMs + options.timeoutMs,
-      filter: options.filter ?? {},
-      action: options.action,
-      args: options.args ?? [],
-      replyTo: { peerId: components.peerId, addrs: components.addrs().slice(0, REPLY_TO_ADDRS_MAX) },
-    })
     const members = components.members()
     const once = options.filter?.once === true
     // For --once, the zones whose members would match if they held the lease, and who proves to.
     const onceZones =
       once && options.filter !== undefined ? zonesWithoutAuthority(members, options.filter) : []
     const authorities = onceZones.length > 0 ? await components.authorities(onceZones) : new Set<string>()
-    const expected = expectedNodes(members, request.filter, authorities)
+    const expected = expectedNodes(members, options.filter ?? {}, authorities)
     if (expected.length === 0 && once) {
       // Nobody holds the lease: say so, rather than "no member matches", and publish nothing.
       const zones = zonesWithoutAuthority(members, options.filter ?? {}).filter(
@@ -187,6 +218,11 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       )
       if (zones.length > 0) throw new ExecNoAuthorityError(zones)
     }
+    const request = signRequest(operator, issuedAtMs, options, {
+      ...(options.job === undefined ? {} : { job: options.job }),
+      // Who is expected to run a --once request: one that lost the lease meanwhile then says so.
+      ...(once ? { holders: expected.slice(0, HOLDERS_MAX) } : {}),
+    })
     const collector = createReplyCollector({
       requestId: request.body.id,
       requestIdHex: request.idHex,
@@ -195,7 +231,20 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       deadlineMs: issuedAtMs + options.timeoutMs,
     })
     let wake: () => void = () => {}
+    // Lookups are not jobs of their own: recording them would fill every store with copies of others.
+    const jobs = options.action === JOB_LOOKUP_ACTION ? undefined : components.jobs
+    /** The signed done of each node, as received, for the job store. */
+    const dones = new Map<string, Uint8Array>()
+    /** Hashes of the dones accepted (byte-identical copies are dropped unverified). */
+    const acceptedSigs = new Set<string>()
+    let finished = false
     const unconsume = router.consume(request.idHex, bytes => {
+      // A copy of a done already verified (the gossip path and the direct fallback both delivered it)
+      // is dropped before its signature is checked again: at N nodes, copies cost N verifications.
+      if (acceptedSigs.has(copyKey(bytes))) {
+        duplicatesSkipped += 1
+        return
+      }
       const verdict = verifyReply(bytes, {
         verifier: components.verifier,
         nowMs: clock.nowMs(),
@@ -207,10 +256,26 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
         limited.log('warn', `reply:${verdict.reason}`, context, 'reply refused')
         return
       }
+      const reply = verdict.verified.reply
+      if (finished) {
+        // After exec returned (every expected node answered early): a node that was away, ran the
+        // request when it came back, and answers before expiry still lands in the job record.
+        if (reply.kind === 'done' && !dones.has(reply.node)) {
+          dones.set(reply.node, bytes)
+          acceptedSigs.add(copyKey(bytes))
+          jobs?.late(request.idHex, bytes)
+        }
+        return
+      }
+      if (reply.kind === 'done' && !dones.has(reply.node)) {
+        dones.set(reply.node, bytes)
+        acceptedSigs.add(copyKey(bytes))
+      }
       const event = collector.accept(verdict.verified, clock.nowMs())
       options.onEvent?.(event)
       if (collector.state !== 'pending') wake()
     })
+    let keepConsuming = false
     try {
       router.remember(request.idHex, undefined, request.body.replyTo, request.body.expiresAtMs)
       // Gossipsub does not deliver our own messages: validate (marks the replay cache) and run locally.
@@ -218,6 +283,8 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       // Every node runs the same pipeline: what we refuse would be refused everywhere while we waited
       // out the whole timeout (e.g. a timeout beyond requestLifetimeMsMax), so it is not published.
       if (own.kind === 'refused') throw new ExecRefusedError(own.code, refusalMessage(own, options.timeoutMs))
+      jobs?.issued(request, expected)
+      keepConsuming = jobs !== undefined
       options.onEvent?.({ kind: 'published', id: request.idHex, expected })
       await components
         .publish(request.bytes)
@@ -229,6 +296,8 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       }
       collector.tick(clock.nowMs())
       const result = collector.result()
+      finished = true
+      jobs?.collected(request, result, [...dones.values()])
       const expectedSet = new Set(result.expected)
       const answered = result.replies.filter(r => expectedSet.has(r.node))
       const lastAtMs = Math.max(issuedAtMs, ...answered.map(r => r.receivedAtMs))
@@ -245,9 +314,22 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       })
       return result
     } finally {
-      unconsume()
+      const leftMs = request.body.expiresAtMs - clock.nowMs()
+      if (keepConsuming && leftMs > 0) clock.setTimer(unconsume, leftMs, { keepAlive: false })
+      else unconsume()
     }
   }
 
-  return { exec, repliesRefused: () => repliesRefused }
+  const sign: Exec['sign'] = options => {
+    const operator = components.operator()
+    if (operator === undefined) {
+      throw new Error(
+        'this node holds no operator identity; propose on a node created by mesh init, or join one with --role operator',
+      )
+    }
+    const request = signRequest(operator, clock.nowMs(), options, {})
+    return { request, expected: expectedNodes(components.members(), request.filter) }
+  }
+
+  return { exec, sign, repliesRefused: () => repliesRefused, duplicatesSkipped: () => duplicatesSkipped }
 }

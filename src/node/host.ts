@@ -26,6 +26,8 @@ export const TOPICS = {
   revocation: 'mesh/crl/v1',
   /** CA-signed zone rosters (src/node/zone-rosters.ts). */
   roster: 'mesh/roster/v1',
+  /** Proposals of the two-person rule with the approvals gathered so far (src/node/proposals.ts). */
+  proposal: 'mesh/proposal/v1',
 } as const
 
 /**

@@ -31,4 +31,12 @@ export type { IssuerDriver } from './issuer-driver.js'
 export { type CaMaterial, generateSigningKey, type Identity } from './keys.js'
 export { createMeshNode } from './node.js'
 export type { MeshNode, MeshNodeInit, NodeCounters, NodeStore } from './node-types.js'
+export {
+  type Portion,
+  type RolloutEvent,
+  type RolloutOptions,
+  RolloutOptionsError,
+  type RolloutResult,
+  type RolloutWave,
+} from './rollout.js'
 export type { ZoneView } from './zone-view.js'

@@ -8,6 +8,7 @@
 import type { Issuer, IssuerEffect, IssuerInput, PendingSummary } from '../ca/issuer.js'
 import type { IssuerState } from '../ca/issuer-state.js'
 import type { Clock } from './clock.js'
+import type { EventBus } from './events.js'
 import type { Logger } from './log.js'
 
 /** The driver around the issuer core. */
@@ -33,6 +34,8 @@ export interface IssuerDriverComponents {
   readonly publishRoster?: (roster: Uint8Array) => Promise<void>
   readonly clock: Clock
   readonly log: Logger
+  /** Where each input's outcome is reported (the audit log); optional. */
+  readonly events?: Pick<EventBus, 'emit'>
 }
 
 /** Creates the driver. */
@@ -81,9 +84,12 @@ export function createIssuerDriver(components: IssuerDriverComponents): IssuerDr
 
   return {
     run: input =>
-      serialised(() => {
+      serialised(async () => {
         issuer.step(input, clock.nowMs())
-        return carryOut(issuer.drainEffects())
+        const answers = await carryOut(issuer.drainEffects())
+        const saved = broken === undefined
+        components.events?.emit({ type: 'issuer-decision', input, answers, saved, atMs: clock.nowMs() })
+        return answers
       }),
     listPending: () => issuer.listPending(),
     async tick() {

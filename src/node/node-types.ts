@@ -4,20 +4,27 @@
  * the composition root (src/node/node.ts).
  */
 
+import type { AuditStoreHead } from '../audit/record.js'
 import type { IssuerState } from '../ca/issuer-state.js'
 import type { SignedCertificate } from '../ca/types.js'
 import type { ExecResult } from '../gossip/reply-collector.js'
 import type { OutcomeCode } from '../gossip/validate.js'
 import type { MemberView } from '../membership/view.js'
 import type { ActionHandler, ActionHandlerOptions } from './actions/index.js'
+import type { AuditCounters } from './audit.js'
 import type { Clock, Random } from './clock.js'
 import type { AgentConfig } from './config.js'
 import type { NodeEventListener } from './events.js'
 import type { ExecOptions } from './exec.js'
+import type { HeldRequestCounters } from './held-requests.js'
 import type { IssuerDriver } from './issuer-driver.js'
+import type { JobResult } from './job-service.js'
+import type { JobLog, JobStoreCounters, JobSummary } from './jobs.js'
 import type { CaMaterial, Identity } from './keys.js'
 import type { Logger } from './log.js'
 import type { MembershipCounters } from './membership-driver.js'
+import type { ProposalView } from './proposals.js'
+import type { RolloutOptions, RolloutResult } from './rollout.js'
 import type { RunRecordCounters } from './run-record.js'
 import type { TrafficSnapshot } from './traffic.js'
 import type { TransportChoice } from './transport.js'
@@ -53,6 +60,30 @@ export interface NodeStore {
    * action only after this resolves for a record that lists it. A rejection refuses those requests.
    */
   saveRunRecord?(bytes: Uint8Array): Promise<void>
+  /**
+   * The job store's log (jobs.ts JobLog; the agent's is jobs.log in the home). Called once, when the
+   * node is created. Without it jobs live in memory only and are gone after a restart.
+   */
+  openJobLog?(): JobLog
+  /**
+   * Appends signed audit records (src/audit/record.ts: one envelope each, oldest first) to this node's
+   * audit log (src/node/audit.ts). Resolve only once all are durable: one write and one fsync per call
+   * (the node hands over in one call what arrived while the previous call was in flight). On rejection
+   * leave the log as it was before the call as far as possible: the node retries the same records.
+   * Give {@link appendAudit} and {@link loadAuditHead} together, or neither (then no audit log is kept).
+   */
+  appendAudit?(records: readonly Uint8Array[]): Promise<void>
+  /**
+   * Where the stored audit chain ends, so a restarted node continues it; called once, at start,
+   * before any {@link appendAudit}. A torn last record (a crash during an append) is cut first and
+   * reported in `tornBytes`.
+   */
+  loadAuditHead?(): Promise<AuditStoreHead>
+  /**
+   * The newest audit records with `atMs >= sinceMs`, oldest first, at most `bytesMax` envelope bytes
+   * together (the `audit-tail` action). Optional: without it the action is not offered.
+   */
+  readAuditTail?(sinceMs: number, bytesMax: number): Promise<Uint8Array[]>
 }
 
 /** Options of `createMeshNode`. */
@@ -95,6 +126,8 @@ export interface NodeCounters {
   readonly membership: MembershipCounters
   /** Replies to our requests that failed verification. */
   readonly repliesRefused: number
+  /** Copies of a done already accepted, dropped without a second verification. */
+  readonly repliesDuplicates: number
   /** Connections dropped because an admitted peer had no gossip stream. */
   readonly gossipRepairs: number
   /** Requests not run because they were issued before this process started (replay protection). */
@@ -107,6 +140,12 @@ export interface NodeCounters {
   readonly zoneRoster: ZoneRosterCounters
   /** Messages and bytes in and out per protocol, totals and rates over the last window (traffic.ts). */
   readonly traffic: TrafficSnapshot
+  /** The audit log (audit.ts): records written, appends, drops, failures; absent without one. */
+  readonly audit?: AuditCounters
+  /** The job store: jobs, records, bytes, evictions, write failures (jobs.ts). */
+  readonly jobs: JobStoreCounters
+  /** Live requests held for members that come back, and offers sent and received (held-requests.ts). */
+  readonly held: HeldRequestCounters
 }
 
 /** A running mesh node. */
@@ -140,6 +179,12 @@ export interface MeshNode {
    * nothing is published).
    */
   exec(options: ExecOptions): Promise<ExecResult>
+  /**
+   * Runs an exec over its expected set in waves (rollout.ts): each wave a signed request naming its
+   * nodes, a failure budget, a reproducible `limit`. Rejects for invalid options
+   * (`RolloutOptionsError`) and when the first wave's exec rejects.
+   */
+  rollout(options: RolloutOptions): Promise<RolloutResult>
   /** `{ epoch }` while this node holds `zone`'s authority lease. */
   isAuthority(zone: string): { epoch: number } | null
   /**
@@ -164,4 +209,26 @@ export interface MeshNode {
    * synchronously; it must not block. Returns an unsubscribe function.
    */
   observe(listener: NodeEventListener): () => void
+  /**
+   * The two-person rule (proposals.ts): `propose` signs and gossips a request without running it,
+   * `approve` adds this node's operator's signature (publishing the request once this node's policy is
+   * met), `list` the proposals this node knows.
+   */
+  readonly proposals: {
+    propose(options: Pick<ExecOptions, 'action' | 'args' | 'filter' | 'timeoutMs'>): Promise<ProposalView>
+    approve(id: string): Promise<ProposalView>
+    list(): ProposalView[]
+  }
+  /** Jobs: what this node ran or issued (`list`), and any job's results, looked up in the mesh if need be. */
+  readonly jobs: {
+    /** Newest first, at most `limit` (default 100). */
+    list(limit?: number): JobSummary[]
+    /** The job's verified results; undefined when nobody who answered knows it. */
+    show(
+      job: string,
+      options?: { timeoutMs?: number; signal?: AbortSignal; mesh?: boolean },
+    ): Promise<JobResult | undefined>
+    /** Waits until every expected node answered or `timeoutMs` passed, then as `show`. */
+    wait(job: string, timeoutMs: number, signal?: AbortSignal): Promise<JobResult | undefined>
+  }
 }

@@ -7,6 +7,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { ActionRegistry } from './actions/index.js'
 import type { Admission } from './admission.js'
 import { type Base, buildHost, buildIssuer, buildMembership, buildRequests, buildTrust } from './assembly.js'
+import { type AuditLog, createAuditLog, registerAuditTail } from './audit.js'
 import type { AuthorityDriver } from './authority-driver.js'
 import { every, systemClock, systemRandom, type Timer } from './clock.js'
 import { type Connections, createConnections } from './connections.js'
@@ -14,11 +15,18 @@ import { createEnrolment, type Enrolment } from './enrolment/index.js'
 import { createEventBus } from './events.js'
 import { createExec, type Exec } from './exec.js'
 import { countedPublish } from './gossip-traffic.js'
+import { createHeldRequests, type HeldRequests } from './held-requests.js'
 import { type Host, TOPICS } from './host.js'
 import type { IssuerDriver } from './issuer-driver.js'
+import { JOB_LOOKUP_ACTION } from './job-lookup.js'
+import { createJobService, type JobService } from './job-service.js'
+import { createJobStore, type JobStore } from './jobs.js'
 import { silentLogger } from './log.js'
 import type { MeshNode, MeshNodeInit } from './node-types.js'
+import { createProposals, type Proposals } from './proposals.js'
 import { REPLY_PROTOCOL } from './replies.js'
+import type { Revocations } from './revocations.js'
+import { createRollout, type Rollout } from './rollout.js'
 import { installTopicValidators, type TopicValidators } from './topic-validators.js'
 import { createTraffic } from './traffic.js'
 import { encodeZoneRosterMessage, ZONE_ROSTER_NONCE_BYTES, type ZoneRosters } from './zone-rosters.js'
@@ -28,6 +36,8 @@ import { authorityNames } from './zone-view.js'
 export const ISSUER_TICK_MS = 60_000
 /** How long stop waits for the final (`cancelled`) replies of killed runs to be written out. */
 export const STOP_REPLIES_WAIT_MS = 2_000
+/** How long stop waits for the audit records still queued to be written. */
+export const AUDIT_STOP_FLUSH_MS = 2_000
 /** Most inbound reply streams per connection. */
 export const REPLY_STREAMS_PER_CONNECTION_MAX = 256
 
@@ -39,6 +49,8 @@ export interface NodeInternals {
   readonly actions: ActionRegistry
   readonly authority: AuthorityDriver
   readonly zoneRosters: ZoneRosters
+  /** The newest revocation list held (the agent's metrics show its version). */
+  readonly revocations: Pick<Revocations, 'current'>
 }
 
 const internals = new WeakMap<MeshNode, NodeInternals>()
@@ -66,6 +78,18 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   }
   const { config, random } = base
   const trust = buildTrust(base)
+  // Subscribed now, so what happens while the node starts is on record once the chain head is loaded.
+  const { appendAudit, loadAuditHead } = base.store
+  const audit =
+    appendAudit !== undefined && loadAuditHead !== undefined
+      ? createAuditLog({
+          signer: trust.credentials.signer,
+          store: { appendAudit: appendAudit.bind(base.store), loadAuditHead: loadAuditHead.bind(base.store) },
+          events: base.events,
+          clock,
+          log: log.child({ component: 'audit' }),
+        })
+      : undefined
   let connections: Connections | undefined
   let members: ReturnType<typeof buildMembership> | undefined
   const net = await buildHost(base, trust, {
@@ -80,6 +104,13 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const publish = countedPublish(pubsub, base.traffic)
   members = buildMembership(base, trust, net)
   const requests = buildRequests(base, trust, net, members)
+  registerAuditTail(
+    requests.actions,
+    base.store.readAuditTail?.bind(base.store),
+    config.actionOutputBytesMax,
+    clock,
+    log,
+  )
   let running = false
   const publishRoster = async (roster: Uint8Array): Promise<void> => {
     if (!running) return
@@ -132,16 +163,38 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     },
     { helloTimeoutMs: config.helloTimeoutMs, clockSkewToleranceMs: config.clockSkewToleranceMs },
   )
+  // Created below, once exec exists; until then (never while running) a proposal is ignored.
+  let proposalsRef: Proposals | undefined
   const topics = installTopicValidators(
     pubsub,
     {
       [TOPICS.request]: (data, source) => requests.executor.verdict(data, source),
+      [TOPICS.proposal]: (data, source) =>
+        proposalsRef?.verdict(data, source) ?? { kind: 'refused', code: 'not-ready', action: 'ignore' },
       [TOPICS.revocation]: (data, source) => trust.revocations.verdict(data, source),
       [TOPICS.roster]: (data, source) => trust.zoneRosters.messageVerdict(data, source),
     },
     log,
     base.traffic,
   )
+  const jobStore = createJobStore(
+    { log: base.store.openJobLog?.(), clock, logger: log.child({ component: 'jobs' }) },
+    { jobsMax: config.jobsMax, ageMsMax: config.jobsAgeMsMax },
+  )
+  base.events.on(event => jobStore.observe(event))
+  const held = createHeldRequests({
+    host,
+    gated: handler => admission.gated(handler),
+    handle: requests.executor.handle,
+    members: () => membershipDriver.members(),
+    onMembersChange: listener => membershipDriver.onChange(listener),
+    self: () => trust.ownCertificate().name,
+    isAuthority: zone => authority.isAuthority(zone) !== null,
+    clock,
+    log: log.child({ component: 'held' }),
+    traffic: base.traffic,
+  })
+  base.events.on(event => held.observe(event))
   const exec = createExec(
     {
       operator: () =>
@@ -157,13 +210,70 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       router: requests.router,
       verifier: trust.verifier,
       events: base.events,
+      jobs: jobStore,
       clock,
       random,
       log,
     },
     { requestLifetimeMsMax: config.requestLifetimeMsMax },
   )
-  const parts: Parts = { base, trust, net, members, requests, issuer, connections, enrolment, topics, exec }
+  const proposals = createProposals(
+    {
+      operator: () =>
+        init.operator ??
+        (trust.ownCertificate().roles.includes('operator') ? trust.credentials.signer : undefined),
+      sign: exec.sign,
+      members: () => membershipDriver.members(),
+      verifier: trust.verifier,
+      policy: () => requests.policy,
+      isRevoked: trust.revocations.isRevoked,
+      handle: requests.executor.handle,
+      publishRequest: bytes => publish(TOPICS.request, bytes),
+      publishProposal: bytes => publish(TOPICS.proposal, bytes),
+      router: requests.router,
+      jobs: jobStore,
+      clock,
+      log: log.child({ component: 'proposals' }),
+    },
+    { clockSkewToleranceMs: config.clockSkewToleranceMs, requestLifetimeMsMax: config.requestLifetimeMsMax },
+  )
+  proposalsRef = proposals
+  const jobs = createJobService({
+    store: jobStore,
+    exec: exec.exec,
+    verifier: trust.verifier,
+    members: () => membershipDriver.members(),
+    ownName: () => trust.ownCertificate().name,
+    clock,
+  })
+  requests.actions.register(JOB_LOOKUP_ACTION, jobs.lookupHandler, {
+    description: 'the signed results this node stored for a job (used by mesh jobs show)',
+  })
+  const rollout = createRollout({
+    exec: exec.exec,
+    members: () => membershipDriver.members(),
+    clock,
+    random,
+    log: log.child({ component: 'rollout' }),
+  })
+  const parts: Parts = {
+    audit,
+    base,
+    trust,
+    net,
+    members,
+    requests,
+    issuer,
+    connections,
+    enrolment,
+    topics,
+    exec,
+    rollout,
+    jobStore,
+    jobs,
+    held,
+    proposals,
+  }
   const lifecycle = createLifecycle(parts, value => {
     running = value
   })
@@ -175,12 +285,15 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     actions: requests.actions,
     authority,
     zoneRosters: trust.zoneRosters,
+    revocations: trust.revocations,
   })
   return node
 }
 
 /** Everything the node is made of. */
 interface Parts {
+  /** The audit log, when the store keeps one (NodeStore.appendAudit). */
+  readonly audit: AuditLog | undefined
   readonly base: Base
   readonly trust: ReturnType<typeof buildTrust>
   readonly net: Awaited<ReturnType<typeof buildHost>>
@@ -191,6 +304,11 @@ interface Parts {
   readonly enrolment: Enrolment
   readonly topics: TopicValidators
   readonly exec: Exec
+  readonly rollout: Rollout
+  readonly jobStore: JobStore
+  readonly jobs: JobService
+  readonly held: HeldRequests
+  readonly proposals: Proposals
 }
 
 /** Start and stop in dependency order; both idempotent. */
@@ -207,6 +325,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
     void members.facts.refresh().then(() => members.membershipDriver.refresh())
   }
   const startOnce = async (): Promise<void> => {
+    await parts.audit?.start() // loads the chain head first: admissions and requests go on record
     await admission.attach(host)
     await enrolment.start() // /mesh/join (ungated), /mesh/ca (gated), renewal
     await host.handle(REPLY_PROTOCOL, admission.gated(requests.router.handle), {
@@ -220,10 +339,12 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
     await members.facts.refresh()
     await host.start()
     for (const topic of Object.values(TOPICS)) host.services.pubsub.subscribe(topic)
+    await parts.jobStore.start()
     await requests.executor.start(clock.nowMs()) // loads the run record, then refuses older requests
     running = true
     setRunning(true)
     await members.membershipDriver.start()
+    await parts.held.start()
     timers = [every(clock, Math.min(config.heartbeatIntervalMs, 1_000), housekeeping)]
     if (issuer !== undefined) timers.push(every(clock, ISSUER_TICK_MS, () => void issuer.tick()))
     connections.start()
@@ -244,6 +365,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
       starting = undefined
       for (const timer of timers) timer.cancel()
       timers = []
+      await parts.held.stop()
       await members.membershipDriver.stop()
       connections.stop()
       // Kill running actions, then let their `cancelled` dones leave before the streams close.
@@ -254,6 +376,8 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
       await enrolment.stop()
       await closing
       await host.stop()
+      await parts.jobStore.stop()
+      await parts.audit?.stop(AUDIT_STOP_FLUSH_MS)
       log.info({ name: parts.trust.ownCertificate().name }, 'node stopped')
     },
   }
@@ -280,6 +404,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
     zones: members.zones,
     provenZones: members.provenZones,
     exec: exec.exec,
+    rollout: parts.rollout.run,
     isAuthority: zone => members.authority.isAuthority(zone),
     onAuthority: (zone, listener) =>
       members.authority.onChange(event => {
@@ -291,14 +416,28 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
       requests: requests.executor.outcomes(),
       membership: members.membershipDriver.counters(),
       repliesRefused: exec.repliesRefused(),
+      repliesDuplicates: exec.duplicatesSkipped(),
       gossipRepairs: connections.gossipRepairs(),
       notRunBeforeStart: requests.executor.notRunBeforeStart(),
       runRecord: requests.executor.runRecordCounters(),
       topics: topics.counters(),
       zoneRoster: trust.zoneRosters.counters(),
       traffic: base.traffic.snapshot(),
+      jobs: parts.jobStore.counters(),
+      held: parts.held.counters(),
+      ...(parts.audit === undefined ? {} : { audit: parts.audit.counters() }),
     }),
     isRevoked: trust.revocations.isRevoked,
     observe: listener => base.events.on(listener),
+    proposals: {
+      propose: options => parts.proposals.propose(options),
+      approve: id => parts.proposals.approve(id),
+      list: () => parts.proposals.list(),
+    },
+    jobs: {
+      list: limit => parts.jobs.list(limit),
+      show: (job, options) => parts.jobs.show(job, options),
+      wait: (job, timeoutMs, signal) => parts.jobs.wait(job, timeoutMs, signal),
+    },
   }
 }

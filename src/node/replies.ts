@@ -142,7 +142,11 @@ export function createReplyRouter(init: {
       counters.forwarded += queue.replies.length
     } catch (err) {
       log.debug({ peer, err: (err as Error).message }, 'reply hop failed; dialling requesters directly')
-      for (const { idHex, reply } of queue.replies) sendDirect(idHex, [reply])
+      // One dial per request, its replies in order (live output makes many per node), not one per reply.
+      const byRequest = new Map<string, Uint8Array[]>()
+      for (const { idHex, reply } of queue.replies)
+        byRequest.set(idHex, [...(byRequest.get(idHex) ?? []), reply])
+      for (const [idHex, replies] of byRequest) sendDirect(idHex, replies)
     }
   }
 

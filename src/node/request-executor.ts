@@ -3,7 +3,9 @@
  * one validation pipeline (src/gossip/validate.ts); this component carries out its outcome: it
  * remembers the reply route, runs `accept-execute` requests through the action registry, answers
  * `accept-denied` ones with a signed `denied`, and sends the signed ack and completion back along the
- * route. It counts nothing the pipeline already counts.
+ * route. It counts nothing the pipeline already counts. While an action runs, its output goes to the
+ * requester as signed `output` chunks (live-output.ts: coalesced, rate- and size-bounded, flushed
+ * before the done); they are not reported as events, and the done alone is the complete answer.
  *
  * Two answers come from this node's own registry rather than from the pipeline: an action the node
  * does not have is answered `error` with reason `unknown-action` before policy is consulted (so "I
@@ -16,7 +18,7 @@
  * run record (run-record.ts) and the record stored; a request already in it is answered `error`
  * ("already ran before this agent restarted") and not run, and a full record answers `error`
  * `overloaded` rather than forget a live entry. The older rule, not running a request issued before
- * this process started, stays for a record that is lost (docs/exec.md says why). "running request"
+ * this process started, stays for a record kept in memory only (docs/exec.md says why). "running request"
  * is logged only when the action really starts, after all of these checks.
  */
 import { createReply, REASON_UNKNOWN_ACTION, type ReplyStatus } from '../gossip/reply.js'
@@ -31,6 +33,12 @@ import type { ActionRegistry, ActionResult } from './actions/index.js'
 import type { Clock } from './clock.js'
 import type { Signer } from './credentials.js'
 import type { EventBus } from './events.js'
+import {
+  createLiveOutput,
+  createLiveOutputCounters,
+  type LiveOutput,
+  type LiveOutputCounters,
+} from './live-output.js'
 import { createLogLimiter, type Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
 import type { RunRecord, RunRecordCounters } from './run-record.js'
@@ -109,6 +117,8 @@ export interface RequestExecutor {
   unknownActions(): number
   /** The run record's counters (already ran, full, save failures, live entries). */
   runRecordCounters(): RunRecordCounters
+  /** Live output streamed while actions ran (live-output.ts): chunks, bytes, runs cut short. */
+  liveOutputCounters(): LiveOutputCounters
   /**
    * Waits until every run in progress has sent its `done` and the router has written out (or given
    * up on) every reply handed to it, or until `timeoutMs` passes. Runs end by themselves or when the
@@ -183,17 +193,36 @@ export function createRequestExecutor(
     sendDone(request, { status: 'error', exitCode: null, output: '', durationMs: 0, reason })
   }
 
+  const liveCounters = createLiveOutputCounters()
+  /** The run's output as signed `output` chunks to the requester, rate-bounded (live-output.ts). */
+  const liveOutputOf = (request: VerifiedRequest): LiveOutput =>
+    createLiveOutput({
+      clock,
+      counters: liveCounters,
+      send: chunk =>
+        router.send(
+          request.idHex,
+          createReply(signer, {
+            kind: 'output',
+            requestId: request.body.id,
+            sentAtMs: clock.nowMs(),
+            ...chunk,
+          }),
+        ),
+    })
+
   const execute = async (request: VerifiedRequest, context: Record<string, unknown>): Promise<void> => {
     sendAck(request)
-    if (runRecord.has(request.replayKey)) {
+    if (runRecord.has(request.runKey)) {
       // Entered before its action started, in an earlier process (this one's replay cache admits a key
       // once): the identical bytes came back after a restart.
       log.warn(context, 'request already ran before this agent restarted; not run again')
       return notRun(request, REASON_ALREADY_RAN)
     }
-    if (request.body.issuedAtMs < startedAtMs) {
-      // Kept for a record that is lost (memory only, or a deleted file): a request issued before this
-      // process started may have run in the previous one, so it is not run (at most once beats at least once).
+    if (!runRecord.persistent && request.body.issuedAtMs < startedAtMs) {
+      // Only for a record in memory: a request issued before this process started may have run in the
+      // previous one, so it is not run (at most once beats at least once). A stored record knows what
+      // ran, so a node that restarts mid-request, or comes back before expiry, runs it once.
       notRunBeforeStart += 1
       return notRun(
         request,
@@ -201,7 +230,7 @@ export function createRequestExecutor(
       )
     }
     // Stored before the action starts, so a crash at any later moment still leaves it in the record.
-    const entered = await runRecord.enter(request.replayKey, request.body.expiresAtMs)
+    const entered = await runRecord.enter(request.runKey, request.body.expiresAtMs)
     if (!entered.ok) {
       if (entered.code === 'already-ran') return notRun(request, REASON_ALREADY_RAN)
       if (entered.code === 'full') {
@@ -228,10 +257,14 @@ export function createRequestExecutor(
     // load this sheds the backlog instead of running it after the load is gone.
     if (remainingMs <= 0) return notRun(request, REASON_EXPIRED_BEFORE_START)
     log.info(context, 'running request')
+    const live = liveOutputOf(request)
     const result = await actions.run(request.body.action, request.body.args, {
       timeoutMs: remainingMs,
       request: { id: request.idHex, operator: request.issuer.certificate.name },
+      onOutput: live.push,
     })
+    // The last chunks go to the router before the done, so they normally arrive first.
+    live.finish()
     sendDone(
       request,
       {
@@ -355,6 +388,7 @@ export function createRequestExecutor(
     notRunBeforeStart: () => notRunBeforeStart,
     unknownActions: () => unknownActions,
     runRecordCounters: () => runRecord.counters(),
+    liveOutputCounters: () => ({ ...liveCounters }),
     async drain(timeoutMs) {
       const deadlineMs = clock.monotonicMs() + timeoutMs
       const remaining = () => deadlineMs - clock.monotonicMs()

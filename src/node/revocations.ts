@@ -12,6 +12,7 @@ import {
 } from '../ca/revocation.js'
 import { createNewestDocument } from './ca-documents.js'
 import { type Clock, systemClock } from './clock.js'
+import type { EventBus } from './events.js'
 import type { Logger } from './log.js'
 import type { TopicVerdict } from './topic-validators.js'
 
@@ -40,6 +41,8 @@ export function createRevocations(init: {
   readonly log: Logger
   /** Times the refusal log's rate limit; default the system clock. */
   readonly clock?: Clock
+  /** Where adoptions are reported (the audit log); optional. */
+  readonly events?: Pick<EventBus, 'emit'>
 }): Revocations {
   let lookup: RevocationLookup = createRevocationLookup(undefined)
   const store = createNewestDocument<SignedRevocationList>({
@@ -55,12 +58,22 @@ export function createRevocations(init: {
     log: init.log,
     clock: init.clock ?? systemClock,
   })
+  const clock = init.clock ?? systemClock
+  /** Runs `consider`, reporting an adoption with its origin and the list it replaced. */
+  const reported = <T>(origin: string, consider: () => T): T => {
+    const previous = store.current()
+    const result = consider()
+    const list = store.current()
+    if (list !== previous && list !== undefined)
+      init.events?.emit({ type: 'revocation-adopted', list, previous, origin, atMs: clock.nowMs() })
+    return result
+  }
   return {
     isRevoked: serial => lookup.isRevoked(serial),
     isPeerRevoked: peerId => lookup.isPeerRevoked(peerId),
     current: store.current,
-    offer: store.offer,
-    verdict: store.verdict,
+    offer: (bytes, origin) => reported(origin, () => store.offer(bytes, origin)),
+    verdict: (bytes, origin) => reported(origin, () => store.verdict(bytes, origin)),
     onAdopted: store.onAdopted,
   }
 }

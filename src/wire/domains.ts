@@ -11,6 +11,8 @@
 
 /** A signed request (gossip), by the operator's node key. */
 export const DOMAIN_REQUEST = 'mesh/request/v1'
+/** An approval of a request (two-person rule, src/gossip/approval.ts): over the request's body, by an operator's key. */
+export const DOMAIN_APPROVAL = 'mesh/approval/v1'
 /** A signed reply (ack or done) to a request, by the replying node's key. */
 export const DOMAIN_REPLY = 'mesh/reply/v1'
 /** A member's record (identity, addresses, facts, incarnation), by the member's own node key. */
@@ -25,12 +27,15 @@ export const DOMAIN_SIGNING_REQUEST = 'mesh/signing-request/v2'
 export const DOMAIN_REVOCATION_LIST = 'mesh/revocation-list/v2'
 /** A zone roster (the certified agent members that vote on zone leases), by the CA key. */
 export const DOMAIN_ZONE_ROSTER = 'mesh/zone-roster/v1'
+/** A record of a node's audit log (src/audit/record.ts), by the node's own key. */
+export const DOMAIN_AUDIT_RECORD = 'mesh/audit-record/v1'
 /** A join ticket: HMAC-SHA-256 under the mesh's ticket secret, not a signature. */
 export const DOMAIN_TICKET = 'mesh/ticket/v2'
 
 /** Domains whose envelope carries an ed25519 signature (`{ body, sig }`). */
 export const SIGNATURE_DOMAINS = [
   DOMAIN_REQUEST,
+  DOMAIN_APPROVAL,
   DOMAIN_REPLY,
   DOMAIN_MEMBER,
   DOMAIN_SUSPICION,
@@ -38,6 +43,7 @@ export const SIGNATURE_DOMAINS = [
   DOMAIN_SIGNING_REQUEST,
   DOMAIN_REVOCATION_LIST,
   DOMAIN_ZONE_ROSTER,
+  DOMAIN_AUDIT_RECORD,
 ] as const
 /** Domains whose envelope carries an HMAC-SHA-256 (`{ body, mac }`). */
 export const MAC_DOMAINS = [DOMAIN_TICKET] as const

@@ -42,7 +42,9 @@ describe('dist/mesh, the single executable', () => {
     expect(existsSync(join(dir, 'node_modules'))).toBe(false)
     const r = runBinary(['--version'])
     expect(r.status).toBe(0)
-    expect(r.stdout.trim()).toBe(MESH_VERSION)
+    // The build is baked in by scripts/bundle.mjs: a commit (unknown outside a git checkout) and a date.
+    const build = String.raw` \(commit ([0-9a-f]{7,}(-dirty)?|unknown), built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$`
+    expect(r.stdout.trim()).toMatch(new RegExp(`^${MESH_VERSION.replaceAll('.', '\\.')}${build}`))
     expect(r.stderr).toBe('')
   })
 

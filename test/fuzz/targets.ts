@@ -272,6 +272,7 @@ export function createTargets(world: World): Target[] {
       sentAtMs: reply.sentAtMs,
     }
     if (reply.kind === 'ack') return common
+    if (reply.kind === 'output') return { ...common, stream: reply.stream, seq: reply.seq, data: reply.data }
     return {
       ...common,
       status: reply.status,

@@ -337,6 +337,22 @@ describe('validation pipeline', () => {
     )
   })
 
+  it('answers a --once request that names it as the expected holder after its lease ended', () => {
+    // The requester proved d1 the holder; d1 lost the lease before the request arrived. Named in
+    // `holders`, it is still ours to answer (the executor then says "no longer the zone authority");
+    // a node not named stays silent, and a named one the rest of the filter excludes stays silent too.
+    const self = { name: 'd1', zone: 'db', facts: {}, authority: false }
+    const { validator, request } = setup({ self })
+    const named = request({ filter: { zone: 'db', once: true }, holders: ['d1'] })
+    expect(validator.validate(named, NOW).kind).toBe('accept-execute')
+    const other = request({ id: testId(3), filter: { zone: 'db', once: true }, holders: ['d2'] })
+    expect(validator.validate(other, NOW).kind).toBe('accept-not-for-us')
+    const wrongZone = request({ id: testId(4), filter: { zone: 'web', once: true }, holders: ['d1'] })
+    expect(validator.validate(wrongZone, NOW).kind).toBe('accept-not-for-us')
+    // Holders are signed and sorted; a request without --once ignores them.
+    expect(decodeRequest(named).body.holders).toEqual(['d1'])
+  })
+
   it('every refusal code has an action, and it is reject or ignore', () => {
     for (const action of Object.values(REFUSAL_ACTIONS)) expect(['reject', 'ignore']).toContain(action)
   })

@@ -161,6 +161,7 @@ describe('request executor', () => {
     expect(run).toHaveBeenCalledWith('uptime', ['-p'], {
       timeoutMs: 30_000, // the request's remaining lifetime
       request: { id: idHex(1), operator: 'alice' },
+      onOutput: expect.any(Function), // live output (live-output.ts)
     })
     expect(executor.notRunBeforeStart()).toBe(0)
   })

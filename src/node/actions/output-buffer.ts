@@ -13,13 +13,15 @@ export class OutputBuffer {
     this.bytesMax = bytesMax
   }
 
-  push(chunk: Uint8Array): void {
+  /** Keeps what fits of `chunk`; returns the part kept (empty once the buffer is full). */
+  push(chunk: Uint8Array): Uint8Array {
     this.total += chunk.byteLength
     const room = this.bytesMax - this.kept
-    if (room <= 0) return
+    if (room <= 0) return chunk.subarray(0, 0)
     const part = chunk.byteLength <= room ? chunk : chunk.subarray(0, room)
     this.chunks.push(part)
     this.kept += part.byteLength
+    return part
   }
 
   get truncated(): boolean {

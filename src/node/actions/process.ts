@@ -5,9 +5,10 @@
  * grandchildren do not outlive it. Timers come from a {@link Clock}.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import type { OutputStream } from '../../gossip/reply.js'
 import type { Clock, Timer } from '../clock.js'
 import { OutputBuffer } from './output-buffer.js'
-import type { ActionRequestInfo, RunOutcome } from './types.js'
+import type { ActionRequestInfo, ActionRunOptions, RunOutcome } from './types.js'
 
 /** The environment variables passed through from the agent to declared actions; everything else is dropped. */
 const BASE_ENV_KEYS = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'USER', 'LOGNAME', 'TMPDIR']
@@ -46,6 +47,22 @@ export interface ProcessSpec {
   readonly exitDrainMs: number
   readonly signal: AbortSignal
   readonly clock: Clock
+  /** Gets each piece of output the buffer keeps, as it arrives (live output). */
+  readonly onOutput?: ActionRunOptions['onOutput']
+}
+
+/** `onOutput` guarded: nothing for empty pieces, and a callback that throws cannot break the run. */
+export function liveOutputSink(
+  onOutput: ActionRunOptions['onOutput'],
+): (stream: OutputStream, kept: Uint8Array) => void {
+  return (stream, kept) => {
+    if (onOutput === undefined || kept.byteLength === 0) return
+    try {
+      onOutput(stream, kept)
+    } catch {
+      // The caller's bug; the run and its bounded output go on.
+    }
+  }
 }
 
 /** Signals every process of the group led by `child`; a group already gone is fine. */
@@ -144,8 +161,13 @@ function superviseChild(
     if (child.pid !== undefined || settled) return
     settle({ kind: 'spawn-failed', message: err.message })
   })
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk))
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk))
+  const live = liveOutputSink(spec.onOutput)
+  child.stdout?.on('data', (chunk: Buffer) => {
+    if (!settled) live('stdout', output.push(chunk))
+  })
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (!settled) live('stderr', output.push(chunk))
+  })
   child.on('exit', (code, signal) => {
     exit = { code, signal }
     later(spec.exitDrainMs, finish)

@@ -126,6 +126,7 @@ function start(
       exitDrainMs: env.limits.exitDrainMs,
       signal,
       clock: env.clock,
+      ...(options.onOutput === undefined ? {} : { onOutput: options.onOutput }),
     })
   }
   return runHandler({
@@ -137,6 +138,7 @@ function start(
     outputBytesMax: entry.outputBytesMax,
     signal,
     clock: env.clock,
+    ...(options.onOutput === undefined ? {} : { onOutput: options.onOutput }),
   })
 }
 

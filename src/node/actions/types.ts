@@ -3,6 +3,7 @@
  * and limits (with their defaults), the name rule, and the registry's interface. Types and constants
  * only, apart from {@link isValidActionName} and {@link ActionRegistryError}.
  */
+import type { OutputStream } from '../../gossip/reply.js'
 import type { Clock } from '../clock.js'
 import type { Facts } from '../facts.js'
 
@@ -72,6 +73,12 @@ export interface ActionContext {
   /** Aborted when the caller cancels, the time limit passes or the registry closes. Handlers must honour it. */
   readonly signal: AbortSignal
   readonly request: ActionRequestInfo
+  /**
+   * Streams a piece of output while the handler runs (live output to the requester, best effort). What
+   * is written also leads the run's output, before what the handler returns; together they are cut at
+   * the action's output limit. A no-op once the run has ended.
+   */
+  readonly write: (stream: OutputStream, data: string | Uint8Array) => void
 }
 
 /** What a custom handler returns; output beyond the limit is cut like a process's. */
@@ -98,6 +105,13 @@ export interface ActionRunOptions {
   /** Shortens the action's own limit (e.g. to the request's remaining lifetime); never lengthens it. */
   readonly timeoutMs?: number
   readonly request?: ActionRequestInfo
+  /**
+   * Called, synchronously and in order, with each piece of output as the action writes it (a declared
+   * action's stdout and stderr, a handler's {@link ActionContext.write}): exactly the bytes the run
+   * keeps, so at most the action's output limit in total. The bytes are the caller's to keep. A
+   * callback that throws is ignored, never allowed to break the run.
+   */
+  readonly onOutput?: (stream: OutputStream, data: Uint8Array) => void
 }
 
 /** One entry of {@link ActionRegistry.list}. */
