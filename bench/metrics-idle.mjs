@@ -4,8 +4,11 @@
 // CPU time (user + system, /proc/PID/stat) is read over WINDOW seconds; the agents are then stopped
 // (by PID) before the next variant starts. Variants:
 //   off      no metricsListen (the default)
-//   scraped  metricsListen on a free loopback port per agent, each scraped every SCRAPE seconds by
-//            this process (its own CPU is not counted), as Prometheus would
+//   listening  metricsListen on a free loopback port per agent, never scraped
+//   scraped  the same, each agent scraped every SCRAPE seconds by this process (its own CPU is not
+//            counted), as Prometheus would; agent 0's CPU time (all threads, /proc/PID/task/*/schedstat,
+//            ns) is also read around each scrape and around an equal window without one, 7 s later,
+//            which gives the cost of a scrape as it really happens: every 15 s, with the code cold
 //   api      apiListen on as well (the HTTP API and web view, idle: nobody calls it), scraped too
 // Prints per variant and round the mean CPU share of one core per agent, then the medians, and the
 // scrape's size and time as the agent served it. Idle CPU differences of a few hundredths of a percent
@@ -16,7 +19,7 @@
 // Usage: npm run build:binary (or node scripts/bundle.mjs), then
 //        node bench/metrics-idle.mjs [N] [--rounds R] [--settle S] [--window S] [--scrape S] [--burst B]
 //          [--variants off,scraped,api]
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { cpuTicks, freePort, makeMesh, median, onInterrupt, sleep, startAgent, stopAll } from './common.mjs'
@@ -49,6 +52,7 @@ onInterrupt(async () => {
 
 const VARIANTS = {
   off: async () => ({}),
+  listening: async () => ({ MESH_METRICS_LISTEN: `127.0.0.1:${await freePort()}` }),
   scraped: async () => ({ MESH_METRICS_LISTEN: `127.0.0.1:${await freePort()}` }),
   api: async () => ({
     MESH_METRICS_LISTEN: `127.0.0.1:${await freePort()}`,
@@ -62,19 +66,36 @@ async function runVariant(name, homes) {
   const children = []
   for (const [i, home] of homes.entries())
     children.push(await startAgent(home, { env: { ...env, ...envs[i] } }))
-  const urls = envs
-    .map(e => e.MESH_METRICS_LISTEN)
-    .filter(Boolean)
-    .map(a => `http://${a}/metrics`)
+  const urls =
+    name === 'listening'
+      ? []
+      : envs
+          .map(e => e.MESH_METRICS_LISTEN)
+          .filter(Boolean)
+          .map(a => `http://${a}/metrics`)
   const scrapes = []
+  const cold = []
   let stop = false
   const scraper = (async () => {
     while (!stop) {
-      for (const url of urls) {
+      for (const [i, url] of urls.entries()) {
+        const cpu0 = i === 0 ? taskCpuNs(children[0].pid) : 0
         const t0 = performance.now()
         const res = await fetch(url).catch(() => undefined)
         const text = res === undefined ? '' : await res.text()
-        scrapes.push({ ms: performance.now() - t0, bytes: text.length, ok: res?.status === 200 })
+        const ms = performance.now() - t0
+        scrapes.push({ ms, bytes: text.length, ok: res?.status === 200 })
+        if (i === 0) {
+          await sleep(300)
+          cold.push({ scrapeNs: taskCpuNs(children[0].pid) - cpu0, windowMs: ms + 300 })
+        }
+      }
+      if (urls.length > 0) {
+        await sleep(7_000)
+        const last = cold.at(-1)
+        const cpu0 = taskCpuNs(children[0].pid)
+        await sleep(last.windowMs)
+        last.quietNs = taskCpuNs(children[0].pid) - cpu0
       }
       const until = Date.now() + scrapeS * 1000
       while (!stop && Date.now() < until) await sleep(200)
@@ -91,7 +112,15 @@ async function runVariant(name, homes) {
   await stopAll()
   const shares = after.map((a, i) => (a - before[i]) / 100 / seconds)
   const mean = shares.reduce((x, y) => x + y, 0) / shares.length
-  return { mean, scrapes }
+  return { mean, scrapes, cold: cold.filter(c => c.quietNs !== undefined) }
+}
+
+/** CPU time of every thread of `pid` so far, ns (/proc/PID/task/TID/schedstat, first field). */
+function taskCpuNs(pid) {
+  let sum = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`))
+    sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+  return sum
 }
 
 const homes = await makeMesh(root, n, i => (i % 2 === 0 ? 'web' : 'db'), env)
@@ -99,11 +128,13 @@ await stopAll()
 const chosen = Object.keys(VARIANTS).filter(v => only === undefined || only.includes(v))
 const results = Object.fromEntries(chosen.map(v => [v, []]))
 const scrapeStats = []
+const coldStats = []
 for (let round = 0; round < rounds; round++) {
   for (const name of chosen) {
-    const { mean, scrapes } = await runVariant(name, homes)
+    const { mean, scrapes, cold } = await runVariant(name, homes)
     results[name].push(mean)
     scrapeStats.push(...scrapes)
+    coldStats.push(...cold)
     console.log(
       `round ${round + 1} ${name.padEnd(8)} ${(mean * 100).toFixed(3)} % of a core per agent (N=${n})`,
     )
@@ -116,6 +147,14 @@ const ok = scrapeStats.filter(s => s.ok)
 if (ok.length > 0) {
   console.log(
     `scrapes: ${ok.length} ok of ${scrapeStats.length}, median ${median(ok.map(s => s.ms)).toFixed(1)} ms, ${median(ok.map(s => s.bytes))} bytes`,
+  )
+}
+if (coldStats.length > 0) {
+  const extraMs = coldStats.map(c => (c.scrapeNs - c.quietNs) / 1e6)
+  const mean = extraMs.reduce((x, y) => x + y, 0) / extraMs.length
+  console.log(
+    `a scrape as it happens (every ${scrapeS} s, cold): ${median(extraMs).toFixed(2)} ms of CPU median, ${mean.toFixed(2)} ms mean over ${extraMs.length}, ` +
+      `so ${((mean / 1000 / scrapeS) * 100).toFixed(4)} % of a core`,
   )
 }
 
