@@ -28,16 +28,30 @@ export function mesh(args, { env, check = true, timeout = 60_000 } = {}) {
   return r
 }
 
-/** A free TCP port on 127.0.0.1 (agents keep their port across restarts, as real ones do). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
+/** Ports handed out in this run: the kernel may give a closed ephemeral port out again. */
+const handedOut = new Set()
+
+/**
+ * A free TCP port on 127.0.0.1 (agents keep their port across restarts, as real ones do), never one
+ * handed out before in this run: at N=50 two agents drawing the same port made one exit at start
+ * (EADDRINUSE), which read as "the mesh did not form".
+ */
+export async function freePort() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await new Promise((resolve, reject) => {
+      const server = createServer()
+      server.once('error', reject)
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address()
+        server.close(() => resolve(port))
+      })
     })
-  })
+    if (!handedOut.has(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
+  throw new Error('no fresh free port after 100 tries')
 }
 
 export const agents = []

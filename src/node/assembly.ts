@@ -1,5 +1,6 @@
 import { createCertificateVerifier } from '../ca/certificate.js'
 import { createIssuer } from '../ca/issuer.js'
+import type { IssuerState } from '../ca/issuer-state.js'
 import { DEFAULT_POLICY, parsePolicy } from '../gossip/authorize.js'
 import { createReplayCache } from '../gossip/replay.js'
 import { createRequestValidator } from '../gossip/validate.js'
@@ -7,6 +8,7 @@ import { MESH_VERSION } from '../version.js'
 import { createActionRegistry } from './actions/index.js'
 import { createAdmission } from './admission.js'
 import { createAuthorityDriver } from './authority-driver.js'
+import { type CaReplicationDriver, createCaReplicationDriver } from './ca-replication-driver.js'
 import type { Clock, Random } from './clock.js'
 import { createCredentials } from './credentials.js'
 import type { EventBus } from './events.js'
@@ -322,19 +324,70 @@ export interface IssuerPublish {
   roster(roster: Uint8Array): Promise<void>
 }
 
-/** Stage 5, CA nodes only: the issuer core and its driver. */
-export function buildIssuer(base: Base, trust: ReturnType<typeof buildTrust>, publish: IssuerPublish) {
-  const { init, config, store, clock, random, log } = base
-  if (init.ca === undefined) return undefined
-  const core = createIssuer({
-    caKey: init.ca.caKey,
-    ticketSecret: init.ca.ticketSecret,
-    state: init.ca.issuerState,
+/** The issuer core of this CA node over `state`. */
+function issuerCore(base: Base, ca: NonNullable<MeshNodeInit['ca']>, state: IssuerState) {
+  const { config, random } = base
+  return createIssuer({
+    caKey: ca.caKey,
+    ticketSecret: ca.ticketSecret,
+    state,
     randomBytes: random.bytes,
     config: { certificateTtlMs: config.certificateTtlMs, clockSkewToleranceMs: config.clockSkewToleranceMs },
   })
+}
+
+/**
+ * Stage 5a, holders of a several-holder CA only (`caHolders` with more than one): the replication
+ * driver. Undefined with one holder, so such a CA node is built exactly as before.
+ */
+export function buildCaReplication(
+  base: Base,
+  trust: ReturnType<typeof buildTrust>,
+  net: Awaited<ReturnType<typeof buildHost>>,
+  members: ReturnType<typeof buildMembership>,
+) {
+  const { init, store, clock, log } = base
+  const ca = init.ca
+  if (ca === undefined || (init.caHolders?.length ?? 0) <= 1) return undefined
+  return createCaReplicationDriver(
+    {
+      host: net.host,
+      gated: handler => net.admission.gated(handler),
+      authority: members.authority,
+      members: () => members.membershipDriver.members(),
+      makeIssuer: state => issuerCore(base, ca, state),
+      onServing: core => {
+        trust.revocations.offer(core.revocationList().bytes, 'issuer')
+        trust.zoneRosters.offer(core.zoneRoster().bytes, 'issuer')
+      },
+      ...(store.saveCaReplica === undefined ? {} : { save: store.saveCaReplica.bind(store) }),
+      clock,
+      log: log.child({ component: 'ca-replica' }),
+      traffic: base.traffic,
+    },
+    {
+      self: net.peerId,
+      holders: init.caHolders ?? [],
+      zone: trust.ownCertificate().zone,
+      ...(init.caReplica === undefined ? {} : { initial: init.caReplica }),
+      seed: ca.issuerState,
+    },
+  )
+}
+
+/** Stage 5, CA nodes only: the issuer core and its driver (over the replication driver when given). */
+export function buildIssuer(
+  base: Base,
+  trust: ReturnType<typeof buildTrust>,
+  publish: IssuerPublish,
+  replication?: CaReplicationDriver,
+) {
+  const { init, store, clock, log } = base
+  if (init.ca === undefined) return undefined
+  const core = issuerCore(base, init.ca, init.ca.issuerState)
   const issuer = createIssuerDriver({
     issuer: core,
+    ...(replication === undefined ? {} : { replication }),
     save: async state => store.saveIssuerState?.(state),
     publishRevocations: async list => {
       trust.revocations.offer(list, 'issuer')

@@ -36,11 +36,47 @@ export interface IssuerDriverComponents {
   readonly log: Logger
   /** Where each input's outcome is reported (the audit log); optional. */
   readonly events?: Pick<EventBus, 'emit'>
+  /**
+   * Several CA holders (src/node/ca-replication-driver.ts): the issuer core to use is the replica's
+   * while it serves (`issuer` above is then unused), and every `persist` is committed on a majority
+   * of holders, after `save`, before any later effect (revocations, roster, answers) leaves. Absent
+   * with one holder: today's behaviour.
+   */
+  readonly replication?: IssuerReplication
+}
+
+/** The replication hook of {@link IssuerDriverComponents}. */
+export interface IssuerReplication {
+  /** The serving issuer core; undefined while this holder is not the issuer. */
+  current(): Issuer | undefined
+  /** Resolves once `state` is on a majority of holders. @throws NotIssuerError when deposed */
+  commit(state: IssuerState): Promise<void>
+  /** The error to give while this holder is not the issuer. */
+  notIssuer(): NotIssuerError
+}
+
+/** A CA holder that is not the current issuer refuses to sign or change state; `hint` names the issuer. */
+export class NotIssuerError extends Error {
+  override name = 'NotIssuerError'
+  readonly code = 'not-issuer'
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message)
+  }
 }
 
 /** Creates the driver. */
 export function createIssuerDriver(components: IssuerDriverComponents): IssuerDriver {
-  const { issuer, clock, log } = components
+  const { clock, log, replication } = components
+  /** The core to feed: the replica's while it serves, else the one issuer. */
+  const coreNow = (): Issuer => {
+    if (replication === undefined) return components.issuer
+    const core = replication.current()
+    if (core === undefined) throw replication.notIssuer()
+    return core
+  }
   let chain: Promise<unknown> = Promise.resolve()
   /** Set when a persist failed: memory is then ahead of disk, so the CA stops. */
   let broken: Error | undefined
@@ -60,6 +96,8 @@ export function createIssuerDriver(components: IssuerDriverComponents): IssuerDr
           )
           return []
         }
+        // Rejects when deposed: nothing of this input leaves (the next issuer may not hold it).
+        if (replication !== undefined) await replication.commit(effect.state)
       } else if (effect.type === 'publish-revocations') {
         await components.publishRevocations(effect.list)
       } else if (effect.type === 'publish-roster') {
@@ -85,15 +123,21 @@ export function createIssuerDriver(components: IssuerDriverComponents): IssuerDr
   return {
     run: input =>
       serialised(async () => {
+        const issuer = coreNow()
         issuer.step(input, clock.nowMs())
         const answers = await carryOut(issuer.drainEffects())
         const saved = broken === undefined
         components.events?.emit({ type: 'issuer-decision', input, answers, saved, atMs: clock.nowMs() })
         return answers
       }),
-    listPending: () => issuer.listPending(),
+    listPending: () =>
+      replication === undefined
+        ? components.issuer.listPending()
+        : (replication.current()?.listPending() ?? []),
     async tick() {
       await serialised(() => {
+        if (replication !== undefined && replication.current() === undefined) return Promise.resolve([])
+        const issuer = coreNow()
         issuer.tick(clock.nowMs())
         return carryOut(issuer.drainEffects())
       }).catch(() => {})

@@ -12,6 +12,7 @@ import type { OutcomeCode } from '../gossip/validate.js'
 import type { MemberView } from '../membership/view.js'
 import type { ActionHandler, ActionHandlerOptions } from './actions/index.js'
 import type { AuditCounters } from './audit.js'
+import type { CaReplicationStatus } from './ca-replication-driver.js'
 import type { Clock, Random } from './clock.js'
 import type { AgentConfig } from './config.js'
 import type { NodeEventListener } from './events.js'
@@ -46,6 +47,12 @@ export interface NodeStore {
    * peer to recover, so a zone of three with one member down and one restarted cannot elect.
    */
   saveAuthorityEpochs?(bytes: Uint8Array): Promise<void>
+  /**
+   * The CA replica record (ca-replication-driver.ts), on CA holders of a several-holder CA only.
+   * Resolve only once durable (temp file, fsync, rename): no replica message leaves before. A
+   * rejection stops this holder's replica until the node is created anew.
+   */
+  saveCaReplica?(bytes: Uint8Array): Promise<void>
   /**
    * The run record (src/node/run-record.ts): the bytes last given to {@link saveRunRecord}, or
    * undefined when there are none. Called once, when the node starts; a rejection fails `start()`.
@@ -107,6 +114,15 @@ export interface MeshNodeInit {
   readonly zoneRoster?: Uint8Array
   /** The epochs last given to NodeStore.saveAuthorityEpochs (undefined: none saved yet). */
   readonly authorityEpochs?: Uint8Array
+  /**
+   * The CA holders' peer ids (this node's included) when several nodes share `ca`: the holders'
+   * zone (this node's certificate zone, which must hold the holders only) elects the issuer, and
+   * every change of CA state is on a majority of holders before its effect leaves. Absent or one
+   * holder: the single CA of today.
+   */
+  readonly caHolders?: readonly string[]
+  /** The record last given to NodeStore.saveCaReplica (undefined: none saved yet). */
+  readonly caReplica?: Uint8Array
   readonly config: AgentConfig
   /** `memory` for in-process tests, or a libp2p transport factory of one's own; default `tcp`. */
   readonly transport?: TransportChoice
@@ -199,6 +215,8 @@ export interface MeshNode {
   registerAction(name: string, handler: ActionHandler, options?: ActionHandlerOptions): void
   /** The CA operations (sign, reject, revoke, tickets, pending list) on CA nodes; undefined elsewhere. */
   readonly issuer: IssuerDriver | undefined
+  /** The CA holders and the current issuer, on a holder of a several-holder CA; undefined elsewhere. */
+  caHolders?(): CaReplicationStatus | undefined
   /** Current certificate of this node (renewal replaces it). */
   certificate(): SignedCertificate
   counters(): NodeCounters

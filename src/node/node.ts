@@ -6,9 +6,18 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { ActionRegistry } from './actions/index.js'
 import type { Admission } from './admission.js'
-import { type Base, buildHost, buildIssuer, buildMembership, buildRequests, buildTrust } from './assembly.js'
+import {
+  type Base,
+  buildCaReplication,
+  buildHost,
+  buildIssuer,
+  buildMembership,
+  buildRequests,
+  buildTrust,
+} from './assembly.js'
 import { type AuditLog, createAuditLog, registerAuditTail } from './audit.js'
 import type { AuthorityDriver } from './authority-driver.js'
+import type { CaReplicationDriver } from './ca-replication-driver.js'
 import { every, systemClock, systemRandom, type Timer } from './clock.js'
 import { type Connections, createConnections } from './connections.js'
 import { createEnrolment, type Enrolment } from './enrolment/index.js'
@@ -121,12 +130,18 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     )
   }
   trust.zoneRosters.onRepublish(signed => void publishRoster(signed.bytes))
-  const issuer = buildIssuer(base, trust, {
-    revocations: async list => {
-      if (running) await publish(TOPICS.revocation, list).catch(() => {})
+  const caReplication = buildCaReplication(base, trust, net, members)
+  const issuer = buildIssuer(
+    base,
+    trust,
+    {
+      revocations: async list => {
+        if (running) await publish(TOPICS.revocation, list).catch(() => {})
+      },
+      roster: publishRoster,
     },
-    roster: publishRoster,
-  })
+    caReplication,
+  )
   const { authority, membershipDriver } = members
   connections = createConnections(
     {
@@ -264,6 +279,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     members,
     requests,
     issuer,
+    caReplication,
     connections,
     enrolment,
     topics,
@@ -300,6 +316,8 @@ interface Parts {
   readonly members: ReturnType<typeof buildMembership>
   readonly requests: ReturnType<typeof buildRequests>
   readonly issuer: IssuerDriver | undefined
+  /** The CA replication driver on holders of a several-holder CA; undefined otherwise. */
+  readonly caReplication: CaReplicationDriver | undefined
   readonly connections: Connections
   readonly enrolment: Enrolment
   readonly topics: TopicValidators
@@ -336,6 +354,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
       requests.router.forgetPeer(evt.detail.toString())
     })
     await members.authority.start()
+    await parts.caReplication?.start()
     await members.facts.refresh()
     await host.start()
     for (const topic of Object.values(TOPICS)) host.services.pubsub.subscribe(topic)
@@ -372,6 +391,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
       const closing = requests.actions.close()
       await requests.executor.drain(STOP_REPLIES_WAIT_MS)
       requests.router.stop()
+      parts.caReplication?.stop()
       members.authority.stop()
       await enrolment.stop()
       await closing
@@ -392,6 +412,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
     zone: own.zone,
     peerId: net.peerId,
     issuer: parts.issuer,
+    caHolders: () => parts.caReplication?.status(),
     start: lifecycle.start,
     stop: lifecycle.stop,
     addrs: net.addrs,

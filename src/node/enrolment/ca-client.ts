@@ -14,6 +14,7 @@ import {
 } from '../../ca/join-wire.js'
 import { countedLpStream } from '../counted-stream.js'
 import { dialTarget } from '../dial.js'
+import { NotIssuerError } from '../issuer-driver.js'
 import type { EnrolmentComponents, EnrolmentCounters } from './types.js'
 import { CA_FORWARD_CANDIDATES_MAX } from './types.js'
 
@@ -64,6 +65,8 @@ export function createCaClient(components: EnrolmentComponents, counters: Enrolm
       }
       return errorAnswer('ca-failure', 'the CA gave no answer')
     } catch (err) {
+      // One of several CA holders, not the issuer now: the caller (or the joiner) tries another holder.
+      if (err instanceof NotIssuerError) return errorAnswer('no-ca', err.message)
       log.error({ err: String(err) }, 'issuer failed on a signing request')
       return errorAnswer('ca-failure', 'the CA could not record the request; try again later')
     }
@@ -131,7 +134,16 @@ export function createCaClient(components: EnrolmentComponents, counters: Enrolm
     forwardSignal: () => AbortSignal,
     origin: string,
   ): Promise<JoinAnswer> => {
-    if (components.issuer() !== undefined) return runLocal(bytes, origin)
+    if (components.issuer() !== undefined) {
+      const local = await runLocal(bytes, origin)
+      // `no-ca` from our own issuer only comes from a CA holder that is not the issuer (one holder
+      // never answers it): forward to the other holders, one of which is.
+      if (local.type !== 'error' || local.code !== 'no-ca') return local
+      const answer = await askCa(bytes, forwardSignal())
+      if (answer.type === 'result') counters.forwarded += 1
+      else counters.forwardFailed += 1
+      return answer
+    }
     const answer = await askCa(bytes, forwardSignal())
     if (answer.type === 'result') counters.forwarded += 1
     else counters.forwardFailed += 1
