@@ -185,6 +185,11 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .action(async (_o, command: Command) => {
       await run(async () => (await import('./cli/ca.js')).caList(io, globals(command)))()
     })
+  ca.command('holders')
+    .description('the CA holders, the current issuer and its epoch')
+    .action(async (_o, command: Command) => {
+      await run(async () => (await import('./cli/ca.js')).caHolders(io, globals(command)))()
+    })
   ca.command('sign <id>')
     .description('issue the certificate of a pending request')
     .action(async (id: string, _o, command: Command) => {

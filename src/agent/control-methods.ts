@@ -331,6 +331,23 @@ export function controlHandlers(
       return issuerOf(node).listPending()
     },
 
+    // The CA holders and the current issuer. A one-holder CA (what mesh init makes) is its own issuer.
+    async 'ca.holders'() {
+      const status = node.caHolders?.()
+      if (status !== undefined) return status
+      issuerOf(node)
+      return {
+        holders: [{ peerId: node.peerId, name: node.name, self: true }],
+        zone: node.zone,
+        role: 'issuer',
+        ballot: null,
+        promised: null,
+        issuer: node.name,
+        accepted: null,
+        single: true,
+      }
+    },
+
     async 'ca.sign'(params) {
       const p = record(params)
       const result = await command(node, {

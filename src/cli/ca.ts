@@ -106,3 +106,40 @@ export async function caRevoke(io: CliIo, globals: GlobalOptions, target: string
     )
   return 0
 }
+
+/** `mesh ca holders`: the CA's holders, the current issuer and its ballot (docs/ca-ha.md). */
+export async function caHolders(io: CliIo, globals: GlobalOptions): Promise<number> {
+  const status = (await withAgent(globals, c => c.call('ca.holders', {}, { timeoutMs: 10_000 }))) as {
+    holders: { peerId: string; name: string; self: boolean }[]
+    zone: string
+    role: string
+    ballot: { epoch: number; round: number } | null
+    issuer: string | null
+    accepted: { version: number } | null
+    single?: boolean
+  }
+  if (globals.json) {
+    printJson(io, status)
+    return 0
+  }
+  const ballot = status.ballot === null ? '' : ` (epoch ${status.ballot.epoch}, round ${status.ballot.round})`
+  io.stdout.write(
+    status.single === true
+      ? `one CA holder: ${status.issuer} (this node) issues; no replication\n`
+      : `issuer: ${status.issuer ?? 'none right now'}${ballot}; this node: ${status.role}${status.accepted === null ? '' : `, state version ${status.accepted.version}`}\n`,
+  )
+  io.stdout.write(
+    `${table([
+      ['HOLDER', 'PEER', 'ISSUER'],
+      ...status.holders.map(h => [
+        `${h.name}${h.self ? ' (this node)' : ''}`,
+        h.peerId,
+        h.name === status.issuer ? 'yes' : '',
+      ]),
+    ])
+      .split('\n')
+      .map(l => l.trimEnd())
+      .join('\n')}\n`,
+  )
+  return 0
+}
