@@ -7,7 +7,9 @@
  * signed. So an approval covers the whole request (action, args, filter, validity window, id), and
  * approving a changed request is impossible: its body bytes differ.
  *
- * Checks ({@link verifyApprovals}), each failure dropping that approval with a reason: the certificate
+ * Checks ({@link verifyApprovals}), stopping at the first approval no honest node would pass on (a
+ * forged certificate or signature, the proposer's own, a repeat, not an operator) and dropping, with a
+ * reason, one whose certificate is the CA's but not valid now (revoked, expired): the certificate
  * verifies at `nowMs` (chain, validity, revocation), carries the `operator` role, is not the proposer's
  * name (a proposer does not approve their own request), is not a second approval by the same operator
  * name, and its key signed the body. What the kept approvals are worth is the policy's question
@@ -34,7 +36,10 @@ export interface Approval {
 
 /** Why an approval was dropped. */
 export type ApprovalRejection =
+  /** The certificate is the CA's but not valid now (revoked, expired, not yet valid): dropped. */
   | 'bad-certificate'
+  /** Not a certificate of this CA at all (malformed, too large, forged): the message is forged. */
+  | 'forged-certificate'
   | 'not-operator'
   | 'proposer'
   | 'duplicate'
@@ -114,26 +119,29 @@ export function verifyApprovals(
   for (const approval of approvals) {
     const verdict = verifier(approval.cert, nowMs)
     if (!verdict.ok) {
-      rejected.push({ reason: 'bad-certificate', detail: verdict.detail })
+      const honest = ['revoked', 'expired', 'not-yet-valid'].includes(verdict.reason)
+      rejected.push({ reason: honest ? 'bad-certificate' : 'forged-certificate', detail: verdict.detail })
+      // No honest node forwards a forged approval: stop here, so garbage costs one check, not sixteen.
+      if (!honest) break
       continue
     }
     const cert = verdict.signed.certificate
     if (!cert.roles.includes('operator')) {
       rejected.push({ reason: 'not-operator', detail: `${cert.name} is not an operator` })
-      continue
+      break
     }
     if (cert.name === proposer.name) {
       rejected.push({ reason: 'proposer', detail: `${cert.name} proposed the request and cannot approve it` })
-      continue
+      break
     }
     if (names.has(cert.name)) {
       rejected.push({ reason: 'duplicate', detail: `${cert.name} approved more than once` })
-      continue
+      break
     }
     message ??= authenticatedMessage(DOMAIN_APPROVAL, bodyBytes)
     if (!verifyBytes(cert.publicKey, message, approval.sig)) {
       rejected.push({ reason: 'bad-signature', detail: `the approval of ${cert.name} does not verify` })
-      continue
+      break
     }
     names.add(cert.name)
     approvers.push(cert)

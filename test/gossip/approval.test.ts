@@ -82,30 +82,29 @@ describe('approvals', () => {
     expect(encodeApprovedRequest(request.envelopeBytes, [])).toBe(request.envelopeBytes)
   })
 
-  it('names each approval that does not hold', () => {
+  it('names the approval that does not hold, stopping at the first forged one', () => {
     const request = proposal()
     const body = request.envelope.bodyBytes
     const other = proposal()
-    const check = verifyApprovals(
-      [
-        approve(request, alice), // the proposer
-        approve(request, bob),
-        approve(request, bob), // twice
-        approve(other, carol), // over another request's body
-        approve(request, agent), // not an operator
-      ],
-      body,
-      alice.certificate.certificate,
-      ca.verifier,
-      NOW,
-    )
-    expect(check.approvers.map(c => c.name)).toEqual(['bob'])
-    expect(check.rejected.map(r => r.reason)).toEqual([
-      'proposer',
-      'duplicate',
-      'bad-signature',
-      'not-operator',
-    ])
+    const check = (approvals: Approval[]) =>
+      verifyApprovals(approvals, body, alice.certificate.certificate, ca.verifier, NOW)
+    const reasons = (approvals: Approval[]) => check(approvals).rejected.map(r => r.reason)
+    expect(reasons([approve(request, alice)])).toEqual(['proposer'])
+    expect(reasons([approve(request, bob), approve(request, bob)])).toEqual(['duplicate'])
+    expect(reasons([approve(other, carol)])).toEqual(['bad-signature'])
+    expect(reasons([approve(request, agent)])).toEqual(['not-operator'])
+    const stranger = new FakeCa().issue('mallory', { roles: ['operator'] })
+    expect(reasons([approve(request, stranger)])).toEqual(['forged-certificate'])
+    // Fail fast: nothing after a forged approval is even looked at (garbage costs one check).
+    const after = check([approve(request, alice), approve(request, bob)])
+    expect(after.rejected).toHaveLength(1)
+    // A good approval before is kept; a revoked approver is only dropped.
+    const eve = ca.issue('eve2', { roles: ['operator'] })
+    const mixed = [approve(request, bob), approve(request, eve)]
+    ca.revoke(eve)
+    const dropped = check(mixed)
+    expect(dropped.approvers.map(c => c.name)).toEqual(['bob'])
+    expect(dropped.rejected.map(r => r.reason)).toEqual(['bad-certificate'])
   })
 })
 
