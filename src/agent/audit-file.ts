@@ -34,7 +34,7 @@ import {
   openAuditRecord,
 } from '../audit/record.js'
 import { type AuditVerifyReport, auditVerification, signedRecordAfter } from '../audit/verify.js'
-import { HOME_DIRECTORY_MODE, STATE_FILE_MODE } from './state-file.js'
+import { HOME_DIRECTORY_MODE, STATE_FILE_MODE, syncDirectory } from './state-file.js'
 
 /** A segment's file name: `audit-` and ten digits. */
 const SEGMENT_NAME = /^audit-(\d{10})\.log$/
@@ -118,15 +118,6 @@ interface Segment {
   readonly number: number
   readonly name: string
   readonly path: string
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
 }
 
 /** Reads `length` bytes of `path` from the start; undefined when the file is gone (rotated away). */

@@ -281,7 +281,8 @@ function failure(code: StateFileErrorCode, path: string, message: string): State
   return { ok: false, error: new StateFileError(code, path, message) }
 }
 
-async function syncDirectory(directory: string): Promise<void> {
+/** Flushes a directory's entries (a rename or a new file in it) to disk. */
+export async function syncDirectory(directory: string): Promise<void> {
   const handle = await open(directory, 'r')
   try {
     await handle.sync()

@@ -136,10 +136,7 @@ export async function caHolders(io: CliIo, globals: GlobalOptions): Promise<numb
         h.peerId,
         h.name === status.issuer ? 'yes' : '',
       ]),
-    ])
-      .split('\n')
-      .map(l => l.trimEnd())
-      .join('\n')}\n`,
+    ])}\n`,
   )
   return 0
 }

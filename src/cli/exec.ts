@@ -491,22 +491,11 @@ export async function exec(
   try {
     if (io.signal?.aborted === true) return interrupted(io)
     result = (await withAgent(globals, client =>
-      client.call(
-        'exec',
-        {
-          action,
-          args,
-          filter,
-          timeoutMs: flags.timeout,
-          ...rollout,
-          ...(retarget === undefined ? {} : { retarget }),
-        },
-        {
-          onEvent,
-          signal,
-          ...(rollout === undefined ? { timeoutMs: flags.timeout + AGENT_SLACK_MS } : {}),
-        },
-      ),
+      client.call('exec', execParams(action, args, filter, flags, rollout, retarget), {
+        onEvent,
+        signal,
+        ...(rollout === undefined ? { timeoutMs: flags.timeout + AGENT_SLACK_MS } : {}),
+      }),
     )) as Result
   } catch (err) {
     // Ctrl-C: the control call was cancelled, which cancels the agent's wait for replies.
@@ -574,6 +563,25 @@ export async function exec(
   return success ? 0 : 1
 }
 
+/** The `exec` control call's parameters for these flags. */
+function execParams(
+  action: string,
+  args: string[],
+  filter: TargetFilter,
+  flags: ExecFlags,
+  rollout: RolloutParams | undefined,
+  retarget: RetargetFlag | undefined,
+): Record<string, unknown> {
+  return {
+    action,
+    args,
+    filter,
+    timeoutMs: flags.timeout,
+    ...rollout,
+    ...(retarget === undefined ? {} : { retarget }),
+  }
+}
+
 /** `--async`: the agent answers once the first request is published; print the job id. */
 async function execAsync(
   io: CliIo,
@@ -588,15 +596,7 @@ async function execAsync(
   const answer = (await withAgent(globals, client =>
     client.call(
       'exec',
-      {
-        action,
-        args,
-        filter,
-        timeoutMs: flags.timeout,
-        async: true,
-        ...rollout,
-        ...(retarget === undefined ? {} : { retarget }),
-      },
+      { ...execParams(action, args, filter, flags, rollout, retarget), async: true },
       { timeoutMs: AGENT_SLACK_MS + 20_000 },
     ),
   )) as { job: string; expected: readonly string[] }
@@ -666,10 +666,7 @@ export function resultTable(result: Result, display: Display): string {
   if (rows.length === 0) return ''
   rows.sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0))
   const text = table([['NODE', 'ZONE', 'STATUS', 'EXIT', 'DURATION', 'OUTPUT'], ...rows])
-  return `${text
-    .split('\n')
-    .map(l => l.trimEnd())
-    .join('\n')}\n`
+  return `${text}\n`
 }
 
 function formatReply(reply: Reply, paint: (code: number, s: string) => string): string {

@@ -50,10 +50,7 @@ export async function jobsList(io: CliIo, globals: GlobalOptions): Promise<numbe
             : '-',
         j.issuedHere ? (j.running ? `${j.missing} (running)` : String(j.missing)) : '-',
       ]),
-    ])
-      .split('\n')
-      .map(l => l.trimEnd())
-      .join('\n')}\n`,
+    ])}\n`,
   )
   return 0
 }

@@ -51,10 +51,7 @@ export async function proposals(io: CliIo, globals: GlobalOptions): Promise<numb
         new Date(p.expiresAtMs).toISOString().replace('T', ' ').slice(0, 19),
         p.published ? 'published' : 'waiting',
       ]),
-    ])
-      .split('\n')
-      .map(l => l.trimEnd())
-      .join('\n')}\n`,
+    ])}\n`,
   )
   return 0
 }

@@ -116,6 +116,22 @@ export interface ExecResult {
   readonly unexpected: readonly string[]
 }
 
+/**
+ * The expected nodes' outcomes in `result`: `ok`, `failed` (any other status) and `missing`, and the
+ * replies of expected nodes (for callers that need their times).
+ */
+export function outcomeCounts(result: ExecResult): {
+  ok: number
+  failed: number
+  missing: number
+  answered: CollectedReply[]
+} {
+  const expected = new Set(result.expected)
+  const answered = result.replies.filter(r => expected.has(r.node))
+  const ok = answered.filter(r => r.status === 'ok').length
+  return { ok, failed: answered.length - ok, missing: result.missing.length, answered }
+}
+
 /** The collector for one request. */
 export interface ReplyCollector {
   /** Records a verified reply. Never throws. */

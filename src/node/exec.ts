@@ -8,7 +8,12 @@
 import type { CertificateVerifier } from '../ca/types.js'
 import type { TargetFilter } from '../gossip/filter.js'
 import { verifyReply } from '../gossip/reply.js'
-import { type CollectEvent, createReplyCollector, type ExecResult } from '../gossip/reply-collector.js'
+import {
+  type CollectEvent,
+  createReplyCollector,
+  type ExecResult,
+  outcomeCounts,
+} from '../gossip/reply-collector.js'
 import { createRequest, type DecodedRequest, HOLDERS_MAX, type RequestInit } from '../gossip/request.js'
 import type { RequestOutcome, RequestRefusalCode } from '../gossip/validate.js'
 import type { MemberView } from '../membership/view.js'
@@ -298,17 +303,16 @@ export function createExec(components: ExecComponents, init: ExecInit): Exec {
       const result = collector.result()
       finished = true
       jobs?.collected(request, result, [...dones.values()])
-      const expectedSet = new Set(result.expected)
-      const answered = result.replies.filter(r => expectedSet.has(r.node))
+      const { ok, failed, missing, answered } = outcomeCounts(result)
       const lastAtMs = Math.max(issuedAtMs, ...answered.map(r => r.receivedAtMs))
       components.events?.emit({
         type: 'exec-finished',
         id: result.id,
         action: result.action,
         expected: result.expected.length,
-        ok: answered.filter(r => r.status === 'ok').length,
-        failed: answered.filter(r => r.status !== 'ok').length,
-        missing: result.missing.length,
+        ok,
+        failed,
+        missing,
         durationMs: (result.missing.length > 0 ? clock.nowMs() : lastAtMs) - issuedAtMs,
         atMs: clock.nowMs(),
       })

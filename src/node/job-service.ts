@@ -182,8 +182,7 @@ export function createJobService(components: JobServiceComponents): JobService {
     async wait(job, timeoutMs, signal) {
       const deadlineMs = clock.monotonicMs() + timeoutMs
       const left = () => Math.max(0, deadlineMs - clock.monotonicMs())
-      const summary = store.list(Number.POSITIVE_INFINITY).find(s => s.job === job)
-      if (summary?.issuedHere === true) {
+      if (store.summary(job)?.issuedHere === true) {
         await store.settled(job, left())
         return show(job)
       }

@@ -16,15 +16,15 @@
  * A record that does not decode is skipped at load and counted (a torn tail is the log's business).
  */
 import { decodeCertificate } from '../ca/certificate.js'
-import type { CollectedReply, ExecResult } from '../gossip/reply-collector.js'
-import { type DecodedRequest, decodeRequest, REQUEST_ID_BYTES } from '../gossip/request.js'
+import { type CollectedReply, type ExecResult, outcomeCounts } from '../gossip/reply-collector.js'
+import { type DecodedRequest, decodeRequest } from '../gossip/request.js'
 import { type CborValue, decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
 import { openEnvelope } from '../wire/envelope.js'
-import { toHex } from '../wire/hash.js'
 import type { Clock } from './clock.js'
 import type { NodeEvent } from './events.js'
 import { JOB_LOOKUP_ACTION } from './job-lookup.js'
 import type { Logger } from './log.js'
+import { requestIdOfReply } from './replies.js'
 
 /** Default most jobs kept. */
 export const JOBS_MAX = 10_000
@@ -160,6 +160,8 @@ export interface JobStore {
   late(requestIdHex: string, done: Uint8Array): void
   /** Jobs, newest first, at most `limit`. */
   list(limit?: number): JobSummary[]
+  /** One job's line, or undefined when it is not kept here. */
+  summary(job: string): JobSummary | undefined
   /** Everything stored about `job` (hex), or undefined. */
   get(job: string): Promise<JobDetail | undefined>
   /** Resolves when the job issued here stops running (or at once), or at `timeoutMs`. */
@@ -191,8 +193,15 @@ interface JobEntry {
   bytes: number
 }
 
-/** Text form of a filter, for display only. */
-export function filterText(filter: DecodedRequest['body']['filter']): string {
+/**
+ * Text form of a filter, for display only: `zone=web node=a*`, `(all)` for the empty filter. Lists of
+ * more than 3 entries are cut (`names=a,b,c,…(40)`) unless `full` (what an approver approves must be
+ * shown whole).
+ */
+export function filterText(
+  filter: DecodedRequest['body']['filter'],
+  options: { full?: boolean } = {},
+): string {
   const parts: string[] = []
   const f = filter as Record<string, unknown>
   for (const key of Object.keys(f).sort()) {
@@ -203,20 +212,11 @@ export function filterText(filter: DecodedRequest['body']['filter']): string {
     } else if (Array.isArray(value)) {
       const items = value.map(v => (typeof v === 'string' ? v : `${v.key}=${v.value}`))
       parts.push(
-        `${key}=${items.length > 3 ? `${items.slice(0, 3).join(',')},…(${items.length})` : items.join(',')}`,
+        `${key}=${items.length > 3 && options.full !== true ? `${items.slice(0, 3).join(',')},…(${items.length})` : items.join(',')}`,
       )
     } else parts.push(`${key}=${String(value)}`)
   }
   return parts.length === 0 ? '(all)' : parts.join(' ')
-}
-
-function requestIdOf(reply: Uint8Array): string | undefined {
-  try {
-    const body = openEnvelope(reply, JOB_RECORD_BYTES_MAX).body
-    if (body.requestId instanceof Uint8Array && body.requestId.byteLength === REQUEST_ID_BYTES)
-      return toHex(body.requestId)
-  } catch {}
-  return undefined
 }
 
 /** Creates a job store. */
@@ -381,7 +381,7 @@ export function createJobStore(components: JobStoreComponents, init: JobStoreIni
       jobOfRequest.set(request.idHex, entry.job)
       entry.requests.set(request.idHex, ref)
     } else if (record.t === 'r' && record.reply instanceof Uint8Array) {
-      const id = requestIdOf(record.reply)
+      const id = requestIdOfReply(record.reply)
       const entry = jobs.get(jobOfRequest.get(id ?? '') ?? '')
       if (entry === undefined) {
         counts.skipped += 1
@@ -492,14 +492,8 @@ export function createJobStore(components: JobStoreComponents, init: JobStoreIni
       const entry = jobs.get(request.jobHex)
       if (entry === undefined) return
       entry.running = Math.max(0, entry.running - 1)
-      const expected = new Set(result.expected)
-      const answered = result.replies.filter(r => expected.has(r.node))
-      const wave = {
-        expected: result.expected,
-        ok: answered.filter(r => r.status === 'ok').length,
-        failed: answered.filter(r => r.status !== 'ok').length,
-        missing: result.missing.length,
-      }
+      const { ok, failed, missing } = outcomeCounts(result)
+      const wave = { expected: result.expected, ok, failed, missing }
       entry.waves.set(request.idHex, wave)
       enqueue(entry, {
         t: 'c',
@@ -526,6 +520,10 @@ export function createJobStore(components: JobStoreComponents, init: JobStoreIni
         out.push(summary(entry))
       }
       return out
+    },
+    summary(job) {
+      const entry = jobs.get(job)
+      return entry === undefined ? undefined : summary(entry)
     },
     async get(job) {
       const entry = jobs.get(job)

@@ -35,7 +35,7 @@ import { DecodeError, decodeCanonicalCbor, encodeCbor, isRecord } from '../wire/
 import type { Clock } from './clock.js'
 import type { Signer } from './credentials.js'
 import type { Exec } from './exec.js'
-import type { JobStore } from './jobs.js'
+import { filterText, type JobStore } from './jobs.js'
 import type { Logger } from './log.js'
 import type { ReplyRouter } from './replies.js'
 import type { TopicVerdict } from './topic-validators.js'
@@ -137,13 +137,7 @@ export function createProposals(components: ProposalsComponents, init: Proposals
 
   const view = (h: Held): ProposalView => {
     const b = h.request.body
-    const target = Object.entries(b.filter)
-      .filter(([, v]) => v !== undefined)
-      .map(
-        ([k, v]) =>
-          `${k}=${Array.isArray(v) ? v.map(x => (typeof x === 'string' ? x : `${x.key}=${x.value}`)).join(',') : String(v)}`,
-      )
-      .join(' ')
+    const target = Object.keys(b.filter).length === 0 ? 'every node' : filterText(b.filter, { full: true })
     return {
       id: h.request.idHex,
       action: b.action,
@@ -154,7 +148,7 @@ export function createProposals(components: ProposalsComponents, init: Proposals
       issuedAtMs: b.issuedAtMs,
       expiresAtMs: b.expiresAtMs,
       published: h.published,
-      text: `${[b.action, ...b.args].join(' ')} on ${target || 'every node'} by ${h.proposer}, until ${new Date(b.expiresAtMs).toISOString()}`,
+      text: `${[b.action, ...b.args].join(' ')} on ${target} by ${h.proposer}, until ${new Date(b.expiresAtMs).toISOString()}`,
     }
   }
 
