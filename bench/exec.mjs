@@ -10,7 +10,8 @@
 // BENCH_SETTLE_S (wait before it, default 10), BENCH_DEADLINE_S (hard limit per N, mesh and Serf
 // together, default 900), BENCH_FORM_S (limit on forming the mesh, default 0.45 of that; an unformed
 // mesh is measured anyway and flagged), BENCH_SERF=0 (skip Serf), BENCH_NETNS=0 (host loopback instead
-// of a private network namespace), BENCH_JSON=FILE (every number as JSON), BENCH_BIN (binary to run).
+// of a private network namespace), BENCH_JSON=FILE (every number as JSON), BENCH_BIN (binary to run), BENCH_LOG_LEVEL (agents' log level, default warn;
+// each agent's log is HOME/agent.log), BENCH_KEEP=1 (keep the homes and logs).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,7 +50,12 @@ const DEADLINE_S = Number(process.env.BENCH_DEADLINE_S ?? 900)
 const FORM_S = Number(process.env.BENCH_FORM_S ?? DEADLINE_S * 0.45)
 const STATUS_SAMPLE = Number(process.env.BENCH_STATUS_SAMPLE ?? 20)
 const SERF = process.env.BENCH_SERF !== '0'
-const env = { ...process.env, MESH_LOG_LEVEL: 'warn', MESH_PROFILE: 'lan', NO_COLOR: '1' }
+const env = {
+  ...process.env,
+  MESH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+  MESH_PROFILE: 'lan',
+  NO_COLOR: '1',
+}
 const roots = []
 
 class Deadline extends Error {}
@@ -88,7 +94,7 @@ async function runMesh(N, deadlineAt, formDeadlineAt) {
     res.joinS = (Date.now() - t0) / 1000
     check('joins')
     const t1 = Date.now()
-    await pool(homes.slice(1), 8, home => startAgent(home, { env }))
+    await pool(homes.slice(1), 8, home => startAgent(home, { env, logFile: join(home, 'agent.log') }))
     res.startS = (Date.now() - t1) / 1000
     const requester = agents[0]
     // Formation is bounded by `formDeadlineAt`; a mesh that has not converged by then is still measured
@@ -264,7 +270,8 @@ async function runMesh(N, deadlineAt, formDeadlineAt) {
     res.complete = res.runs.filter(r => r.complete).length
     await stopAll()
     useNetns(undefined)
-    rmSync(root, { recursive: true, force: true })
+    if (process.env.BENCH_KEEP === '1') console.log(`homes kept in ${root}`)
+    else rmSync(root, { recursive: true, force: true })
   }
   return res
 }
@@ -529,5 +536,5 @@ try {
   await main()
 } finally {
   await stopAll()
-  for (const root of roots) rmSync(root, { recursive: true, force: true })
+  if (process.env.BENCH_KEEP !== '1') for (const root of roots) rmSync(root, { recursive: true, force: true })
 }

@@ -231,7 +231,21 @@ interface Recovery {
   /** Voter id → whether it vouched for its knowledge (was not itself recovering). */
   readonly replies: Map<string, boolean>
   nextSyncAtMs: number
+  /**
+   * Rounds of asking since the quiet period ended: each doubles the wait before the next, up to
+   * {@link RECOVERY_BACKOFF_MAX} sync intervals, so voters that stay recovering are not polled at the
+   * sync rate by each other for as long as that lasts.
+   */
+  lateRounds: number
+  /**
+   * Voters that asked us for our epochs while we were recovering (and were told so): told again, once,
+   * when we finish, so they need not poll us (bounded by the zone's voters).
+   */
+  readonly askers: Set<string>
 }
+
+/** Longest wait between two rounds of asking, in sync intervals (8 × 300 ms in `lan`). */
+export const RECOVERY_BACKOFF_MAX = 8
 
 interface Holding {
   readonly epoch: number
@@ -524,20 +538,30 @@ class ZoneAuthority implements Authority {
    */
   private newRecovery(nowMs: number): Recovery {
     const quietUntilMs = restartQuietUntilMs(Math.min(nowMs, this.startedAtMs), this.config)
-    return { quietUntilMs: Math.max(quietUntilMs, nowMs), replies: new Map(), nextSyncAtMs: nowMs }
+    return {
+      quietUntilMs: Math.max(quietUntilMs, nowMs),
+      replies: new Map(),
+      nextSyncAtMs: nowMs,
+      lateRounds: 0,
+      askers: new Set(),
+    }
   }
 
   private newZoneState(zone: string, voters: ZoneVoters, nowMs: number): ZoneState {
     // A voter that is new to a zone cannot tell a first start from a restart: it waits out any grant it
     // might have made before and learns the highest epoch from its peers (docs/authority.md, restart).
+    // A member without a seat grants nothing, so it has nothing to wait out; the epochs it needs as a
+    // candidate come with the voters' refusals (`stale`, `held`).
+    const prior = this.priorVotersOf(zone)
+    const votes = voters.voters.includes(this.self) || (prior?.includes(this.self) ?? false)
     return {
       zone,
       current: voters,
-      prior: this.priorVotersOf(zone),
+      prior,
       ranking: rankCandidates(zone, voters.members),
       history: [],
       maxEpoch: this.saved?.get(zone) ?? 0,
-      recovery: this.newRecovery(nowMs),
+      recovery: votes ? this.newRecovery(nowMs) : null,
       grant: null,
       lastGrant: null,
       freedAtMs: nowMs,
@@ -626,6 +650,8 @@ class ZoneAuthority implements Authority {
       if (!voted && st.recovery === null && this.allVoters(st).has(this.self)) {
         st.recovery = this.newRecovery(nowMs)
       }
+      // A voter that lost its seat has no grants left to protect (the joint majority no longer asks it).
+      if (st.recovery !== null && !this.allVoters(st).has(this.self)) st.recovery = null
       if (!next.members.includes(this.self)) this.stepDown(st, nowMs, 'removed')
     }
   }
@@ -725,13 +751,8 @@ class ZoneAuthority implements Authority {
         this.candidateOnReply(st, m, nowMs)
         break
       case 'sync':
-        this.send(m.from, {
-          type: 'state',
-          zone: st.zone,
-          from: this.self,
-          maxEpoch: st.maxEpoch,
-          recovering: st.recovery !== null || !this.allVoters(st).has(this.self),
-        })
+        this.send(m.from, this.stateOf(st))
+        if (st.recovery !== null && this.allVoters(st).has(m.from)) st.recovery.askers.add(m.from)
         break
       case 'state':
         this.voterOnState(st, m)
@@ -801,6 +822,17 @@ class ZoneAuthority implements Authority {
     if (g.epoch !== m.epoch) return
     st.grant = null
     st.freedAtMs = nowMs
+  }
+
+  /** What this node tells a voter that asks for its epochs. */
+  private stateOf(st: ZoneState): StateMessage {
+    return {
+      type: 'state',
+      zone: st.zone,
+      from: this.self,
+      maxEpoch: st.maxEpoch,
+      recovering: st.recovery !== null || !this.allVoters(st).has(this.self),
+    }
   }
 
   private voterOnState(st: ZoneState, m: StateMessage): void {
@@ -1177,14 +1209,19 @@ class ZoneAuthority implements Authority {
         this.saveEpoch(st.zone, st.maxEpoch)
         st.freedAtMs = nowMs
         this.emit({ type: 'recovered', zone: st.zone, maxEpoch: st.maxEpoch })
+        // The voters that asked while we could not vouch learn at once that now we can.
+        const state = this.stateOf(st)
+        for (const id of [...r.askers].sort()) if (id !== this.self) this.send(id, state)
         return
       }
     }
     if (nowMs >= r.nextSyncAtMs) {
-      r.nextSyncAtMs = nowMs + this.config.syncIntervalMs
       // Before the quiet period ends only silence is worth chasing; after it, peers that were themselves
-      // recovering may vouch by now.
+      // recovering may vouch by now. Those rounds back off (a voter that finishes tells us itself).
       const late = nowMs + this.config.syncIntervalMs >= r.quietUntilMs
+      const waitMs = this.config.syncIntervalMs * (late ? 2 ** Math.min(r.lateRounds, 3) : 1)
+      if (late) r.lateRounds++
+      r.nextSyncAtMs = nowMs + Math.min(waitMs, RECOVERY_BACKOFF_MAX * this.config.syncIntervalMs)
       for (const id of others) {
         const reply = r.replies.get(id)
         if (reply === undefined || (late && !reply))

@@ -2,7 +2,7 @@
  * `mesh status`: this node as its agent sees itself (identity, addresses, certificate, counters, and
  * the traffic per protocol over the last window).
  */
-import { TRAFFIC_BREAKDOWN_PREFIX, type TrafficSnapshot } from '../node/traffic.js'
+import { type TrafficSnapshot, trafficParent } from '../node/traffic.js'
 import { formatVersion, type MeshBuild } from '../version.js'
 import { isoTime, table, withAgent } from './agent-client.js'
 import { type CliIo, type GlobalOptions, printJson } from './io.js'
@@ -57,20 +57,23 @@ export async function status(io: CliIo, globals: GlobalOptions): Promise<number>
 }
 
 /**
- * Rates per protocol, one row each, then the total. The `gossip:` rows break the `gossipsub` row down
- * by topic, so they are indented under it (and are not part of the total).
+ * Rates per protocol, one row each, then the total. Breakdown rows (`gossip:<topic>` of `gossipsub`,
+ * `authority:<type>` of `authority`) are indented under the row they break down (and are not part of
+ * the total).
  */
 export function trafficTable(traffic: TrafficSnapshot): string {
   const names = Object.keys(traffic.protocols).sort()
-  const breakdown = names.filter(n => n.startsWith(TRAFFIC_BREAKDOWN_PREFIX))
   const order: Array<[label: string, name: string]> = []
   for (const name of names) {
-    if (name.startsWith(TRAFFIC_BREAKDOWN_PREFIX)) continue
+    if (trafficParent(name) !== undefined) continue
     order.push([`  ${name}`, name])
-    if (name === 'gossipsub') for (const b of breakdown) order.push([`    ${b}`, b])
+    for (const b of names) if (trafficParent(b) === name) order.push([`    ${b}`, b])
   }
-  // Without a gossipsub row (an older agent), the topic rows still show.
-  if (!names.includes('gossipsub')) for (const b of breakdown) order.push([`  ${b}`, b])
+  // A breakdown row without its parent row (an older agent) still shows.
+  for (const b of names) {
+    const parent = trafficParent(b)
+    if (parent !== undefined && !names.includes(parent)) order.push([`  ${b}`, b])
+  }
   const msgs = (n: number): string => n.toFixed(1)
   const bytes = (n: number): string => Math.round(n).toString()
   const rows: string[][] = [

@@ -107,6 +107,12 @@ export interface AuthorityDriver {
    * holder's peer id and epoch, or null when none is proven within the lookup timeout.
    */
   lookup(zone: string): Promise<{ holder: string; epoch: number } | null>
+  /**
+   * What the core counted (refusals, late replies, roster mismatches…), messages the stream pool
+   * dropped (no stream could be opened, or its queue was full), and the zones whose voter state this
+   * node is still recovering (it asks their voters for epochs until enough answered).
+   */
+  counters(): { core: Record<string, number>; sendDropped: number; recovering: string[] }
 }
 
 /** Creates the driver (handlers are registered by `start`, which must run before the host starts). */
@@ -198,7 +204,10 @@ export function createAuthorityDriver(init: {
 
   const send = (to: string, message: AuthorityMessage): void => {
     if (stopped) return
-    streams.send(to, encodeAuthorityMessage(message))
+    const bytes = encodeAuthorityMessage(message)
+    // The breakdown by message type (the `authority` row counts the frames on the stream).
+    init.traffic.count(`authority:${message.type}`, 'out', bytes.byteLength)
+    streams.send(to, bytes)
   }
 
   /**
@@ -409,41 +418,70 @@ export function createAuthorityDriver(init: {
     if (roster.forget(peerId)) rosterKey = ''
   }
 
+  /**
+   * Reads one peer's authority stream for as long as it lasts. A frame that does not decode or parse is
+   * logged and skipped, and a core that fails on a message is logged and the next message read: the
+   * loop ends only with the stream, and then aborts it, so the sender sees its stream gone and opens a
+   * new one. (The loop used to end silently on an undecodable frame or a core failure, leaving the
+   * stream open: the sender's pool saw it open and kept writing into it, and nobody read it again.)
+   */
   const handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const from = connection.remotePeer.toString()
     const lp = countedLpStream(stream, { maxDataLength: authorityMessageBytesMax }, init.traffic, 'authority')
-    try {
-      while (!stopped) {
-        const frame = (await lp.read()).subarray()
-        const parsed = parseAuthorityMessage(decodeCbor(frame, authorityMessageBytesMax), limits)
-        if (!parsed.ok) {
-          limited.log(
-            'warn',
-            `bad:${from}`,
-            { peer: from, code: parsed.code, field: parsed.field },
-            'bad authority message',
-          )
-          continue
-        }
-        if (parsed.message.type === 'refuse') {
-          const m = parsed.message
-          log.debug(
-            {
-              zone: m.zone,
-              from: nameOf(from),
-              reason: m.reason,
-              holder: nameOf(m.holder),
-              maxEpoch: m.maxEpoch,
-            },
-            'authority request refused',
-          )
-        }
+    while (!stopped) {
+      let frame: Uint8Array
+      try {
+        frame = (await lp.read()).subarray()
+      } catch (err) {
+        // Ended, reset, or a frame over the limit: the sender reopens one when it next has something to say.
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+        return
+      }
+      let decoded: unknown
+      try {
+        decoded = decodeCbor(frame, authorityMessageBytesMax)
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'malformed'
+        limited.log('warn', `bad:${from}`, { peer: from, code }, 'bad authority message')
+        continue
+      }
+      const parsed = parseAuthorityMessage(decoded, limits)
+      if (!parsed.ok) {
+        limited.log(
+          'warn',
+          `bad:${from}`,
+          { peer: from, code: parsed.code, field: parsed.field },
+          'bad authority message',
+        )
+        continue
+      }
+      init.traffic.count(`authority:${parsed.message.type}`, 'in', frame.byteLength)
+      if (parsed.message.type === 'refuse') {
+        const m = parsed.message
+        log.debug(
+          {
+            zone: m.zone,
+            from: nameOf(from),
+            reason: m.reason,
+            holder: nameOf(m.holder),
+            maxEpoch: m.maxEpoch,
+          },
+          'authority request refused',
+        )
+      }
+      try {
         core.step({ type: 'message', from, message: parsed.message }, mono())
         apply(core.drainEffects())
+      } catch (err) {
+        limited.log(
+          'error',
+          'core',
+          { err: (err as Error).message, type: parsed.message.type },
+          'authority core failed on a message',
+        )
       }
-    } catch {
-      // Stream ended or carried garbage; the sender reopens one when it next has something to say.
     }
+    stream.abort(new Error('stopping'))
   }
 
   return {
@@ -503,6 +541,17 @@ export function createAuthorityDriver(init: {
     },
     forget,
     remembered: () => roster.entries().filter(e => e.peerId !== self),
+
+    counters() {
+      return {
+        core: { ...core.counters() },
+        sendDropped: streams.dropped(),
+        recovering: core
+          .zones(mono())
+          .filter(z => z.recovering)
+          .map(z => z.zone),
+      }
+    },
 
     lookup(zone) {
       if (stopped) return Promise.resolve(null)

@@ -140,6 +140,15 @@ export interface NodeCounters {
   readonly requests: Readonly<Partial<Record<OutcomeCode, number>>>
   /** Membership: the SWIM core's counters, records and suspicions refused, undecodable messages. */
   readonly membership: MembershipCounters
+  /**
+   * Zone authority: the core's counters (refusals, late replies, roster mismatches…), messages the
+   * stream pool dropped, and the zones this node is still recovering voter state for.
+   */
+  readonly authority: {
+    readonly core: Readonly<Record<string, number>>
+    readonly sendDropped: number
+    readonly recovering: readonly string[]
+  }
   /** Replies to our requests that failed verification. */
   readonly repliesRefused: number
   /** Copies of a done already accepted, dropped without a second verification. */

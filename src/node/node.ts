@@ -436,6 +436,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
     counters: () => ({
       requests: requests.executor.outcomes(),
       membership: members.membershipDriver.counters(),
+      authority: members.authority.counters(),
       repliesRefused: exec.repliesRefused(),
       repliesDuplicates: exec.duplicatesSkipped(),
       gossipRepairs: connections.gossipRepairs(),

@@ -78,8 +78,19 @@ export const TRAFFIC_PROTOCOLS = [
 
 /** Rows whose name starts with this break another row down (gossip by topic) and stay out of the total. */
 export const TRAFFIC_BREAKDOWN_PREFIX = 'gossip:'
+
+/**
+ * The row a breakdown row breaks down, or undefined for a row of its own: `gossip:<topic>` rows break
+ * down `gossipsub`, `authority:<message type>` rows break down `authority` (any `NAME:part` breaks down
+ * `NAME`). Breakdown rows stay out of the total.
+ */
+export function trafficParent(name: string): string | undefined {
+  if (name.startsWith(TRAFFIC_BREAKDOWN_PREFIX)) return 'gossipsub'
+  const colon = name.indexOf(':')
+  return colon > 0 ? name.slice(0, colon) : undefined
+}
 /** Most distinct protocol names kept; later ones are counted as {@link TRAFFIC_OTHER}. */
-export const TRAFFIC_PROTOCOLS_MAX = 32
+export const TRAFFIC_PROTOCOLS_MAX = 48
 /** The name traffic beyond {@link TRAFFIC_PROTOCOLS_MAX} names is counted under. */
 export const TRAFFIC_OTHER = 'other'
 /** Default window of the rates, ms. */
@@ -201,7 +212,7 @@ export function createTraffic(init: { clock: Clock; windowMs?: number }): Traffi
           bytesOutPerS: round((recent[BYTES_OUT] ?? 0) * perS),
         }
         protocols[name] = counts
-        if (name.startsWith(TRAFFIC_BREAKDOWN_PREFIX)) continue
+        if (trafficParent(name) !== undefined) continue
         for (const key of Object.keys(total) as (keyof ProtocolTraffic)[]) total[key] += counts[key]
       }
       for (const key of Object.keys(total) as (keyof ProtocolTraffic)[]) total[key] = round(total[key])

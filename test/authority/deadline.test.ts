@@ -229,7 +229,7 @@ describe('nextDeadlineMs', () => {
     )
   }, 120_000)
 
-  it('is Infinity for a node that knows no zone, and for a member without a seat once recovered', () => {
+  it('is Infinity for a node that knows no zone, and for a member without a seat (it has nothing to recover)', () => {
     const seven = Array.from({ length: 7 }, (_, i) => ({ id: `g${i}`, zone: 'g' }))
     const voters = zoneVoters('g', seven).voters
     // The lower-ranked of the two members without a seat.
@@ -241,21 +241,25 @@ describe('nextDeadlineMs', () => {
     const a = createAuthority({ self, config, random: () => 0.5, nowMs: 0 })
     expect(a.nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY)
     a.step({ type: 'roster', members: seven }, 0)
-    // Recovering: it asks the voters (not the other members) for their epochs, and syncs again later.
-    const asked = a.drainEffects().flatMap(e => (e.type === 'send' ? [e.to] : []))
-    expect(asked.sort()).toEqual(voters)
-    expect(a.nextDeadlineMs()).toBe(config.syncIntervalMs)
+    // It grants nothing, so it has no quiet period and asks nobody for epochs: no message, no deadline
+    // (a zone of 25 used to have all 20 of these poll the 5 voters every sync interval while they
+    // recovered).
+    expect(a.drainEffects().filter(e => e.type === 'send')).toEqual([])
+    expect(a.zones(0).find(z => z.zone === 'g')?.recovering).toBe(false)
+    expect(a.nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY)
+    // A voter's state message still teaches it the zone's epoch.
     const quietMs = config.leaseTtlMs + config.leaseDriftBudgetMs
-    for (const from of voters.slice(0, 3)) {
-      const message = { type: 'state', zone: 'g', from, maxEpoch: 4, recovering: false } as const
-      a.step({ type: 'message', from, message }, quietMs)
-    }
-    expect(a.drainEffects()).toContainEqual({ type: 'recovered', zone: 'g', maxEpoch: 4 })
-    // Recovered, no grant to give up, no lease, and live voters ahead of it: nothing to wake up for.
+    const from = voters[0]!
+    a.step(
+      { type: 'message', from, message: { type: 'state', zone: 'g', from, maxEpoch: 4, recovering: false } },
+      quietMs,
+    )
     expect(a.nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY)
     // Every voter reported dead: it campaigns in its turn among the members without a seat.
     for (const id of voters) a.step({ type: 'peer', id, state: 'dead' }, quietMs + 1)
-    expect(a.nextDeadlineMs()).toBe(quietMs + config.campaignStaggerMs)
+    const at = a.nextDeadlineMs()
+    expect(at).toBeGreaterThan(quietMs)
+    expect(at).toBeLessThanOrEqual(quietMs + 1 + 2 * config.campaignStaggerMs)
     a.tick(a.nextDeadlineMs())
     expect(a.drainEffects().find(e => e.type === 'campaign')).toMatchObject({ zone: 'g', epoch: 5 })
   })
@@ -286,5 +290,54 @@ describe('nextDeadlineMs', () => {
     } as const
     a.step({ type: 'message', from: 'g1', message: request }, quietMs + 20 + config.membershipSettleMs)
     expect(a.drainEffects()).toEqual([]) // no longer a voter of g: no grant, no refusal
+  })
+})
+
+describe('recovery asks voters without flooding them', () => {
+  const five = Array.from({ length: 5 }, (_, i) => ({ id: `v${i}`, zone: 'z' }))
+  const quietMs = config.leaseTtlMs + config.leaseDriftBudgetMs
+  const state = (from: string, recovering: boolean) =>
+    ({ type: 'state', zone: 'z', from, maxEpoch: 2, recovering }) as const
+  const syncsTo = (effects: AuthorityEffect[]) =>
+    effects.flatMap(e => (e.type === 'send' && e.message.type === 'sync' ? [e.to] : []))
+
+  it('after the quiet period, rounds to voters that are still recovering back off to 8 sync intervals', () => {
+    const a = createAuthority({ self: 'v0', config, random: () => 0.5, nowMs: 0 })
+    a.step({ type: 'roster', members: five }, 0)
+    expect(syncsTo(a.drainEffects()).sort()).toEqual(['v1', 'v2', 'v3', 'v4'])
+    // Two voters answer that they are recovering themselves; two stay silent: it cannot finish.
+    a.step({ type: 'message', from: 'v1', message: state('v1', true) }, 1)
+    a.step({ type: 'message', from: 'v2', message: state('v2', true) }, 1)
+    const rounds: number[] = []
+    for (let now = 2; now < quietMs + 30 * config.syncIntervalMs; now = a.nextDeadlineMs()) {
+      a.tick(now)
+      if (syncsTo(a.drainEffects()).length > 0 && now >= quietMs) rounds.push(now)
+    }
+    const gaps = rounds.slice(1).map((t, i) => (t - (rounds[i] ?? 0)) / config.syncIntervalMs)
+    expect(gaps.slice(0, 4)).toEqual([2, 4, 8, 8])
+    expect(Math.max(...gaps)).toBe(8)
+    expect(a.zones(rounds.at(-1) ?? 0)[0]?.recovering).toBe(true)
+  })
+
+  it('a voter that finishes tells the voters that asked it meanwhile, once', () => {
+    const a = createAuthority({ self: 'v0', config, random: () => 0.5, nowMs: 0 })
+    a.step({ type: 'roster', members: five }, 0)
+    a.drainEffects()
+    // v1 asks while v0 recovers: told "recovering".
+    a.step({ type: 'message', from: 'v1', message: { type: 'sync', zone: 'z', from: 'v1' } }, 10)
+    expect(a.drainEffects()).toContainEqual({
+      type: 'send',
+      to: 'v1',
+      message: { ...state('v0', true), maxEpoch: 0 },
+    })
+    // Three voters vouch after the quiet period: v0 is done and tells v1 (and nobody else) at once.
+    for (const from of ['v2', 'v3', 'v4'])
+      a.step({ type: 'message', from, message: state(from, false) }, quietMs)
+    const effects = a.drainEffects()
+    expect(effects).toContainEqual({ type: 'recovered', zone: 'z', maxEpoch: 2 })
+    const told = effects.flatMap(e => (e.type === 'send' && e.message.type === 'state' ? [e] : []))
+    expect(told).toEqual([{ type: 'send', to: 'v1', message: state('v0', false) }])
+    a.tick(quietMs + 5 * config.syncIntervalMs)
+    expect(a.drainEffects().filter(e => e.type === 'send' && e.message.type === 'state')).toEqual([])
   })
 })

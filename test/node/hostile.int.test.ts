@@ -113,6 +113,24 @@ describe('hostile peers against ca1 + web1..3', () => {
     await mallory.stop()
   }, 20_000)
 
+  it('keeps reading an authority stream after garbage frames on it: the next message still counts', async () => {
+    const mallory = await hostile({ certify: { name: 'mallory-sync', zone: 'db' } })
+    const web1 = mesh.node('web1')
+    await mallory.connect(addrOf('web1'))
+    const syncsIn = () => web1.counters().traffic.protocols['authority:sync']?.msgsIn ?? 0
+    const before = syncsIn()
+    // Not CBOR, CBOR of the wrong shape, then a well-formed sync, all on one stream.
+    const s = await mallory.sendAuthority(web1.peerId, [
+      garbage(64),
+      encodeCbor({ type: 'nonsense' }),
+      { type: 'sync', zone: 'web', from: mallory.peerId },
+    ])
+    // The stream stayed open and read: the sync after the garbage was decoded and counted.
+    await waitFor(() => syncsIn() === before + 1, 5_000, 'the sync after the garbage')
+    await s.close()
+    await mallory.stop()
+  }, 20_000)
+
   it('ignores a member claiming the web lease in its record: views and --once follow the voters', async () => {
     await waitFor(() => webAuthorities().length === 1, 10_000, 'a web authority')
     const liar = await hostile({ certify: { name: 'liar', zone: 'web' } })
