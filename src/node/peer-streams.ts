@@ -83,7 +83,13 @@ export function createPeerStreams(init: PeerStreamsInit): PeerStreams {
       })
       const lp = lpStream(stream, { maxDataLength: init.messageBytesMax })
       out.stream = stream
-      const writeFn = (bytes: Uint8Array) => lp.write(bytes, { signal: AbortSignal.timeout(init.timeoutMs) })
+      // A time limit only when the write may wait (the stream's buffer is full): the signal is a timer,
+      // and made for every message it was a tenth of an idle agent's JavaScript time (bench/profile-idle).
+      // A write that finds the buffer free hands the frame over at once.
+      const writeFn = (bytes: Uint8Array) =>
+        stream.writableNeedsDrain
+          ? lp.write(bytes, { signal: AbortSignal.timeout(init.timeoutMs) })
+          : lp.write(bytes)
       out.write = writeFn
       stream.addEventListener('close', () => {
         if (outbound.get(to) === out) outbound.delete(to)
