@@ -18,17 +18,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  agents,
-  cpuTicks,
-  makeMesh,
-  mesh,
-  onInterrupt,
-  pool,
-  sleep,
-  startAgent,
-  stopAll,
-} from './common.mjs'
+import { agents, cpuTicks, makeMesh, mesh, onInterrupt, pool, sleep, startAgent, stopAll } from './common.mjs'
 
 const N = Number(process.argv[2] ?? 20)
 const IDLE_S = Number(process.argv[3] ?? 45)
@@ -105,7 +95,7 @@ async function main() {
   console.log(`bench/profile-idle: N=${N}, idle ${IDLE_S} s after settling; profiled agent: node ${CJS}`)
   const homes = await makeMesh(root, N, i => (i % 2 === 0 ? 'web' : 'db'), env)
   // The last web member (even index) when execs run, else the last member.
-  const targetIndex = EXECS > 0 ? (N - 1) - ((N - 1) % 2) : N - 1
+  const targetIndex = EXECS > 0 ? N - 1 - ((N - 1) % 2) : N - 1
   const target = homes[targetIndex]
   await pool(
     homes.filter((_, i) => i > 0 && i !== targetIndex),
@@ -145,7 +135,8 @@ async function main() {
   const killedAt = Date.now()
   profiled.kill('SIGINT')
   const exitDeadline = Date.now() + 15_000
-  while (profiled.exitCode === null && profiled.signalCode === null && Date.now() < exitDeadline) await sleep(20)
+  while (profiled.exitCode === null && profiled.signalCode === null && Date.now() < exitDeadline)
+    await sleep(20)
   const exitedAt = Date.now()
   const file = readdirSync(profDir).find(f => f.endsWith('.cpuprofile'))
   if (file === undefined) throw new Error(`no profile written in ${profDir}`)

@@ -27,7 +27,7 @@
  * agent starts without it. Loading refuses secret files that group or others may access, and a home
  * they may write to (see {@link checkHomeModes}).
  */
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { decodeCertificate, verifyCertificate } from '../ca/certificate.js'
@@ -68,6 +68,7 @@ export function homePaths(home: string) {
     home,
     config: join(home, 'config.toml'),
     nodeKey: join(home, 'node.key'),
+    joinKey: join(home, 'join.key'),
     nodeCert: join(home, 'node.cert'),
     caPublicKey: join(home, 'mesh.ca'),
     operatorKey: join(home, 'operator.key'),
@@ -467,6 +468,29 @@ export async function saveNodeIdentity(
   await writeFileAtomic(p.caPublicKey, caPublicKey)
   await writeFileAtomic(p.nodeCert, identity.certificate.bytes)
   await writeFileAtomic(p.nodeKey, encodeKeyFile(identity.key))
+  // The join that made this identity is over (see pendingJoinKey).
+  await rm(p.joinKey, { force: true })
+}
+
+/**
+ * The key of a join in progress. A join's key is written to `join.key` (mode 0600, atomically) before the
+ * first request leaves, and `mesh join` uses that file's key when it finds one: the CA marks a ticket used
+ * the moment it signs, so a join interrupted after that (Ctrl-C, a lost answer, a crash) that retried
+ * with a fresh key would be told "ticket was already used"; retried with the same key, the CA hands the
+ * same certificate out again. `saveNodeIdentity` removes the file once the node key is in place.
+ * A corrupt file is an error naming it (the join cannot know whether the CA already signed its key).
+ */
+export async function pendingJoinKey(
+  home: string,
+  generate: () => SigningKey,
+): Promise<{ readonly key: SigningKey; readonly resumed: boolean }> {
+  const path = homePaths(home).joinKey
+  const bytes = await readOptional(path)
+  if (bytes !== undefined) return { key: decodeKey(bytes, path), resumed: true }
+  const key = generate()
+  await ensureHomeDir(home)
+  await writeFileAtomic(path, encodeKeyFile(key))
+  return { key, resumed: false }
 }
 
 /** Replaces the node certificate (renewal). */

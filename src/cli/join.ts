@@ -2,7 +2,9 @@
  * `mesh join`: makes --home a member of a mesh (docs/cli.md). With a ticket the certificate comes at once;
  * without one (`--bootstrap --fingerprint --name --zone`) the request waits for `mesh ca sign` and
  * this command polls until it is signed, rejected or --timeout passes. The home is written only once
- * the certificate is in hand, node key last (its presence marks the home as initialised).
+ * the certificate is in hand, node key last (its presence marks the home as initialised); before that
+ * only `join.key`, the key of the join in progress, so a retry after an interruption uses the same key
+ * and the CA hands it the certificate it signed instead of refusing the used ticket (home.ts).
  *
  * A join that reaches no bootstrap address at all gives up after 20 s (JOIN_REACH_TIMEOUT_MS_DEFAULT;
  * with a ticket --timeout sets it, without one --timeout is the approval wait and only shortens it).
@@ -13,6 +15,7 @@ import { join as joinPath } from 'node:path'
 import {
   isInitialised,
   NETWORK_KEY_FILE,
+  pendingJoinKey,
   saveNodeIdentity,
   saveRevocations,
   writeConfigFile,
@@ -117,9 +120,12 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
       )
     pnetKey = read.bytes
   }
-  const key = generateSigningKey()
+  // Kept in the home until the join ends, so a join that was interrupted after the CA signed retries
+  // with the same key and gets its certificate instead of "ticket was already used".
+  const { key, resumed } = await pendingJoinKey(globals.home, generateSigningKey)
   const startedAtMs = systemClock.nowMs()
   const showProgress = io.stderr.isTTY === true || flags.verbose === true
+  if (resumed && showProgress) io.stderr.write(`resuming an earlier join of ${globals.home} with its key\n`)
   let result: Awaited<ReturnType<typeof requestCertificate>>
   try {
     result = await requestCertificate({

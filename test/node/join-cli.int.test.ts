@@ -3,16 +3,27 @@
 // CA key, revocations, config with listen and bootstrap) and the joined node becomes a member; an
 // occupied home and a refused ticket fail with one line and exit 1; a join without a ticket prints the
 // approval hint with the key fingerprint and finishes once the request is signed.
+
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadHome, saveIssuerState, saveNodeCertificate, saveRevocations } from '../../src/agent/home.js'
+import {
+  homePaths,
+  loadHome,
+  pendingJoinKey,
+  saveIssuerState,
+  saveNodeCertificate,
+  saveRevocations,
+} from '../../src/agent/home.js'
 import { initHome } from '../../src/agent/init.js'
 import { fingerprintOf, formatFingerprint } from '../../src/ca/fingerprint.js'
 import { join } from '../../src/cli/join.js'
 import { type CliIo, createCli } from '../../src/cli.js'
+import { requestCertificate } from '../../src/node/enrolment/joiner.js'
+import { generateSigningKey } from '../../src/node/keys.js'
 import { createMeshNode } from '../../src/node/node.js'
 import type { MeshNode } from '../../src/node/node-types.js'
 import { testConfig, waitFor } from './harness.js'
@@ -151,6 +162,27 @@ describe('mesh join (CLI)', () => {
       'mesh: the mesh refused to join: ticket was already used; ask for a new one with mesh ticket create\n',
     )
     expect(io.out()).toBe('')
+  })
+
+  it('resumes a join interrupted after the CA signed: same key, same ticket, its certificate', async () => {
+    const line = await ticket('cli4')
+    const home = await tempHome()
+    // The first run wrote its key, and the CA signed it, but the run died before saving the answer.
+    const { key } = await pendingJoinKey(home, generateSigningKey)
+    const signed = await requestCertificate({ key, ticket: line })
+    expect(existsSync(homePaths(home).nodeKey)).toBe(false)
+    // Another home with the same ticket is refused as before (a fresh key)...
+    const other = captureIo()
+    expect(await createCli(other).run(['--home', await tempHome(), 'join', '--ticket', line])).toBe(1)
+    expect(other.err()).toMatch(/ticket was already used/)
+    // ...while the interrupted home's retry gets the certificate the CA signed for its key.
+    const io = captureIo()
+    const argv = ['--home', home, 'join', '--ticket', line, '--listen', '/ip4/127.0.0.1/tcp/0']
+    expect([await createCli(io).run(argv), io.err()]).toEqual([0, ''])
+    const state = await loadHome(home)
+    expect(state.node.certificate.certificate.serial).toBe(signed.certificate.certificate.serial)
+    expect(Buffer.from(state.node.key.publicKey)).toEqual(Buffer.from(key.publicKey))
+    expect(existsSync(homePaths(home).joinKey)).toBe(false)
   })
 
   it('waits for approval without a ticket, printing the hint, and finishes once signed', async () => {
