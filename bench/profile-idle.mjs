@@ -109,8 +109,11 @@ async function main() {
   )
   agents.push(profiled)
   const formDeadline = Date.now() + 300_000
-  let alive = 0
-  while (Date.now() < formDeadline && (alive = aliveOnN0(homes[0])) < N) await sleep(2_000)
+  let alive = aliveOnN0(homes[0])
+  while (Date.now() < formDeadline && alive < N) {
+    await sleep(2_000)
+    alive = aliveOnN0(homes[0])
+  }
   console.log(`formed: ${alive} of ${N} alive on n0; settling ${SETTLE_S} s`)
   await sleep(SETTLE_S * 1000)
   const others = agents.filter(a => a !== profiled)
