@@ -27,7 +27,7 @@
  * agent starts without it. Loading refuses secret files that group or others may access, and a home
  * they may write to (see {@link checkHomeModes}).
  */
-import { readdir, rm, stat } from 'node:fs/promises'
+import { readdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { decodeCertificate, verifyCertificate } from '../ca/certificate.js'
@@ -491,6 +491,17 @@ export async function pendingJoinKey(
   await ensureHomeDir(home)
   await writeFileAtomic(path, encodeKeyFile(key))
   return { key, resumed: false }
+}
+
+/**
+ * Ends a join the CA certainly did not sign (see pendingJoinKey): removes `join.key`, and the home
+ * itself when the join created it and nothing else is in it, so a failed join leaves nothing behind.
+ */
+export async function discardPendingJoin(home: string, homeExisted: boolean): Promise<void> {
+  await rm(homePaths(home).joinKey, { force: true })
+  if (homeExisted) return
+  const entries = await readdir(home).catch(() => undefined)
+  if (entries?.length === 0) await rmdir(home).catch(() => {})
 }
 
 /** Replaces the node certificate (renewal). */

@@ -11,8 +11,10 @@
  * On a TTY, or with --verbose, every attempt prints a progress line to stderr.
  */
 
+import { existsSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
 import {
+  discardPendingJoin,
   isInitialised,
   NETWORK_KEY_FILE,
   pendingJoinKey,
@@ -24,7 +26,7 @@ import { ensureHomeDir, readStateFile, writeFileAtomic } from '../agent/state-fi
 import { FingerprintError, fingerprintOf, formatFingerprint, parseFingerprint } from '../ca/fingerprint.js'
 import { systemClock } from '../node/clock.js'
 import { DEFAULT_LISTEN } from '../node/config.js'
-import { JoinError, type JoinProgress, requestCertificate } from '../node/enrolment/joiner.js'
+import { checkJoinInput, JoinError, type JoinProgress, requestCertificate } from '../node/enrolment/joiner.js'
 import { generateSigningKey } from '../node/keys.js'
 import { CliError, UsageError } from './errors.js'
 import { checkControlSocketPath } from './init.js'
@@ -120,8 +122,19 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
       )
     pnetKey = read.bytes
   }
+  const target = withTicket
+    ? { ticket: flags.ticket }
+    : { bootstrap: flags.bootstrap, fingerprint, name: flags.name, zone: flags.zone }
+  try {
+    // Refused before anything is written: an unusable ticket or address is a bad command line.
+    checkJoinInput(target)
+  } catch (err) {
+    if (err instanceof JoinError) throw new UsageError(err.message)
+    throw err
+  }
   // Kept in the home until the join ends, so a join that was interrupted after the CA signed retries
   // with the same key and gets its certificate instead of "ticket was already used".
+  const homeExisted = existsSync(globals.home)
   const { key, resumed } = await pendingJoinKey(globals.home, generateSigningKey)
   const startedAtMs = systemClock.nowMs()
   const showProgress = io.stderr.isTTY === true || flags.verbose === true
@@ -130,9 +143,7 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
   try {
     result = await requestCertificate({
       key,
-      ...(withTicket
-        ? { ticket: flags.ticket }
-        : { bootstrap: flags.bootstrap, fingerprint, name: flags.name, zone: flags.zone }),
+      ...target,
       ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
       // With a ticket the certificate comes at once, so --timeout is how long to try to reach the mesh.
       ...(flags.timeout !== undefined && withTicket ? { reachTimeoutMs: flags.timeout } : {}),
@@ -151,6 +162,8 @@ export async function join(io: CliIo, globals: GlobalOptions, flags: JoinFlags):
       },
     })
   } catch (err) {
+    // The CA certainly did not sign this key: the join leaves nothing behind (a home it made is removed).
+    if (err instanceof JoinError && err.settled) await discardPendingJoin(globals.home, homeExisted)
     // Unusable input (an unparsable ticket, a bad bootstrap address) is a bad value on the command
     // line: exit 2. A well-formed request the mesh refuses, or a network failure, is exit 1.
     if (err instanceof JoinError) {

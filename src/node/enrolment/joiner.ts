@@ -87,10 +87,19 @@ export class JoinError extends Error {
   readonly code: JoinErrorCode
   /** The issuer's reason for `refused` and `rejected`. */
   readonly reason: SigningRefusalReason | undefined
-  constructor(code: JoinErrorCode, message: string, reason?: SigningRefusalReason) {
+  /**
+   * True when the CA certainly did not sign this key: the input was unusable, nothing answered, or a CA
+   * answered no (refused, rejected, wrong mesh, a bad answer). False when it may have signed or may
+   * still sign (interrupted, timed out pending, lost after reaching a member): a retry should then use
+   * the same key.
+   */
+  readonly settled: boolean
+  constructor(code: JoinErrorCode, message: string, reason?: SigningRefusalReason, neverReached = false) {
     super(message)
     this.code = code
     this.reason = reason
+    this.settled =
+      neverReached || ['invalid-input', 'wrong-mesh', 'refused', 'rejected', 'bad-answer'].includes(code)
   }
 }
 
@@ -318,6 +327,8 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
       throw new JoinError(
         'unreachable',
         `cannot reach the mesh at ${why} (${rounds} ${rounds === 1 ? 'attempt' : 'attempts'} in ${formatDurationMs(reachTimeoutMs)}); check the address and that 'mesh agent' runs there`,
+        undefined,
+        true,
       )
     }
     if (pendingId !== undefined) {
@@ -335,7 +346,16 @@ export async function requestCertificate(options: RequestCertificateOptions): Pr
   }
 }
 
-function makePlan(options: RequestCertificateOptions): Plan {
+/**
+ * Checks a join's input (the ticket, the addresses, the fields) without any network or file: what
+ * {@link requestCertificate} would refuse as `invalid-input`, so a caller can refuse it before it writes
+ * anything. @throws JoinError `invalid-input`
+ */
+export function checkJoinInput(options: Omit<RequestCertificateOptions, 'key'>): void {
+  makePlan(options)
+}
+
+function makePlan(options: Omit<RequestCertificateOptions, 'key'>): Plan {
   let ticket: Ticket | undefined
   if (options.ticket !== undefined) {
     try {
