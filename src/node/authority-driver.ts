@@ -205,7 +205,8 @@ export function createAuthorityDriver(init: {
   const send = (to: string, message: AuthorityMessage): void => {
     if (stopped) return
     const bytes = encodeAuthorityMessage(message)
-    // The breakdown by message type (the `authority` row counts the frames on the stream).
+    // The breakdown by message type counts what the core sent, including messages the stream pool then
+    // drops (counters().sendDropped); the `authority` row counts the frames handed to a stream.
     init.traffic.count(`authority:${message.type}`, 'out', bytes.byteLength)
     streams.send(to, bytes)
   }

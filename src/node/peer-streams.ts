@@ -84,8 +84,10 @@ export function createPeerStreams(init: PeerStreamsInit): PeerStreams {
       const lp = lpStream(stream, { maxDataLength: init.messageBytesMax })
       out.stream = stream
       // A time limit only when the write may wait (the stream's buffer is full): the signal is a timer,
-      // and made for every message it was a tenth of an idle agent's JavaScript time (bench/profile-idle).
-      // A write that finds the buffer free hands the frame over at once.
+      // and made for every message it was about 8% of an idle agent's JavaScript time
+      // (bench/profile-idle). A write that finds the buffer free hands the frame over at once; one that
+      // fills it waits for the drain without a limit, but the next write has one and, timing out,
+      // retires the stream (whose close ends the wait).
       const writeFn = (bytes: Uint8Array) =>
         stream.writableNeedsDrain
           ? lp.write(bytes, { signal: AbortSignal.timeout(init.timeoutMs) })

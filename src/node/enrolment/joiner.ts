@@ -88,18 +88,17 @@ export class JoinError extends Error {
   /** The issuer's reason for `refused` and `rejected`. */
   readonly reason: SigningRefusalReason | undefined
   /**
-   * True when the CA certainly did not sign this key: the input was unusable, nothing answered, or a CA
-   * answered no (refused, rejected, wrong mesh, a bad answer). False when it may have signed or may
-   * still sign (interrupted, timed out pending, lost after reaching a member): a retry should then use
-   * the same key.
+   * True when the CA certainly did not sign this key: the input was unusable, nothing answered, the peer
+   * could not prove the mesh (nothing was sent), or the CA answered no (refused, rejected). False when it
+   * may have signed or may still sign (interrupted, timed out pending, lost after reaching a member, an
+   * answer that did not check out): a retry should then use the same key.
    */
   readonly settled: boolean
   constructor(code: JoinErrorCode, message: string, reason?: SigningRefusalReason, neverReached = false) {
     super(message)
     this.code = code
     this.reason = reason
-    this.settled =
-      neverReached || ['invalid-input', 'wrong-mesh', 'refused', 'rejected', 'bad-answer'].includes(code)
+    this.settled = neverReached || ['invalid-input', 'wrong-mesh', 'refused', 'rejected'].includes(code)
   }
 }
 
