@@ -7,7 +7,8 @@
 //
 // Usage: npm run bench:exec -- [N[,N…]] [K]      (defaults 20,50,100 and 30)
 // Environment: BENCH_N, BENCH_K (same as the arguments), BENCH_IDLE_S (idle window, default 20),
-// BENCH_SETTLE_S (wait before it, default 10), BENCH_DEADLINE_S (hard limit per N, mesh and Serf
+// BENCH_SETTLE_S (wait before it, default 10), BENCH_DETECT (crash-detection rounds after the runs:
+// kill -9 a member, time until every agent sees it dead; default 3), BENCH_DEADLINE_S (hard limit per N, mesh and Serf
 // together, default 900), BENCH_FORM_S (limit on forming the mesh, default 0.45 of that; an unformed
 // mesh is measured anyway and flagged), BENCH_SERF=0 (skip Serf), BENCH_NETNS=0 (host loopback instead
 // of a private network namespace), BENCH_JSON=FILE (every number as JSON), BENCH_BIN (binary to run), BENCH_LOG_LEVEL (agents' log level, default warn;
@@ -18,6 +19,7 @@ import { join } from 'node:path'
 import {
   agents,
   bin,
+  controlClient,
   cpuTicks,
   hostBusyPct,
   hostCpu,
@@ -50,6 +52,7 @@ const DEADLINE_S = Number(process.env.BENCH_DEADLINE_S ?? 900)
 const FORM_S = Number(process.env.BENCH_FORM_S ?? DEADLINE_S * 0.45)
 const STATUS_SAMPLE = Number(process.env.BENCH_STATUS_SAMPLE ?? 20)
 const SERF = process.env.BENCH_SERF !== '0'
+const DETECT = Number(process.env.BENCH_DETECT ?? 3)
 const env = {
   ...process.env,
   MESH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
@@ -261,6 +264,7 @@ async function runMesh(N, deadlineAt, formDeadlineAt) {
     res.runsLoad = loadAvg()
     await sleep(1_000)
     res.rssAfter = procs.map(a => rssMb(a.pid))
+    res.detect = await detectCrashes(procs, homes[0], deadlineAt)
   } catch (err) {
     // Past the deadline: keep what was measured, say where it stopped.
     if (!(err instanceof Deadline)) throw err
@@ -276,12 +280,58 @@ async function runMesh(N, deadlineAt, formDeadlineAt) {
   return res
 }
 
+/**
+ * Failure detection (issue 9): DETECT times, kill -9 a random member (never n0, the requester) and time
+ * until every other running agent's member table says it is dead (or no longer lists it), asking each
+ * over its control socket every 100 ms; 30 s at most per round. Returns one entry per round.
+ */
+async function detectCrashes(procs, requesterHome, deadlineAt) {
+  const rounds = []
+  const homeOf = a => a.spawnargs[a.spawnargs.indexOf('--home') + 1]
+  const clients = new Map()
+  for (const a of procs) clients.set(a, await controlClient(homeOf(a)).catch(() => undefined))
+  const killed = new Set()
+  const candidates = procs.filter(a => homeOf(a) !== requesterHome)
+  for (let round = 0; round < DETECT && candidates.length > 1; round++) {
+    if (deadlineAt - Date.now() < 45_000) break
+    const victim = candidates.splice(Math.floor(Math.random() * candidates.length), 1)[0]
+    const name = homeOf(victim).split('/').pop()
+    const watchers = procs.filter(a => a !== victim && !killed.has(a) && a.exitCode === null)
+    victim.kill('SIGKILL')
+    killed.add(victim)
+    const t0 = Date.now()
+    const seen = new Map()
+    while (seen.size < watchers.length && Date.now() - t0 < 30_000) {
+      await Promise.all(
+        watchers
+          .filter(w => !seen.has(w))
+          .map(async w => {
+            const r = await clients.get(w)?.call('members', {}, { timeoutMs: 2_000 })
+            if (!Array.isArray(r?.result)) return
+            const m = r.result.find(x => x.name === name)
+            if (m === undefined || m.state === 'dead') seen.set(w, Date.now() - t0)
+          }),
+      )
+      await sleep(100)
+    }
+    rounds.push({ victim: name, watchers: watchers.length, times: [...seen.values()] })
+    await sleep(2_000)
+  }
+  for (const c of clients.values()) await c?.close()
+  return rounds
+}
+
 function printMesh(r) {
   if (r.deadline) console.log(`mesh: ${r.deadline}; the numbers below are what was measured before`)
   if (r.lookups?.length > 0) {
     const l = r.lookups
     console.log(
       `job lookup ('mesh jobs show ID --mesh', spawn → exit): p50 ${fmt(med(l.map(x => x.ms)))} ms over ${l.length}; replies found ${l.map(x => x.replies ?? '?').join('/')} of ${r.expected}, nodes answered ${l.map(x => x.answered ?? '?').join('/')}, pieces refused ${l.map(x => x.refused ?? '?').join('/')}`,
+    )
+  }
+  for (const d of r.detect ?? []) {
+    console.log(
+      `crash detection: ${d.victim} killed (kill -9); dead on ${d.times.length} of ${d.watchers} other agents, p50 ${fmt(med(d.times))} ms, p95 ${fmt(q95(d.times))} ms, max ${fmt(mx(d.times))} ms`,
     )
   }
   const t = r.times
@@ -455,6 +505,17 @@ function targets(results) {
     )
   }
   const m50 = byN(50)?.mesh
+  if (!m50?.detect?.length)
+    lines.push('NOT RUN      N=50: a crashed node dead on every other node within 5 s (p95)')
+  else {
+    const d = m50.detect
+    const all = d.flatMap(x => x.times)
+    const everyone = d.every(x => x.times.length === x.watchers)
+    say(
+      everyone && q95(all) <= 5_000,
+      `N=50: a crashed node dead on every other node within 5 s (p95): ${d.length} kills, p95 ${fmt(q95(all))} ms, max ${fmt(mx(all))} ms, ${everyone ? 'every agent saw each' : 'some agents never saw one'}`,
+    )
+  }
   if (!m50?.rss) lines.push('NOT RUN      N=50: idle RSS ≤ 64 MB per agent')
   else
     say(
