@@ -345,7 +345,7 @@ export function createAgentMetrics(node: MeshNode, init: AgentMetricsInit): Agen
   // -- traffic -------------------------------------------------------------------------------------
   new Counter({
     name: 'mesh_protocol_messages_total',
-    help: 'Messages per protocol and direction (gossip:<topic> rows are part of gossipsub)',
+    help: 'Messages per protocol and direction (gossip:<topic> rows are part of gossipsub, authority:<type> rows of authority)',
     labelNames: ['protocol', 'direction'],
     registers,
     collect() {
