@@ -357,18 +357,28 @@ export function createReplica(init: {
     } else counters.ignored++
   }
 
+  /**
+   * The holder's two checks before it promises or stores: a ballot must be its sender's own (else the
+   * message is ignored), and not below the ballot promised (else it is refused, naming the promise).
+   * True when the message was turned away.
+   */
+  const turnedAway = (from: string, ballot: Ballot): boolean => {
+    if (ballot.issuer !== from) {
+      counters.ignored++
+      return true
+    }
+    if (promised !== null && compareBallots(ballot, promised) < 0) {
+      counters.refusedStale++
+      send(from, { type: 'refuse', ballot, promised })
+      return true
+    }
+    return false
+  }
+
   const onHolderMessage = (from: string, message: ReplicaMessage): boolean => {
     switch (message.type) {
       case 'prepare': {
-        if (message.ballot.issuer !== from) {
-          counters.ignored++
-          return true
-        }
-        if (promised !== null && compareBallots(message.ballot, promised) < 0) {
-          counters.refusedStale++
-          send(from, { type: 'refuse', ballot: message.ballot, promised })
-          return true
-        }
+        if (turnedAway(from, message.ballot)) return true
         const raised = promised === null || compareBallots(message.ballot, promised) > 0
         promiseUpTo(message.ballot)
         if (raised) persist()
@@ -389,15 +399,7 @@ export function createReplica(init: {
         return true
       }
       case 'store': {
-        if (message.ballot.issuer !== from) {
-          counters.ignored++
-          return true
-        }
-        if (promised !== null && compareBallots(message.ballot, promised) < 0) {
-          counters.refusedStale++
-          send(from, { type: 'refuse', ballot: message.ballot, promised })
-          return true
-        }
+        if (turnedAway(from, message.ballot)) return true
         if (acceptLocally(message.ballot, message.version, message.state))
           send(from, { type: 'stored', ballot: message.ballot, version: message.version })
         return true

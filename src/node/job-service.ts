@@ -59,9 +59,12 @@ export interface JobServiceComponents {
 
 /** The service. */
 export interface JobService {
+  /** Newest first, at most `limit` (default 100). */
   list(limit?: number): JobSummary[]
-  /** The job's results; undefined when neither this node nor any node that answered knows it. */
-  /** `mesh: true` asks the mesh even for a job issued here (what the nodes stored, not what was collected). */
+  /**
+   * The job's verified results; undefined when neither this node nor any node that answered knows it.
+   * `mesh: true` asks the mesh even for a job issued here (what the nodes stored, not what was collected).
+   */
   show(
     job: string,
     options?: { timeoutMs?: number; signal?: AbortSignal; mesh?: boolean },

@@ -19,8 +19,8 @@ import type { NodeEventListener } from './events.js'
 import type { ExecOptions } from './exec.js'
 import type { HeldRequestCounters } from './held-requests.js'
 import type { IssuerDriver } from './issuer-driver.js'
-import type { JobResult } from './job-service.js'
-import type { JobLog, JobStoreCounters, JobSummary } from './jobs.js'
+import type { JobService } from './job-service.js'
+import type { JobLog, JobStoreCounters } from './jobs.js'
 import type { CaMaterial, Identity } from './keys.js'
 import type { Logger } from './log.js'
 import type { MembershipCounters } from './membership-driver.js'
@@ -246,16 +246,9 @@ export interface MeshNode {
     approve(id: string): Promise<ProposalView>
     list(): ProposalView[]
   }
-  /** Jobs: what this node ran or issued (`list`), and any job's results, looked up in the mesh if need be. */
-  readonly jobs: {
-    /** Newest first, at most `limit` (default 100). */
-    list(limit?: number): JobSummary[]
-    /** The job's verified results; undefined when nobody who answered knows it. */
-    show(
-      job: string,
-      options?: { timeoutMs?: number; signal?: AbortSignal; mesh?: boolean },
-    ): Promise<JobResult | undefined>
-    /** Waits until every expected node answered or `timeoutMs` passed, then as `show`. */
-    wait(job: string, timeoutMs: number, signal?: AbortSignal): Promise<JobResult | undefined>
-  }
+  /**
+   * Jobs: what this node ran or issued (`list`, newest first, at most `limit`, default 100), any job's
+   * verified results, looked up in the mesh if need be (`show`), and `wait` (see {@link JobService}).
+   */
+  readonly jobs: Pick<JobService, 'list' | 'show' | 'wait'>
 }
