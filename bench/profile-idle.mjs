@@ -13,7 +13,8 @@
 //
 // Usage: node bench/profile-idle.mjs [N] [IDLE_S]     (defaults 20 and 45)
 // Environment: PROFILE_CJS (default dist/mesh.cjs), PROFILE_DIR (where the .cpuprofile goes; default a
-// temp dir, kept), PROFILE_TOP (functions listed, default 30), PROFILE_SETTLE_S (default 15).
+// temp dir, kept), PROFILE_TOP (functions listed, default 30), PROFILE_SETTLE_S (default 15), PROFILE_WHOLE=1
+// (report the profiled agent's whole life, start and joining included, not only the idle window).
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -26,6 +27,7 @@ const SETTLE_S = Number(process.env.PROFILE_SETTLE_S ?? 15)
 const TOP = Number(process.env.PROFILE_TOP ?? 30)
 const CJS = process.env.PROFILE_CJS ?? 'dist/mesh.cjs'
 const EXECS = Number(process.env.PROFILE_EXECS ?? 0)
+const WHOLE = process.env.PROFILE_WHOLE === '1'
 const env = { ...process.env, MESH_LOG_LEVEL: 'warn', MESH_PROFILE: 'lan', NO_COLOR: '1' }
 const root = mkdtempSync(join(tmpdir(), 'mesh-prof-'))
 const profDir = process.env.PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'mesh-cpuprof-'))
@@ -146,7 +148,9 @@ async function main() {
   const profile = JSON.parse(readFileSync(join(profDir, file), 'utf8'))
   // The profile ends when the process exits: the idle window is the stretch before the SIGINT.
   const toUs = profile.endTime - (exitedAt - killedAt) * 1000
-  const fromUs = toUs - seconds * 1000 * 1000
+  // PROFILE_WHOLE=1: the whole life of the profiled agent (its start and joining the mesh included).
+  const fromUs = WHOLE ? profile.startTime : toUs - seconds * 1000 * 1000
+  const windowS = (toUs - fromUs) / 1e6
   const self = selfTimes(profile, fromUs, toUs)
   const busy = [...self].filter(([k]) => !k.startsWith('(idle)') && !k.startsWith('(program)'))
   const busyMs = busy.reduce((a, [, v]) => a + v, 0)
@@ -155,8 +159,8 @@ async function main() {
       `the other ${others.length} median ${othersPct[Math.floor(othersPct.length / 2)].toFixed(2)}%`,
   )
   console.log(
-    `profile ${join(profDir, file)}: ${busyMs.toFixed(0)} ms sampled busy in the ${seconds.toFixed(0)} s ` +
-      `idle window (${((100 * busyMs) / (seconds * 1000)).toFixed(2)}% of one core; idle and "program" left out)`,
+    `profile ${join(profDir, file)}: ${busyMs.toFixed(0)} ms sampled busy in the ${windowS.toFixed(0)} s ` +
+      `${WHOLE ? 'life of the agent' : 'idle window'} (${((100 * busyMs) / (windowS * 1000)).toFixed(2)}% of one core; idle and "program" left out)`,
   )
   const byModule = [...selfTimes(profile, fromUs, toUs, moduleKey)]
     .filter(([k]) => k !== '(idle)' && k !== '(program)')

@@ -21,6 +21,16 @@ export const CONNECTIONS_TARGET = 6
 export const DIALS_PER_ROUND = 2
 /** Remembered members dialled per round when the node has no connection at all. */
 export const REMEMBERED_DIALS_PER_ROUND = 3
+/**
+ * Longest wait before an address that keeps failing is dialled again. Waits double from the upkeep
+ * interval after each failure, with jitter (×0.5 to ×1.5), so a fleet that lost its bootstrap node, or
+ * found it too busy to finish a handshake, does not dial it in lockstep every round: at 100 agents
+ * started at once the bootstrap node's accept queue held 138 handshakes nobody waited for any more.
+ * Neighbour dials are not delayed: membership needs them, and a dead neighbour is not dialled at all.
+ */
+export const DIAL_BACKOFF_MAX_MS = 30_000
+/** Dial targets whose failures are remembered at once (the oldest is forgotten first). */
+export const DIAL_BACKOFF_ENTRIES_MAX = 4_096
 
 /** What upkeep needs. */
 export interface ConnectionsComponents {
@@ -55,6 +65,8 @@ export interface Connections {
   maintain(): void
   /** Connections dropped because an admitted peer had no gossip stream. */
   gossipRepairs(): number
+  /** Dials skipped because their target failed lately and its back-off ({@link DIAL_BACKOFF_MAX_MS}) runs. */
+  dialsDeferred(): number
 }
 
 /** Creates the upkeep component. */
@@ -63,19 +75,36 @@ export function createConnections(components: ConnectionsComponents, init: Conne
   /** When each connected peer passed hello (for the gossip-stream repair). */
   const admittedAt = new Map<string, number>()
   const dialing = new Set<string>()
+  /** Targets that failed: failures in a row and when they may be dialled again (monotonic ms). */
+  const backoff = new Map<string, { failures: number; notBeforeMs: number }>()
+  let dialsDeferred = 0
   let gossipRepairs = 0
   let running = false
   let timer: Timer | undefined
 
   const standsDown = (): boolean => components.selfRevoked?.() === true
 
-  const dialPeer = async (target: PeerId | Multiaddr[], key: string): Promise<void> => {
+  const dialPeer = async (target: PeerId | Multiaddr[], key: string, backOff = true): Promise<void> => {
     if (dialing.has(key) || !running || standsDown()) return
+    const failed = backoff.get(key)
+    if (backOff && failed !== undefined && clock.monotonicMs() < failed.notBeforeMs) {
+      dialsDeferred++
+      return
+    }
     dialing.add(key)
     try {
       await host.dial(target, { signal: AbortSignal.timeout(init.helloTimeoutMs) })
+      backoff.delete(key)
     } catch (err) {
       log.debug({ peer: key, err: (err as Error).message }, 'dial failed')
+      const failures = Math.min((backoff.get(key)?.failures ?? 0) + 1, 16)
+      const waitMs = Math.min(DIAL_BACKOFF_MAX_MS, init.upkeepIntervalMs * 2 ** (failures - 1))
+      backoff.delete(key) // re-inserted last: the map's order is oldest failure first
+      backoff.set(key, { failures, notBeforeMs: clock.monotonicMs() + waitMs * (0.5 + random.float()) })
+      if (backoff.size > DIAL_BACKOFF_ENTRIES_MAX) {
+        const oldest = backoff.keys().next()
+        if (oldest.done !== true) backoff.delete(oldest.value)
+      }
     } finally {
       dialing.delete(key)
     }
@@ -137,7 +166,8 @@ export function createConnections(components: ConnectionsComponents, init: Conne
       const m = byId.get(id)
       return m !== undefined && !connected.has(id) ? [m] : []
     })
-    for (const member of neighbours) void dialPeer(dialAddresses(member.peerId, member.addrs), member.peerId)
+    for (const member of neighbours)
+      void dialPeer(dialAddresses(member.peerId, member.addrs), member.peerId, false)
     if (connected.size + neighbours.length >= CONNECTIONS_TARGET) return
     const candidates = reachable.filter(m => !connected.has(m.peerId))
     for (const member of pick(candidates, DIALS_PER_ROUND)) {
@@ -170,5 +200,6 @@ export function createConnections(components: ConnectionsComponents, init: Conne
     },
     maintain,
     gossipRepairs: () => gossipRepairs,
+    dialsDeferred: () => dialsDeferred,
   }
 }

@@ -37,6 +37,7 @@ import {
   type WireUpdate,
 } from '../membership/wire.js'
 import { DecodeError } from '../wire/cbor.js'
+import { bytesEqual } from '../wire/hash.js'
 import { type Clock, sleep, type Timer } from './clock.js'
 import type { Signer } from './credentials.js'
 import type { Host } from './host.js'
@@ -56,6 +57,16 @@ export const LEAVE_FLUSH_MS = 150
 export const MEMBER_STREAMS_PER_CONNECTION_MAX = 4
 /** Longest a built member list is reused while the core does not change (its times and uptimes age). */
 export const MEMBERS_CACHE_MS = 1_000
+/**
+ * Suspicions remembered as verified (their bytes and the accuser's key). One suspicion reaches a node
+ * many times (piggybacked by every neighbour, retransmitted up to λ·log n times by each); during a
+ * mass join on a saturated host a 100-node mesh spent 6 % of an agent's CPU re-verifying the same few
+ * hundred suspicions (bench/profile-idle.mjs, PROFILE_WHOLE=1). A hit needs the same bytes and key,
+ * so the cache changes no verdict; the oldest entry goes first.
+ */
+export const SUSPICIONS_VERIFIED_MAX = 1_024
+/** Longest the change listeners wait after a change, so a burst of changes (a join wave) is told once. */
+export const CHANGE_NOTIFY_MS = 50
 /** Facts that move on their own and so never go into the record (receivers derive them). */
 const MOVING_FACTS = ['uptimeSeconds'] as const
 /** Connected peers asked for a push-pull per refresh while this node knows no live member. */
@@ -114,6 +125,8 @@ export interface MembershipCounters {
   readonly malformed: number
   /** Records skipped without verification because they were not news. */
   readonly notNews: number
+  /** Suspicions taken without a second signature check: the same bytes were verified before. */
+  readonly suspicionsCached: number
   /** Messages dropped by the stream pool (queue full, peer unreachable). */
   readonly sendDropped: number
   /** Lifeguard's local health score (0 = healthy; probe timings stretched score + 1 times). */
@@ -177,6 +190,34 @@ export function createMembershipDriver(
   let malformed = 0
   let notNews = 0
   const listeners = new Set<() => void>()
+  let notifyTimer: Timer | undefined
+  /** Tells the listeners once, {@link CHANGE_NOTIFY_MS} after the first change not yet told. */
+  const notifyChange = (): void => {
+    if (notifyTimer !== undefined) return
+    notifyTimer = clock.setTimer(() => {
+      notifyTimer = undefined
+      for (const listener of listeners) listener()
+    }, CHANGE_NOTIFY_MS)
+  }
+  /** Suspicions already verified: key → bytes and accuser key ({@link SUSPICIONS_VERIFIED_MAX}). */
+  const verifiedSuspicions = new Map<string, { bytes: Uint8Array; publicKey: Uint8Array }>()
+  let suspicionsCached = 0
+  const suspicionVerified = (key: string, bytes: Uint8Array, publicKey: Uint8Array): boolean => {
+    const hit = verifiedSuspicions.get(key)
+    if (hit !== undefined && bytesEqual(hit.bytes, bytes) && bytesEqual(hit.publicKey, publicKey)) {
+      suspicionsCached++
+      return true
+    }
+    return false
+  }
+  const rememberSuspicion = (key: string, bytes: Uint8Array, publicKey: Uint8Array): void => {
+    verifiedSuspicions.delete(key)
+    verifiedSuspicions.set(key, { bytes, publicKey })
+    if (verifiedSuspicions.size > SUSPICIONS_VERIFIED_MAX) {
+      const oldest = verifiedSuspicions.keys().next()
+      if (oldest.done !== true) verifiedSuspicions.delete(oldest.value)
+    }
+  }
   const mono = (): number => clock.monotonicMs()
   /** Wall-clock ms for a monotonic reading (MemberView speaks wall time). */
   const wallOf = (monoMs: number): number => clock.nowMs() - (mono() - monoMs)
@@ -278,11 +319,15 @@ export function createMembershipDriver(
 
   /** Runs `fn` against the core, carries out what it asked for, and re-arms the timer. */
   const guarded = (fn: () => void): void => {
-    cached = undefined
+    // The member list is built again only when the table may have changed: a record or suspicion
+    // applied, or any effect but a send (a state change, a signature). A probe and its ack change
+    // nothing a view shows but the last-seen time, which may lag by up to MEMBERS_CACHE_MS.
+    const appliedBefore = swim?.counters.updatesApplied
     try {
       fn()
-      apply()
+      if (apply() || swim?.counters.updatesApplied !== appliedBefore) cached = undefined
     } catch (err) {
+      cached = undefined
       log.error({ err: (err as Error).message }, 'membership core failed')
     }
     arm()
@@ -299,13 +344,16 @@ export function createMembershipDriver(
     return encodeMemberMessage(wire)
   }
 
-  const apply = (): void => {
+  /** Carries out the core's effects; true when any of them was more than a send (the table may have changed). */
+  const apply = (): boolean => {
+    let more = false
     // Signing steps the core again, which may ask for more: bounded, since each round signs once.
     for (let round = 0; round < 8 && swim !== undefined; round++) {
       const effects: SwimEffect<HeldRecord, HeldProof>[] = swim.drain()
-      if (effects.length === 0) return
+      if (effects.length === 0) return more
       let changed = false
       for (const effect of effects) {
+        if (effect.type !== 'send') more = true
         switch (effect.type) {
           case 'send':
             if (running || effect.message.type === 'gossip') streams.send(effect.to, encode(effect.message))
@@ -354,8 +402,9 @@ export function createMembershipDriver(
             break
         }
       }
-      if (changed) for (const listener of listeners) listener()
+      if (changed) notifyChange()
     }
+    return more
   }
 
   const nameOf = (id: string): string => swim?.get(id)?.record.record.name ?? id
@@ -423,9 +472,13 @@ export function createMembershipDriver(
           count('unknown-accuser')
           continue
         }
-        if (!verifySuspicion(opened, accuser.record.publicKey)) {
-          count('bad-signature')
-          continue
+        const publicKey = accuser.record.publicKey
+        if (!suspicionVerified(key, u.bytes, publicKey)) {
+          if (!verifySuspicion(opened, publicKey)) {
+            count('bad-signature')
+            continue
+          }
+          rememberSuspicion(key, u.bytes, publicKey)
         }
         out.push({
           kind: 'suspect',
@@ -527,6 +580,8 @@ export function createMembershipDriver(
         }
       }
       stopped = true
+      notifyTimer?.cancel()
+      notifyTimer = undefined
       streams.dropAll('stopping')
       await host.unhandle(MEMBER_PROTOCOL).catch(() => {})
     },
@@ -537,6 +592,8 @@ export function createMembershipDriver(
       stoodDown = true
       timer?.cancel()
       timer = undefined
+      notifyTimer?.cancel()
+      notifyTimer = undefined
       streams.dropAll('revoked')
     },
 
@@ -586,6 +643,7 @@ export function createMembershipDriver(
       refused: { ...refused },
       malformed,
       notNews,
+      suspicionsCached,
       sendDropped: streams.dropped(),
       health: swim?.localHealth() ?? 0,
     }),

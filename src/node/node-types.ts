@@ -155,6 +155,8 @@ export interface NodeCounters {
   readonly repliesDuplicates: number
   /** Connections dropped because an admitted peer had no gossip stream. */
   readonly gossipRepairs: number
+  /** Dials skipped while their target's back-off after failures runs (src/node/connections.ts). */
+  readonly dialsDeferred: number
   /** Requests not run because they were issued before this process started (replay protection). */
   readonly notRunBeforeStart: number
   /** The persisted record of started requests (at most once across restarts): entries, refusals, saves. */

@@ -440,6 +440,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
       repliesRefused: exec.repliesRefused(),
       repliesDuplicates: exec.duplicatesSkipped(),
       gossipRepairs: connections.gossipRepairs(),
+      dialsDeferred: connections.dialsDeferred(),
       notRunBeforeStart: requests.executor.notRunBeforeStart(),
       runRecord: requests.executor.runRecordCounters(),
       topics: topics.counters(),

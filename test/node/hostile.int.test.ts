@@ -12,6 +12,7 @@ import { EPOCH_MAX } from '../../src/authority/messages.js'
 import { CA_PROTOCOL, JOIN_PROTOCOL } from '../../src/ca/join-wire.js'
 import { createRequest } from '../../src/gossip/request.js'
 import type { OutcomeCode } from '../../src/gossip/validate.js'
+import { createSuspicion, openSuspicion, peekRecord } from '../../src/membership/record.js'
 import { TOPICS } from '../../src/node/host.js'
 import { secureRandomBytes } from '../../src/node/keys.js'
 import { decodeCbor, encodeCbor } from '../../src/wire/cbor.js'
@@ -197,6 +198,58 @@ describe('hostile peers against ca1 + web1..3', () => {
     )
     expect(Date.now() - stoppedAt).toBeLessThanOrEqual(boundMs)
   }, 20_000)
+
+  it('checks a repeated suspicion once, and still refuses a forged copy of it', async () => {
+    const accuser = await hostile({ certify: { name: 'mallory-accuser', zone: 'db' } })
+    const web1 = mesh.node('web1')
+    const record = accuser.record()
+    await accuser.connect(addrOf('web1'))
+    await accuser.sendMember(web1.peerId, [{ type: 'gossip', updates: [{ kind: 'record', bytes: record }] }])
+    const known = () => web1.members().some(m => m.name === 'mallory-accuser' && m.state === 'alive')
+    await waitFor(known, 5_000, 'the accuser alive on web1')
+    // A suspicion of itself (so no honest node is disturbed; it refutes, as the hostile peer does).
+    const incarnation = peekRecord(record)!.incarnation
+    const suspicion = createSuspicion(accuser.identity!.key, {
+      subject: accuser.peerId,
+      incarnation,
+      from: accuser.peerId,
+    })
+    // A copy (a Buffer's slice would share the bytes) with one bit of the signature flipped.
+    const forged = Uint8Array.from(suspicion)
+    const at = Buffer.from(suspicion).indexOf(Buffer.from(openSuspicion(suspicion).envelope.sig))
+    expect(at).toBeGreaterThan(0)
+    forged[at]! ^= 0x01
+    expect(openSuspicion(forged).suspicion).toEqual(openSuspicion(suspicion).suspicion)
+    const before = web1.counters().membership
+    const gossip = (bytes: Uint8Array) => ({
+      type: 'gossip' as const,
+      updates: [{ kind: 'suspicion' as const, bytes }],
+    })
+    await accuser.sendMember(web1.peerId, [
+      gossip(suspicion),
+      gossip(suspicion),
+      gossip(suspicion),
+      gossip(forged),
+    ])
+    const badBefore = before.refused['bad-signature'] ?? 0
+    await waitFor(
+      () => (web1.counters().membership.refused['bad-signature'] ?? 0) > badBefore,
+      5_000,
+      'the forged copy refused',
+    )
+    const after = web1.counters().membership
+    // The first copy was verified, the next two were not checked again, the forged one was.
+    expect(after.suspicionsCached - before.suspicionsCached).toBe(2)
+    expect(after.refused['bad-signature']).toBe(badBefore + 1)
+    // Leaves, so the later tests' expected sets are the mesh's own members again.
+    await accuser.sendMember(web1.peerId, [
+      { type: 'gossip', updates: [{ kind: 'record', bytes: accuser.record({ left: true }) }] },
+    ])
+    const gone = () =>
+      nodes(ALL).every(n => n.members().every(m => m.name !== 'mallory-accuser' || m.state === 'left'))
+    await waitFor(gone, 5_000, 'the accuser left everywhere')
+    await accuser.stop()
+  }, 15_000)
 
   it('cuts an uncertified peer that never says hello at the hello timeout; it sees no gossip', async () => {
     const silent = await hostile({ answerHello: 'none' })
