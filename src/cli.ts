@@ -190,6 +190,11 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .action(async (_o, command: Command) => {
       await run(async () => (await import('./cli/ca.js')).caHolders(io, globals(command)))()
     })
+  ca.command('add-holder <name>')
+    .description('make the member NAME a CA holder: hand it the CA key and state (docs/ca-ha.md)')
+    .action(async (name: string, _o, command: Command) => {
+      await run(async () => (await import('./cli/ca.js')).caAddHolder(io, globals(command), name))()
+    })
   ca.command('sign <id>')
     .description('issue the certificate of a pending request')
     .action(async (id: string, _o, command: Command) => {

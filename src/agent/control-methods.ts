@@ -66,6 +66,20 @@ function issuerOf(node: MeshNode) {
   return node.issuer
 }
 
+/**
+ * Where a ticket's joiner looks for the CA: this node's addresses first, then those of the other live
+ * CA holders (members with the `ca` role), so a join still finds an issuer when this one is down.
+ * At most 8 addresses in all.
+ */
+function ticketBootstrap(node: MeshNode): string[] {
+  const own = node.addrs().slice(0, 4)
+  const holders = node
+    .members()
+    .filter(m => m.peerId !== node.peerId && m.roles.includes('ca') && m.state === 'alive')
+    .flatMap(m => m.addrs.slice(0, 2).map(a => (a.includes('/p2p/') ? a : `${a}/p2p/${m.peerId}`)))
+  return [...own, ...holders].slice(0, 8)
+}
+
 let commandCounter = 0
 async function command(node: MeshNode, input: Parameters<NonNullable<MeshNode['issuer']>['run']>[0]) {
   const effects: IssuerEffect[] = await issuerOf(node).run(input)
@@ -321,10 +335,22 @@ export function controlHandlers(
         zone: text(p, 'zone') as string,
         roles: rolesRaw as Role[],
         ttlMs,
-        bootstrap: node.addrs().slice(0, 8),
+        bootstrap: ticketBootstrap(node),
       })
       if (result.command !== 'create-ticket') throw new ControlError('internal', 'unexpected CA answer')
       return { ticket: result.ticket, expiresAtMs: result.expiresAtMs }
+    },
+
+    // `mesh ca add-holder NAME` (src/node/ca-holders.ts): refusals come back as one-line `failed` errors.
+    async 'ca.addHolder'(params) {
+      const name = text(record(params), 'name') as string
+      if (node.addCaHolder === undefined) throw new ControlError('failed', 'this node cannot add CA holders')
+      issuerOf(node)
+      try {
+        return await node.addCaHolder(name)
+      } catch (err) {
+        throw new ControlError('failed', (err as Error).message)
+      }
     },
 
     async 'ca.list'() {

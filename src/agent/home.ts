@@ -31,15 +31,24 @@ import { readdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { decodeCertificate, verifyCertificate } from '../ca/certificate.js'
+import { HANDOVER_HOLDERS_MAX, HANDOVER_PEER_ID_CHARS_MAX, type Handover } from '../ca/handover.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
-import { decodeKeyFile, decodeTicketSecretFile, encodeKeyFile } from '../ca/key-file.js'
+import {
+  decodeKeyFile,
+  decodeTicketSecretFile,
+  encodeKeyFile,
+  encodeTicketSecretFile,
+} from '../ca/key-file.js'
+import { replicaMessageBytesMax } from '../ca/replication.js'
 import { verifyRevocationList } from '../ca/revocation.js'
 import type { SignedCertificate } from '../ca/types.js'
 import { verifyZoneRoster, ZONE_ROSTER_BYTES_MAX } from '../ca/zone-roster.js'
 import { decodeRunLedger } from '../gossip/run-ledger.js'
 import { decodeEpochs, EPOCHS_BYTES_MAX } from '../node/authority-epochs.js'
+import { decodeReplicaRecord } from '../node/ca-replication-driver.js'
 import type { CaMaterial, Identity } from '../node/keys.js'
 import { readRosterFile } from '../node/roster.js'
+import { decodeCbor, encodeCbor } from '../wire/cbor.js'
 import type { SigningKey } from '../wire/ed25519.js'
 import { ensureHomeDir, readStateFile, type StateFileError, writeFileAtomic } from './state-file.js'
 
@@ -84,6 +93,8 @@ export function homePaths(home: string) {
     caKey: join(home, 'ca', 'ca.key'),
     ticketSecret: join(home, 'ca', 'ticket.secret'),
     issuerState: join(home, 'ca', 'issuer.state'),
+    caHolders: join(home, 'ca', 'holders'),
+    caReplica: join(home, 'ca', 'replica'),
     socket: join(home, 'agent.sock'),
   }
 }
@@ -110,6 +121,10 @@ export interface HomeState {
   readonly runRecord?: Uint8Array
   /** The parsed config.toml (validated later by resolveConfig). */
   readonly configFile: Record<string, unknown>
+  /** The CA holders' peer ids (`ca/holders`, written by `mesh ca add-holder`); absent: a one-holder CA. */
+  readonly caHolders?: readonly string[]
+  /** The CA replica record (`ca/replica`) of a several-holder CA, already checked to decode. */
+  readonly caReplica?: Uint8Array
 }
 
 /** True when `home` already holds a node key. */
@@ -297,6 +312,8 @@ export async function loadHome(home: string): Promise<HomeState> {
   }
 
   let caMaterial: CaMaterial | undefined
+  let caHolders: string[] | undefined
+  let caReplica: Uint8Array | undefined
   const caKeyBytes = await readOptional(p.caKey)
   if (caKeyBytes !== undefined) {
     const caKey = decodeKey(caKeyBytes, p.caKey)
@@ -327,6 +344,24 @@ export async function loadHome(home: string): Promise<HomeState> {
       )
     }
     caMaterial = { caKey, ticketSecret, issuerState }
+    const holdersBytes = await readOptional(p.caHolders)
+    if (holdersBytes !== undefined) {
+      caHolders = decodeCaHolders(holdersBytes)
+      if (caHolders === undefined)
+        throw new HomeError(
+          'corrupt',
+          `${p.caHolders} is not a CA holder list; restore it from a backup or copy it from another CA holder's home (it is the same on every holder)`,
+        )
+    }
+    const replicaRead = await readStateFile(p.caReplica, replicaMessageBytesMax() + 1024)
+    if (replicaRead.ok) {
+      if (decodeReplicaRecord(replicaRead.bytes) === undefined)
+        throw new HomeError(
+          'corrupt',
+          `${p.caReplica} is unusable; restore it from a backup (it holds this CA holder's promises: started without it, a deposed issuer could commit through this holder)`,
+        )
+      caReplica = replicaRead.bytes
+    } else if (replicaRead.error.code !== 'missing') throw unreadable(replicaRead.error)
   }
 
   // The files the mesh gives back: a damaged copy is named in `problems` and handed to the node as
@@ -388,6 +423,8 @@ export async function loadHome(home: string): Promise<HomeState> {
     authorityEpochs,
     runRecord,
     configFile,
+    ...(caHolders === undefined ? {} : { caHolders }),
+    ...(caReplica === undefined ? {} : { caReplica }),
   }
 }
 
@@ -527,6 +564,50 @@ export async function saveAuthorityEpochs(home: string, bytes: Uint8Array): Prom
 /** Saves the zone-authority roster. */
 export async function saveRoster(home: string, bytes: Uint8Array): Promise<void> {
   await writeFileAtomic(homePaths(home).roster, bytes)
+}
+
+/** Encodes the CA holder list (`ca/holders`): `{ v: 1, holders: [peer id…] }`. */
+export function encodeCaHolders(holders: readonly string[]): Uint8Array {
+  return encodeCbor({ v: 1, holders: [...holders] })
+}
+
+/** Decodes a CA holder list; undefined when it is not one (2..7 distinct peer ids). */
+export function decodeCaHolders(bytes: Uint8Array): string[] | undefined {
+  try {
+    const value = decodeCbor(bytes, 64 * 1024) as { v?: unknown; holders?: unknown }
+    const holders = value?.holders
+    if (value?.v !== 1 || !Array.isArray(holders)) return undefined
+    if (holders.length < 2 || holders.length > HANDOVER_HOLDERS_MAX) return undefined
+    if (!holders.every(h => typeof h === 'string' && h.length > 0 && h.length <= HANDOVER_PEER_ID_CHARS_MAX))
+      return undefined
+    return new Set(holders).size === holders.length ? (holders as string[]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Saves the CA holder list (`mesh ca add-holder`). */
+export async function saveCaHolders(home: string, holders: readonly string[]): Promise<void> {
+  await writeFileAtomic(homePaths(home).caHolders, encodeCaHolders(holders))
+}
+
+/** Saves the CA replica record of a several-holder CA (durable when it resolves). */
+export async function saveCaReplica(home: string, bytes: Uint8Array): Promise<void> {
+  await writeFileAtomic(homePaths(home).caReplica, bytes)
+}
+
+/**
+ * Stores a CA handover (this node became a CA holder, or was told a new holder set): ticket secret,
+ * state and holder list first, the CA key last, since its presence is what makes the home a CA's
+ * (loadHome then requires the others). Every file is written atomically with mode 0600.
+ */
+export async function saveCaHandover(home: string, handover: Handover): Promise<void> {
+  const p = homePaths(home)
+  await ensureHomeDir(p.caDir)
+  await writeFileAtomic(p.ticketSecret, encodeTicketSecretFile(handover.ticketSecret))
+  await writeFileAtomic(p.issuerState, handover.issuerStateBytes)
+  await writeFileAtomic(p.caHolders, encodeCaHolders(handover.holders))
+  await writeFileAtomic(p.caKey, encodeKeyFile(handover.caKey))
 }
 
 /** Saves the CA's issuer state. */

@@ -140,3 +140,35 @@ export async function caHolders(io: CliIo, globals: GlobalOptions): Promise<numb
   )
   return 0
 }
+
+/** `mesh ca add-holder NAME`: hands the CA to another member (docs/ca-ha.md). */
+export async function caAddHolder(io: CliIo, globals: GlobalOptions, name: string): Promise<number> {
+  const result = (await withAgent(globals, c =>
+    c.call('ca.addHolder', { name }, { timeoutMs: 120_000 }),
+  )) as {
+    holders: { peerId: string; name: string }[]
+    told: string[]
+    notTold: { name: string; error: string }[]
+    retired: boolean
+  }
+  if (globals.json) {
+    printJson(io, result)
+    return result.notTold.length > 0 ? 1 : 0
+  }
+  const names = result.holders.map(h => h.name)
+  const survives = Math.floor((names.length - 1) / 2)
+  io.stdout.write(
+    `${name} is a CA holder: ${names.length} holders (${names.join(', ')}); ` +
+      (survives === 0
+        ? 'the CA survives no loss with 2 holders (a majority is both): add a third\n'
+        : `the CA survives the loss of ${survives}\n`),
+  )
+  for (const missed of result.notTold)
+    io.stderr.write(
+      `not told the new holder set: ${missed.name} (${missed.error}); run the command again once it is back\n`,
+    )
+  io.stdout.write(
+    `${result.retired ? 'this node stopped issuing; ' : ''}restart the agents of ${names.join(', ')} so they serve together (the holder set is read at start)\n`,
+  )
+  return result.notTold.length > 0 ? 1 : 0
+}

@@ -363,6 +363,30 @@ export function createCaReplicationDriver(
     step({ type: 'message', from, message })
   }
 
+  /**
+   * The holders' zone elects the issuer, so a member of it that is no holder can win the lease, and
+   * then no holder issues: said in the log (at most once a log-limit window) while such members are live.
+   */
+  let strangerChecks = 0
+  const warnStrangers = (): void => {
+    if (strangerChecks++ % 40 !== 0) return // every 40 retry ticks (10 s by default) is enough
+    const strangers = components
+      .members()
+      .filter(
+        m =>
+          m.zone === init.zone &&
+          (m.state === 'alive' || m.state === 'suspect') &&
+          !holders.includes(m.peerId),
+      )
+    if (strangers.length === 0) return
+    limited.log(
+      'warn',
+      'strangers',
+      { zone: init.zone, members: strangers.map(m => m.name).slice(0, 8) },
+      "the CA holders' zone has members that are not CA holders: if one wins the zone lease, no holder issues; give the holders a zone of their own",
+    )
+  }
+
   const onLease = (event: { zone: string; epoch: number; held: boolean }): void => {
     if (event.zone !== init.zone) return
     step(event.held ? { type: 'become-issuer', epoch: event.epoch } : { type: 'step-down' })
@@ -381,6 +405,7 @@ export function createCaReplicationDriver(
         if (broken || stopped) return
         replica.tick(mono())
         pump()
+        warnStrangers()
       })
       const held = components.authority.isAuthority(init.zone)
       if (held !== null) step({ type: 'become-issuer', epoch: held.epoch })

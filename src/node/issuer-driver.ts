@@ -18,6 +18,15 @@ export interface IssuerDriver {
   listPending(): PendingSummary[]
   /** Feeds the expiry tick through the same queue. Never rejects. */
   tick(): Promise<void>
+  /**
+   * `mesh ca add-holder`: runs `work` with the issuer's current state, between inputs (nothing changes
+   * the state meanwhile). With `retire`, a `work` that resolved leaves this issuer refusing every later
+   * input with `retired` (a one-holder CA that handed its state to a second holder: until the holders
+   * restart together, a change here would be missing from the copy, and the copy could win). Rejects
+   * as `run` does while this holder is not the issuer. A retired one-holder issuer still hands over
+   * (its state no longer changes), so the holders can be added one after the other before they restart.
+   */
+  handOver<T>(work: (state: IssuerState) => Promise<T>, options: { retire?: NotIssuerError }): Promise<T>
 }
 
 /** What the driver needs. */
@@ -71,7 +80,10 @@ export class NotIssuerError extends Error {
 export function createIssuerDriver(components: IssuerDriverComponents): IssuerDriver {
   const { clock, log, replication } = components
   /** The core to feed: the replica's while it serves, else the one issuer. */
+  /** Set once this issuer handed its state over and must not change it any more ({@link IssuerDriver.handOver}). */
+  let retired: NotIssuerError | undefined
   const coreNow = (): Issuer => {
+    if (retired !== undefined) throw retired
     if (replication === undefined) return components.issuer
     const core = replication.current()
     if (core === undefined) throw replication.notIssuer()
@@ -130,12 +142,22 @@ export function createIssuerDriver(components: IssuerDriverComponents): IssuerDr
         components.events?.emit({ type: 'issuer-decision', input, answers, saved, atMs: clock.nowMs() })
         return answers
       }),
+    handOver: (work, options) =>
+      serialised(async () => {
+        // Retired, the one-holder issuer's state is frozen: handing it to one more holder is as safe.
+        const state =
+          retired !== undefined && replication === undefined ? components.issuer.state() : coreNow().state()
+        const result = await work(state)
+        if (options.retire !== undefined) retired = options.retire
+        return result
+      }),
     listPending: () =>
       replication === undefined
         ? components.issuer.listPending()
         : (replication.current()?.listPending() ?? []),
     async tick() {
       await serialised(() => {
+        if (retired !== undefined) return Promise.resolve([])
         if (replication !== undefined && replication.current() === undefined) return Promise.resolve([])
         const issuer = coreNow()
         issuer.tick(clock.nowMs())

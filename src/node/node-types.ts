@@ -5,6 +5,7 @@
  */
 
 import type { AuditStoreHead } from '../audit/record.js'
+import type { Handover } from '../ca/handover.js'
 import type { IssuerState } from '../ca/issuer-state.js'
 import type { SignedCertificate } from '../ca/types.js'
 import type { ExecResult } from '../gossip/reply-collector.js'
@@ -12,6 +13,7 @@ import type { OutcomeCode } from '../gossip/validate.js'
 import type { MemberView } from '../membership/view.js'
 import type { ActionHandler, ActionHandlerOptions } from './actions/index.js'
 import type { AuditCounters } from './audit.js'
+import type { AddCaHolderResult } from './ca-holders.js'
 import type { CaReplicationStatus } from './ca-replication-driver.js'
 import type { Clock, Random } from './clock.js'
 import type { AgentConfig } from './config.js'
@@ -53,6 +55,14 @@ export interface NodeStore {
    * rejection stops this holder's replica until the node is created anew.
    */
   saveCaReplica?(bytes: Uint8Array): Promise<void>
+  /**
+   * `mesh ca add-holder` made this node a CA holder, or told it a new holder set
+   * (src/node/ca-handover.ts): store the CA key, ticket secret, state and holder set durably. The node
+   * serves as a holder from its next start. Absent: handovers are refused (`no-store`).
+   */
+  saveCaHandover?(handover: Handover): Promise<void>
+  /** The holder set this node (a CA holder) gave out with `mesh ca add-holder`; durable when it resolves. */
+  saveCaHolders?(holders: readonly string[]): Promise<void>
   /**
    * The run record (src/node/run-record.ts): the bytes last given to {@link saveRunRecord}, or
    * undefined when there are none. Called once, when the node starts; a rejection fails `start()`.
@@ -228,6 +238,12 @@ export interface MeshNode {
   readonly issuer: IssuerDriver | undefined
   /** The CA holders and the current issuer, on a holder of a several-holder CA; undefined elsewhere. */
   caHolders?(): CaReplicationStatus | undefined
+  /**
+   * `mesh ca add-holder NAME`, on the issuing CA holder: hands the CA key, ticket secret and current
+   * state to the live member NAME (certificate role `ca`, this node's zone) and the new holder set to
+   * every other holder (src/node/ca-holders.ts). @throws CaHolderError with a one-line reason
+   */
+  addCaHolder?(name: string): Promise<AddCaHolderResult>
   /** Current certificate of this node (renewal replaces it). */
   certificate(): SignedCertificate
   counters(): NodeCounters

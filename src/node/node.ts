@@ -17,6 +17,8 @@ import {
 } from './assembly.js'
 import { type AuditLog, createAuditLog, registerAuditTail } from './audit.js'
 import type { AuthorityDriver } from './authority-driver.js'
+import { type CaHandover, createCaHandover } from './ca-handover.js'
+import { addCaHolder } from './ca-holders.js'
 import type { CaReplicationDriver } from './ca-replication-driver.js'
 import { every, systemClock, systemRandom, type Timer } from './clock.js'
 import { type Connections, createConnections } from './connections.js'
@@ -143,6 +145,18 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     caReplication,
   )
   const { authority, membershipDriver } = members
+  const ownCertificate = trust.ownCertificate()
+  const caHandover = createCaHandover({
+    host,
+    gated: handler => admission.gated(handler),
+    self: peerId,
+    caPublicKey: base.init.caPublicKey,
+    mayHold: ownCertificate.roles.includes('ca'),
+    ...(base.store.saveCaHandover === undefined ? {} : { store: base.store.saveCaHandover.bind(base.store) }),
+    clock,
+    log: log.child({ component: 'ca-handover' }),
+    traffic: base.traffic,
+  })
   connections = createConnections(
     {
       host,
@@ -280,6 +294,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     requests,
     issuer,
     caReplication,
+    caHandover,
     connections,
     enrolment,
     topics,
@@ -318,6 +333,8 @@ interface Parts {
   readonly issuer: IssuerDriver | undefined
   /** The CA replication driver on holders of a several-holder CA; undefined otherwise. */
   readonly caReplication: CaReplicationDriver | undefined
+  /** `/mesh/ca-handover/1.0.0`: receives CA handovers (nodes with the ca role), sends them for add-holder. */
+  readonly caHandover: CaHandover
   readonly connections: Connections
   readonly enrolment: Enrolment
   readonly topics: TopicValidators
@@ -355,6 +372,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
     })
     await members.authority.start()
     await parts.caReplication?.start()
+    await parts.caHandover.start()
     await members.facts.refresh()
     await host.start()
     for (const topic of Object.values(TOPICS)) host.services.pubsub.subscribe(topic)
@@ -392,6 +410,7 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
       await requests.executor.drain(STOP_REPLIES_WAIT_MS)
       requests.router.stop()
       parts.caReplication?.stop()
+      await parts.caHandover.stop()
       members.authority.stop()
       await enrolment.stop()
       await closing
@@ -407,12 +426,39 @@ function createLifecycle(parts: Parts, setRunning: (running: boolean) => void) {
 function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): MeshNode {
   const { base, trust, net, members, requests, topics, exec, connections } = parts
   const own = trust.ownCertificate()
+  /** The CA holder set `add-holder` handed out in this run (the next add-holder builds on it). */
+  let handedOut: readonly string[] | undefined
   return {
     name: own.name,
     zone: own.zone,
     peerId: net.peerId,
     issuer: parts.issuer,
     caHolders: () => parts.caReplication?.status(),
+    addCaHolder: name =>
+      addCaHolder(
+        {
+          self: net.peerId,
+          selfName: own.name,
+          zone: own.zone,
+          ca: base.init.ca,
+          issuer: parts.issuer,
+          replication: () => parts.caReplication?.status(),
+          handedOut: {
+            get: () => handedOut,
+            set: holders => {
+              handedOut = holders
+            },
+          },
+          members: () => members.membershipDriver.members(),
+          handover: parts.caHandover,
+          ...(base.store.saveCaHolders === undefined
+            ? {}
+            : { saveHolders: base.store.saveCaHolders.bind(base.store) }),
+          clock: base.clock,
+          log: base.log.child({ component: 'ca-holders' }),
+        },
+        name,
+      ),
     start: lifecycle.start,
     stop: lifecycle.stop,
     addrs: net.addrs,

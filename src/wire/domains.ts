@@ -29,6 +29,8 @@ export const DOMAIN_REVOCATION_LIST = 'mesh/revocation-list/v2'
 export const DOMAIN_ZONE_ROSTER = 'mesh/zone-roster/v1'
 /** A record of a node's audit log (src/audit/record.ts), by the node's own key. */
 export const DOMAIN_AUDIT_RECORD = 'mesh/audit-record/v1'
+/** A CA handover (`mesh ca add-holder`, src/ca/handover.ts): the CA key and state for a new holder, by the CA key. */
+export const DOMAIN_CA_HANDOVER = 'mesh/ca-handover/v1'
 /** A join ticket: HMAC-SHA-256 under the mesh's ticket secret, not a signature. */
 export const DOMAIN_TICKET = 'mesh/ticket/v2'
 
@@ -44,6 +46,7 @@ export const SIGNATURE_DOMAINS = [
   DOMAIN_REVOCATION_LIST,
   DOMAIN_ZONE_ROSTER,
   DOMAIN_AUDIT_RECORD,
+  DOMAIN_CA_HANDOVER,
 ] as const
 /** Domains whose envelope carries an HMAC-SHA-256 (`{ body, mac }`). */
 export const MAC_DOMAINS = [DOMAIN_TICKET] as const

@@ -41,6 +41,11 @@ describe.skipIf(!rigSupport().ok)('hosts: revocation of a member while partition
     ])
     await startAll(r, NAMES.slice(1))
     await waitConverged(r, NAMES, NAMES, 30_000)
+    // A member learnt less than one longest suspicion timeout ago (4.5 s in `lan`) is not yet a trusted
+    // accuser (src/membership/swim.ts, applySuspect): cut off right after forming, y ignored x's
+    // suspicions of the CA side and waited for a push-pull to hear of the deaths (a full-suite run
+    // timed out so). Partition a mesh that has formed, as the scenario means.
+    await new Promise(resolve => setTimeout(resolve, 5_000))
     const certificateState = async (name: string) =>
       (await r.meshJson<{ certificateState: string }>(name, ['status'])).certificateState
     const lists = async (viewer: string, name: string) =>
