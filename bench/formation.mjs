@@ -79,13 +79,13 @@ async function main() {
     const perProtocol = {}
     for (const s of statuses) {
       for (const [k, p] of Object.entries(s?.traffic?.protocols ?? {})) {
-        if (k.includes(':')) continue // sub-rows (authority:<type>) are parts of their protocol's row
+        if (k.includes(':') && process.env.FORM_ROWS !== 'all') continue // sub-rows (authority:<type>) are parts of their protocol's row (FORM_ROWS=all shows them)
         perProtocol[k] = (perProtocol[k] ?? 0) + (p.msgsInPerS ?? 0) + (p.msgsOutPerS ?? 0)
       }
     }
     const busiest = Object.entries(perProtocol)
       .sort((a, b) => b[1] - a[1])
-      .slice(0, 5)
+      .slice(0, process.env.FORM_ROWS === 'all' ? 12 : 5)
       .map(([k, v]) => `${k} ${(v / sample.length).toFixed(1)}`)
     const health = statuses.map(s => s?.counters?.membership?.health ?? '?').join('/')
     const members = (await ask(homes[0], 'members')) ?? []

@@ -15,10 +15,10 @@ describe('validateAuthorityConfig', () => {
   })
 
   test.each([
-    ['renew + attempt + skew ≥ TTL', { renewIntervalMs: 1_500 }, /must be less than leaseTtlMs/],
+    ['renew + attempt + skew ≥ TTL', { renewIntervalMs: 2_400 }, /must be less than leaseTtlMs/],
     [
       '2 × skew ≥ TTL',
-      { leaseDriftBudgetMs: 1_000, renewIntervalMs: 100, attemptTimeoutMs: 100 },
+      { leaseDriftBudgetMs: 1_500, renewIntervalMs: 100, attemptTimeoutMs: 100 },
       /2 × leaseDriftBudgetMs/,
     ],
     ['attempt > renew', { attemptTimeoutMs: base.renewIntervalMs + 100 }, /attemptTimeoutMs/],

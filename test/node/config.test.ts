@@ -8,7 +8,7 @@ describe('resolveConfig', () => {
   it('uses the lan profile by default and its timing values', () => {
     const c = defaultConfig()
     expect(c.profile).toBe('lan')
-    expect(c.leaseTtlMs).toBe(2_000)
+    expect(c.leaseTtlMs).toBe(3_000)
     expect(c.listen).toEqual(['/ip4/0.0.0.0/tcp/7600'])
   })
 
@@ -132,8 +132,8 @@ describe('resolveConfig', () => {
 
   it.each([
     [
-      { renewIntervalMs: 1_900 },
-      /renewIntervalMs \(1900\) \+ leaseDriftBudgetMs \(200\) must be below leaseTtlMs/,
+      { renewIntervalMs: 2_800 },
+      /renewIntervalMs \(2800\) \+ leaseDriftBudgetMs \(300\) must be below leaseTtlMs/,
     ],
     [{ leaseDriftBudgetMs: 1_500 }, /must exceed twice leaseDriftBudgetMs/],
     [{ suspectAfterMs: 500 }, /suspectAfterMs \(500\) must exceed heartbeatIntervalMs/],
