@@ -212,7 +212,8 @@ export function createMembershipDriver(
   }
   const rememberSuspicion = (key: string, bytes: Uint8Array, publicKey: Uint8Array): void => {
     verifiedSuspicions.delete(key)
-    verifiedSuspicions.set(key, { bytes, publicKey })
+    // Copies: `bytes` is a view into the received frame (up to 1 MiB), which a kept view would pin.
+    verifiedSuspicions.set(key, { bytes: Uint8Array.from(bytes), publicKey: Uint8Array.from(publicKey) })
     if (verifiedSuspicions.size > SUSPICIONS_VERIFIED_MAX) {
       const oldest = verifiedSuspicions.keys().next()
       if (oldest.done !== true) verifiedSuspicions.delete(oldest.value)
