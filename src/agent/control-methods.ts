@@ -10,6 +10,7 @@ import { ROLES, type Role } from '../ca/types.js'
 import { ControlError, type ControlHandler } from '../control/index.js'
 import { FilterParseError, NAMES_MAX, type TargetFilter } from '../gossip/filter.js'
 import type { MeshNode } from '../node/node-types.js'
+import { withPeerId } from '../node/peer-address.js'
 import { MESH_BUILD, MESH_VERSION } from '../version.js'
 import type { AuditFile } from './audit-file.js'
 import { readRolloutParams } from './rollout-params.js'
@@ -76,7 +77,7 @@ function ticketBootstrap(node: MeshNode): string[] {
   const holders = node
     .members()
     .filter(m => m.peerId !== node.peerId && m.roles.includes('ca') && m.state === 'alive')
-    .flatMap(m => m.addrs.slice(0, 2).map(a => (a.includes('/p2p/') ? a : `${a}/p2p/${m.peerId}`)))
+    .flatMap(m => m.addrs.slice(0, 2).map(a => withPeerId(a, m.peerId)))
   return [...own, ...holders].slice(0, 8)
 }
 

@@ -31,7 +31,7 @@ import { readdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { decodeCertificate, verifyCertificate } from '../ca/certificate.js'
-import { HANDOVER_HOLDERS_MAX, HANDOVER_PEER_ID_CHARS_MAX, type Handover } from '../ca/handover.js'
+import { type Handover, holderSetProblem } from '../ca/handover.js'
 import { decodeIssuerState, encodeIssuerState, type IssuerState } from '../ca/issuer-state.js'
 import {
   decodeKeyFile,
@@ -577,10 +577,7 @@ export function decodeCaHolders(bytes: Uint8Array): string[] | undefined {
     const value = decodeCbor(bytes, 64 * 1024) as { v?: unknown; holders?: unknown }
     const holders = value?.holders
     if (value?.v !== 1 || !Array.isArray(holders)) return undefined
-    if (holders.length < 2 || holders.length > HANDOVER_HOLDERS_MAX) return undefined
-    if (!holders.every(h => typeof h === 'string' && h.length > 0 && h.length <= HANDOVER_PEER_ID_CHARS_MAX))
-      return undefined
-    return new Set(holders).size === holders.length ? (holders as string[]) : undefined
+    return holderSetProblem(holders) === undefined ? (holders as string[]) : undefined
   } catch {
     return undefined
   }

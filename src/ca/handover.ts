@@ -16,7 +16,7 @@
  * Confidentiality is the stream's: the message only ever travels on a Noise-encrypted libp2p stream to
  * a peer that passed hello (its certificate names `to`), see src/node/ca-handover.ts.
  */
-import { type CborValue, DecodeError, decodeCbor, encodeCbor } from '../wire/cbor.js'
+import { type CborValue, DecodeError, decodeCbor, encodeCbor, isRecord } from '../wire/cbor.js'
 import { DOMAIN_CA_HANDOVER } from '../wire/domains.js'
 import { type SigningKey, signingKeyFromSeed } from '../wire/ed25519.js'
 import { openEnvelope, sealEnvelope, verifyEnvelope } from '../wire/envelope.js'
@@ -143,8 +143,8 @@ export function openHandover(
       'stale',
       `issued ${Math.round((check.nowMs - v.issuedAtMs) / 1000)} s from now (clocks apart, or replayed)`,
     )
-  if (new Set(v.holders).size !== v.holders.length || v.holders.length < 2)
-    return refuse('bad-holders', 'the holder set must name at least two distinct holders')
+  const holdersProblem = holderSetProblem(v.holders)
+  if (holdersProblem !== undefined) return refuse('bad-holders', holdersProblem)
   if (!v.holders.includes(v.from) || !v.holders.includes(v.to))
     return refuse('bad-holders', 'the holder set must name the sender and the receiver')
   let issuerState: IssuerState
@@ -168,6 +168,20 @@ export function openHandover(
   }
 }
 
+/**
+ * What is wrong with a CA holder set, or undefined when it is one: 2 to {@link HANDOVER_HOLDERS_MAX}
+ * distinct peer ids of 1 to {@link HANDOVER_PEER_ID_CHARS_MAX} characters. Shared by the handover and
+ * the home's `ca/holders` file.
+ */
+export function holderSetProblem(holders: readonly unknown[]): string | undefined {
+  if (holders.length < 2 || holders.length > HANDOVER_HOLDERS_MAX)
+    return `the holder set must name 2 to ${HANDOVER_HOLDERS_MAX} holders`
+  if (!holders.every(h => typeof h === 'string' && h.length > 0 && h.length <= HANDOVER_PEER_ID_CHARS_MAX))
+    return `every holder must be a peer id of 1 to ${HANDOVER_PEER_ID_CHARS_MAX} characters`
+  if (new Set(holders).size !== holders.length) return 'the holder set must name distinct holders'
+  return undefined
+}
+
 /** The receiver's answer: stored, or refused with a reason. */
 export type HandoverAnswer = { ok: true } | { ok: false; reason: string; detail: string }
 
@@ -180,10 +194,8 @@ export function encodeHandoverAnswer(answer: HandoverAnswer): Uint8Array {
 
 /** Decodes an answer. @throws DecodeError */
 export function decodeHandoverAnswer(bytes: Uint8Array): HandoverAnswer {
-  const value = decodeCbor(bytes, 2048)
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
-    throw new DecodeError('malformed', 'handover answer is not a map')
-  const r = value as Record<string, unknown>
+  const r = decodeCbor(bytes, 2048)
+  if (!isRecord(r)) throw new DecodeError('malformed', 'handover answer is not a map')
   if (r.v !== 1) throw new DecodeError('malformed', 'handover answer version')
   if (r.ok === true) return { ok: true }
   const read = tryRead(() => ({ reason: readText(r, 'reason', 64), detail: readText(r, 'detail', 512) }))

@@ -25,6 +25,7 @@ import {
 } from '../ca/handover.js'
 import type { Clock } from './clock.js'
 import { countedLpStream } from './counted-stream.js'
+import type { StreamHandler } from './enrolment/types.js'
 import type { Host } from './host.js'
 import type { Logger } from './log.js'
 import type { Traffic } from './traffic.js'
@@ -36,9 +37,7 @@ export const CA_HANDOVER_TIMEOUT_MS = 30_000
 /** What the service needs. */
 export interface CaHandoverComponents {
   readonly host: Host
-  readonly gated: (
-    handler: (stream: Stream, connection: Connection) => Promise<void>,
-  ) => (stream: Stream, connection: Connection) => Promise<void>
+  readonly gated: (handler: StreamHandler) => StreamHandler
   readonly self: string
   readonly caPublicKey: Uint8Array
   /** Whether this node may become a holder (its certificate has the `ca` role). */
@@ -50,7 +49,7 @@ export interface CaHandoverComponents {
   readonly traffic: Traffic
 }
 
-/** Counters for `mesh status`. */
+/** Counters for `mesh status --json` (`counters.caHandover`). */
 export interface CaHandoverCounters {
   readonly received: number
   readonly stored: number

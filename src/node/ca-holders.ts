@@ -159,6 +159,6 @@ export async function addCaHolder(c: CaHoldersComponents, name: string): Promise
     holders: holders.map(peerId => ({ peerId, name: nameOf(peerId) })),
     told,
     notTold,
-    retired: replica === undefined,
+    retired: single,
   }
 }

@@ -6,11 +6,9 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { withPeerId } from './peer-address.js'
 
-/** `addr` with `/p2p/<peerId>` appended unless it already names a peer. */
-export function withPeerId(addr: string, peerId: string): string {
-  return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`
-}
+export { withPeerId }
 
 /** The multiaddrs to dial `peerId` at, each naming the peer. @throws for an address that is not a multiaddr */
 export function dialAddresses(peerId: string, addrs: readonly string[]): Multiaddr[] {

@@ -13,6 +13,7 @@ import type { OutcomeCode } from '../gossip/validate.js'
 import type { MemberView } from '../membership/view.js'
 import type { ActionHandler, ActionHandlerOptions } from './actions/index.js'
 import type { AuditCounters } from './audit.js'
+import type { CaHandoverCounters } from './ca-handover.js'
 import type { AddCaHolderResult } from './ca-holders.js'
 import type { CaReplicationStatus } from './ca-replication-driver.js'
 import type { Clock, Random } from './clock.js'
@@ -167,6 +168,8 @@ export interface NodeCounters {
   readonly gossipRepairs: number
   /** Dials skipped while their target's back-off after failures runs (src/node/connections.ts). */
   readonly dialsDeferred: number
+  /** CA handovers this node received, stored and refused (by reason), src/node/ca-handover.ts. */
+  readonly caHandover: CaHandoverCounters
   /** Requests not run because they were issued before this process started (replay protection). */
   readonly notRunBeforeStart: number
   /** The persisted record of started requests (at most once across restarts): entries, refusals, saves. */

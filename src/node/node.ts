@@ -487,6 +487,7 @@ function surface(parts: Parts, lifecycle: ReturnType<typeof createLifecycle>): M
       repliesDuplicates: exec.duplicatesSkipped(),
       gossipRepairs: connections.gossipRepairs(),
       dialsDeferred: connections.dialsDeferred(),
+      caHandover: parts.caHandover.counters(),
       notRunBeforeStart: requests.executor.notRunBeforeStart(),
       runRecord: requests.executor.runRecordCounters(),
       topics: topics.counters(),

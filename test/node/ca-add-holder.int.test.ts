@@ -144,6 +144,15 @@ describe('mesh ca add-holder', () => {
       expect(await send(mesh.node('ca2'), randomKey())).toMatchObject({ ok: false, reason: 'bad-signature' })
       expect(handovers.d1).toHaveLength(0)
       expect(handovers.ca2).toHaveLength(1) // only the real add-holder's
+      // And counted where `mesh status --json` shows them.
+      expect(mesh.node('d1').counters().caHandover).toMatchObject({
+        stored: 0,
+        refused: { 'not-a-ca-member': 1 },
+      })
+      expect(mesh.node('ca2').counters().caHandover).toMatchObject({
+        stored: 1,
+        refused: { 'bad-signature': 1 },
+      })
     } finally {
       await mallory.stop()
     }
